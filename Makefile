@@ -1,0 +1,54 @@
+# HandX developer commands. `make demo` and `make test` set everything up on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.handx-setup
+TORCH_VERSION := 2.13.0
+PYTEST_ARGS ?=
+DEMO_OUT ?= demo_output
+
+.PHONY: setup test demo lint clean help
+
+help:
+	@echo 'make setup   create $(VENV) with torch $(TORCH_VERSION), the project and ROS 2 rclpy'
+	@echo 'make test    run the whole test suite (sets up first if needed)'
+	@echo 'make demo    run the pipeline end to end on shipped defaults (output in $(DEMO_OUT)/)'
+	@echo 'make lint    ruff over the repository'
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when the dependency files change. Torch is installed first and
+# pinned through constraints.txt so no later requirement can pull another (CUDA) build.
+# With a sourced ROS 2 that already provides rclpy, the venv sees the system packages and the
+# PyPI ROS wheels are skipped.
+$(STAMP): setup.py constraints.txt pyproject.toml package.xml
+	@set -e; \
+	if [ -n "$${ROS_DISTRO:-}" ] && $(PYTHON) -c 'import rclpy' 2>/dev/null; then \
+	  echo "setup: using rclpy from the sourced ROS 2 $${ROS_DISTRO}"; ros_extra=''; site='--system-site-packages'; \
+	else \
+	  ros_extra=',ros'; site=''; \
+	fi; \
+	[ -x $(PY) ] || $(PYTHON) -m venv $$site $(VENV); \
+	$(PIP) install --quiet --disable-pip-version-check torch==$(TORCH_VERSION); \
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev$$ros_extra]"; \
+	$(PY) -c 'import torch; assert torch.__version__.startswith("$(TORCH_VERSION)"), torch.__version__'; \
+	touch $(STAMP); \
+	echo "setup: $(VENV) ready"
+
+# pytest exits 5 when it collects nothing: report that as its own failure, never as a pass.
+test: setup
+	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo 'make test: pytest collected no tests (exit 5); check the selection' >&2; fi; \
+	exit $$rc
+
+demo: setup
+	$(PY) -m handx_ros.demo --out $(DEMO_OUT)
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache build install log *.egg-info

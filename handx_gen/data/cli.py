@@ -1,0 +1,192 @@
+"""``handx data`` subcommands: ``inspect``, ``filter`` and ``convert``.
+
+Every command reads any supported file (``handx-motion/1`` or a source kind, see
+:mod:`handx_gen.data.sources`); errors are :class:`~handx_gen.errors.HandxError` and the
+``handx`` entry point prints them as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handx_gen.data.filters import FilterConfig, filter_reading
+from handx_gen.data.sources import SourceKind, SourceReading, UpAxis, load_source
+from handx_gen.errors import DataSourceError
+from handx_gen.hand.topology import TIP_KEYPOINTS, HandSide
+
+__all__ = ['register']
+
+_AXES = 'xyz'
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``handx data inspect|filter|convert`` to the ``handx`` parser."""
+    data = subparsers.add_parser(
+        'data', help='inspect, filter and convert motion data files',
+        description='Inspect, filter and convert motion data (handx-motion/1 files and the '
+                    'source kinds: ' + ', '.join(k.value for k in SourceKind) + ').')
+    commands = data.add_subparsers(dest='data_command', metavar='DATA_COMMAND')
+    commands.required = True
+
+    def add_source_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('--kind', choices=[k.value for k in SourceKind],
+                            help='source kind (default: detected from the file entries)')
+        parser.add_argument('--up-axis', choices=[a.value for a in UpAxis], default='z',
+                            help='up axis of an amass-smplh file (default: z, as AMASS; '
+                                 'y is rotated to z up)')
+
+    inspect = commands.add_parser('inspect', help='print frame rate, length and value ranges')
+    inspect.add_argument('file', type=Path, help='motion or source file (.npz)')
+    add_source_options(inspect)
+    inspect.add_argument('--json', action='store_true', help='print JSON instead of text')
+    inspect.set_defaults(func=_inspect)
+
+    filt = commands.add_parser('filter', help='split a clip into clean segments')
+    filt.add_argument('file', type=Path, help='motion or source file (.npz)')
+    add_source_options(filt)
+    filt.add_argument('--config', type=Path, help='YAML file of FilterConfig settings')
+    filt.add_argument('--out', type=Path, help='write kept segments as handx-motion/1 files here')
+    filt.add_argument('--json', action='store_true', help='print JSON instead of text')
+    filt.set_defaults(func=_filter)
+
+    convert = commands.add_parser('convert', help='convert a source file to handx-motion/1')
+    convert.add_argument('src', type=Path, help='source file (.npz)')
+    convert.add_argument('out', type=Path, help='output handx-motion/1 file (.npz)')
+    add_source_options(convert)
+    convert.set_defaults(func=_convert)
+
+
+def _load(args: argparse.Namespace, path: Path, *, fill_invalid: bool) -> SourceReading:
+    return load_source(path, args.kind, fill_invalid=fill_invalid, up_axis=args.up_axis)
+
+
+def _save(motion: Any, path: Path) -> None:
+    try:
+        motion.save(path)
+    except OSError as exc:
+        raise DataSourceError(f'cannot write {path}: {exc.strerror or exc}') from exc
+
+
+# ---------------------------------------------------------------------------- inspect
+
+
+def summarize(reading: SourceReading) -> dict[str, Any]:
+    """Frame rate, length and per-hand value ranges of a reading, as plain values."""
+    motion = reading.motion
+    keypoints = np.asarray(motion.keypoints, dtype=np.float64)  # (T, 2, 21, 3)
+    hand_pose = np.asarray(motion.hand_pose)  # (T, 2, 15, 3)
+    out: dict[str, Any] = {
+        'file': str(reading.path),
+        'kind': reading.kind.value,
+        'fps': motion.fps,
+        'frames': motion.num_frames,
+        'duration_s': motion.duration_s,
+        'invalid_frames': reading.num_invalid_frames,
+        'hands': {},
+    }
+    if reading.ik_residual_m is not None:
+        out['ik_residual_m'] = {'mean': float(reading.ik_residual_m.mean()),
+                                'max': float(reading.ik_residual_m.max())}
+    tips = list(TIP_KEYPOINTS)
+    for side in HandSide:
+        wrist = keypoints[:, side, 0]  # (T, 3)
+        tip_points = keypoints[:, side, tips]  # (T, 5, 3)
+        pairwise = np.linalg.norm(tip_points[:, :, None] - tip_points[:, None], axis=-1)
+        spread = pairwise.max(axis=(1, 2))  # (T,) largest fingertip-to-fingertip distance
+        angle = np.degrees(np.linalg.norm(hand_pose[:, side], axis=-1))  # (T, 15)
+        out['hands'][side.name.lower()] = {
+            'wrist_min_m': wrist.min(axis=0).tolist(),
+            'wrist_max_m': wrist.max(axis=0).tolist(),
+            'fingertip_spread_m': [float(spread.min()), float(spread.max())],
+            'joint_angle_deg': [float(angle.min()), float(angle.max())],
+        }
+    return out
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    summary = summarize(_load(args, args.file, fill_invalid=True))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"file: {summary['file']} ({summary['kind']})")
+    print(f"fps: {summary['fps']:g}")
+    print(f"frames: {summary['frames']}")
+    print(f"duration: {summary['duration_s']:.3f} s")
+    if summary['invalid_frames']:
+        print(f"invalid frames (non-finite source data): {summary['invalid_frames']}")
+    if 'ik_residual_m' in summary:
+        residual = summary['ik_residual_m']
+        print(f"ik residual: mean {residual['mean'] * 1000:.1f} mm, "
+              f"max {residual['max'] * 1000:.1f} mm")
+    for name, hand in summary['hands'].items():
+        print(f'{name} hand:')
+        for axis, lo, hi in zip(_AXES, hand['wrist_min_m'], hand['wrist_max_m'], strict=True):
+            print(f'  wrist {axis}: {lo:+.3f} .. {hi:+.3f} m')
+        lo, hi = hand['fingertip_spread_m']
+        print(f'  fingertip spread: {lo:.3f} .. {hi:.3f} m')
+        lo, hi = hand['joint_angle_deg']
+        print(f'  joint angle: {lo:.1f} .. {hi:.1f} deg')
+    return 0
+
+
+# ---------------------------------------------------------------------------- filter
+
+
+def _filter(args: argparse.Namespace) -> int:
+    config = FilterConfig() if args.config is None else FilterConfig.from_yaml(args.config)
+    reading = _load(args, args.file, fill_invalid=True)
+    result = filter_reading(reading, config)
+    written: list[str] = []
+    if args.out is not None:
+        if args.out.exists() and not args.out.is_dir():
+            raise DataSourceError(f'--out {args.out} exists and is not a directory')
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataSourceError(f'--out {args.out}: cannot create ({exc.strerror})') from exc
+        stem = args.file.name.removesuffix('.npz')
+        for segment, motion in zip(result.kept, result.kept_motions(reading.motion), strict=True):
+            path = args.out / f'{stem}_{segment.start:06d}-{segment.stop:06d}.npz'
+            _save(motion, path)
+            written.append(str(path))
+    if args.json:
+        print(json.dumps({'file': str(args.file), 'kind': reading.kind.value,
+                          **result.to_dict(), 'written': written}, indent=2))
+        return 0
+    kept_s = sum(s.duration_s for s in result.kept)
+    print(f'{args.file}: {reading.kind.value}, {result.num_frames} frames at {result.fps:g} fps; '
+          f'kept {len(result.kept)} segment(s), {kept_s:.2f} s '
+          f'({result.kept_fraction:.0%})')
+    for segment in result.kept:
+        print(f'  kept    frames {segment.start}-{segment.stop} '
+              f'({segment.start_s:.2f}-{segment.stop_s:.2f} s)')
+    for dropped in result.dropped:
+        segment = dropped.segment
+        reasons = ','.join(r.value for r in dropped.reasons)
+        print(f'  dropped frames {segment.start}-{segment.stop} '
+              f'({segment.start_s:.2f}-{segment.stop_s:.2f} s) [{reasons}] {dropped.detail}')
+    for path in written:
+        print(f'wrote {path}')
+    return 0
+
+
+# ---------------------------------------------------------------------------- convert
+
+
+def _convert(args: argparse.Namespace) -> int:
+    reading = _load(args, args.src, fill_invalid=False)
+    parent = args.out.parent
+    if not parent.is_dir():
+        raise DataSourceError(f'output directory {parent} does not exist')
+    if args.out.is_dir():
+        raise DataSourceError(f'output {args.out} is a directory; give a file name')
+    _save(reading.motion, args.out)
+    motion = reading.motion
+    print(f'wrote {args.out} ({reading.kind.value} -> handx-motion/1, {motion.num_frames} '
+          f'frames at {motion.fps:g} fps)')
+    return 0

@@ -1,0 +1,616 @@
+"""Quality filters: flag bad frames, cut a clip into its clean segments, say why the rest went.
+
+Each criterion (:class:`DropReason`) flags frames independently (vectorised over frames):
+
+``NON_FINITE``
+    Source data not finite (frames marked by a reader, or NaN/inf in the observations).
+``JOINT_LIMITS``
+    A finger joint outside its anatomical range (:func:`handx_gen.hand.limits.limit_violation`)
+    by more than ``joint_limit_tolerance_rad``.
+``BONE_LENGTH_DRIFT``
+    A keypoint bone's length deviating from its median over the clip by more than
+    ``max_bone_length_deviation`` (relative). Bones are rigid, so this catches tracking that
+    swaps or loses joints. Meaningful for keypoint input; MANO-derived keypoints never drift.
+``VELOCITY_SPIKE`` / ``ACCELERATION_SPIKE``
+    A keypoint faster than ``max_speed_m_s`` or accelerating harder than
+    ``max_acceleration_m_s2`` (finite differences): teleports and jitter.
+``INTERPENETRATION``
+    The two hands overlapping: every keypoint bone is a capsule of radius ``capsule_radius_m``,
+    and a frame is flagged when two capsules of different hands overlap by more than
+    ``max_penetration_m`` (``2 r - distance``).
+``INACTIVE``
+    Neither hand moves over a window of ``inactive_window_s`` centred on the frame: for both
+    hands the finger articulation range, the wrist travel and the wrist rotation range are all
+    under their thresholds.
+
+Flags are dilated by ``dilate_s`` on each side; the clip is cut into maximal runs of unflagged
+frames; runs of at least ``min_segment_s`` are kept, the others are dropped with their reasons
+(``TOO_SHORT`` for clean runs that are too short).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from handx_gen.errors import ConfigError, DataSourceError, unknown_choice
+from handx_gen.hand.topology import KEYPOINT_PARENTS, NUM_KEYPOINTS, HandSide
+
+if TYPE_CHECKING:
+    from handx_gen.data.sources import SourceReading
+    from handx_gen.hand.skeleton import HandSkeleton
+    from handx_gen.motion import BimanualMotion
+
+__all__ = [
+    'DropReason',
+    'DroppedSegment',
+    'FilterConfig',
+    'FilterResult',
+    'Segment',
+    'filter_motion',
+    'filter_reading',
+]
+
+
+class DropReason(enum.Enum):
+    """Why frames were dropped."""
+
+    NON_FINITE = 'non_finite'
+    JOINT_LIMITS = 'joint_limits'
+    BONE_LENGTH_DRIFT = 'bone_length_drift'
+    VELOCITY_SPIKE = 'velocity_spike'
+    ACCELERATION_SPIKE = 'acceleration_spike'
+    INTERPENETRATION = 'interpenetration'
+    INACTIVE = 'inactive'
+    TOO_SHORT = 'too_short'  # a clean run shorter than min_segment_s
+
+
+# The criteria that flag frames (TOO_SHORT is decided after segmentation).
+FRAME_CRITERIA: tuple[DropReason, ...] = tuple(
+    r for r in DropReason if r is not DropReason.TOO_SHORT)
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterConfig:
+    """Thresholds of :func:`filter_motion`. Defaults and where they come from:
+
+    Attributes:
+        checks: Criteria to apply (default: all of them).
+        joint_limit_tolerance_rad: Allowed excess over the anatomical joint ranges, 0.26 rad
+            (15 deg): the ranges are population ranges, and MANO fits / IK of real captures
+            routinely overshoot them by several degrees; beyond 15 deg the pose is implausible
+            (a finger bent backwards is 60+ deg out).
+        max_bone_length_deviation: 0.15 (15 %) of the bone's median length. Keypoint detectors
+            and marker-based capture keep bone lengths within a few percent; a 15 % change of a
+            rigid bone means a mislabelled or lost joint.
+        max_speed_m_s: 5 m/s per keypoint. Fast everyday reaching peaks near 1.5-3 m/s at the
+            hand and fast finger tapping stays under about 1-2 m/s; 5 m/s leaves headroom for
+            rapid gestures (ballistic throws, well outside this data, go higher) while catching
+            teleports (a 17 cm jump between two frames at 30 fps).
+        max_acceleration_m_s2: 150 m/s^2 per keypoint. Peak hand accelerations of fast reaching
+            and gesturing are a few tens of m/s^2; 150 m/s^2 flags single-frame outliers (at
+            30 fps a one-frame outlier of 8 cm already gives 2 * 0.08 * 30^2 = 144 m/s^2).
+        capsule_radius_m: 0.009 m: adult finger widths are about 16-20 mm, so bones are
+            capsules of 8-10 mm radius (palm bones are thinner than the real palm, which only
+            makes the test more lenient).
+        max_penetration_m: 0.008 m of capsule overlap. Touching hands overlap by a few mm in
+            fitted data (skin compresses, fits are off by ~5 mm); 8 mm means the two bone axes
+            are within 1 cm of each other: one hand passes through the other.
+        inactive_window_s: 2.0 s, the length of a training clip: a window that long with no
+            motion teaches nothing.
+        inactive_finger_range_rad: 0.15 rad (~9 deg): the largest change of any finger joint
+            rotation entry over the window must exceed this; tracking jitter of a static hand
+            is a few degrees.
+        inactive_wrist_travel_m: 0.03 m of wrist travel (extent of the wrist's positions over
+            the window); static-hand jitter is a few mm.
+        inactive_wrist_rotation_rad: 0.15 rad (~9 deg) of wrist rotation over the window.
+        dilate_s: 0.1 s of margin around flagged frames, so the frames next to a glitch (often
+            already affected by the smoothing of the capture pipeline) go too.
+        min_segment_s: 2.0 s: the shortest clean run kept (a training clip is 2 s).
+    """
+
+    checks: tuple[DropReason, ...] = FRAME_CRITERIA
+    joint_limit_tolerance_rad: float = 0.26
+    max_bone_length_deviation: float = 0.15
+    max_speed_m_s: float = 5.0
+    max_acceleration_m_s2: float = 150.0
+    capsule_radius_m: float = 0.009
+    max_penetration_m: float = 0.008
+    inactive_window_s: float = 2.0
+    inactive_finger_range_rad: float = 0.15
+    inactive_wrist_travel_m: float = 0.03
+    inactive_wrist_rotation_rad: float = 0.15
+    dilate_s: float = 0.1
+    min_segment_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        checks = self.checks
+        if isinstance(checks, (str, DropReason)):
+            checks = (checks,)
+        parsed = []
+        valid = [r.value for r in FRAME_CRITERIA]
+        for check in checks:
+            try:
+                reason = check if isinstance(check, DropReason) else DropReason(str(check))
+            except ValueError:
+                raise ConfigError(unknown_choice('filter check', check, valid)) from None
+            if reason is DropReason.TOO_SHORT:
+                raise ConfigError(unknown_choice('filter check', reason.value, valid))
+            if reason not in parsed:
+                parsed.append(reason)
+        object.__setattr__(self, 'checks', tuple(r for r in FRAME_CRITERIA if r in parsed))
+        for field in dataclasses.fields(self):
+            if field.name == 'checks':
+                continue
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f'filter config {field.name!r} must be a number, got {value!r}')
+            value = float(value)
+            allow_zero = field.name in ('dilate_s', 'min_segment_s', 'joint_limit_tolerance_rad',
+                                        'max_penetration_m')
+            if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
+                bound = '>= 0' if allow_zero else '> 0'
+                raise ConfigError(f'filter config {field.name!r} must be finite and {bound}, '
+                                  f'got {value!r}')
+            object.__setattr__(self, field.name, value)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> FilterConfig:
+        """Build a config from a mapping (e.g. parsed YAML), rejecting unknown keys.
+
+        Raises:
+            ConfigError: An unknown key (the message lists the valid ones) or a bad value.
+        """
+        if values is None:
+            return cls()
+        if not isinstance(values, Mapping):
+            raise ConfigError(f'filter config must be a mapping of settings, got '
+                              f'{type(values).__name__}')
+        valid = [field.name for field in dataclasses.fields(cls)]
+        for key in values:
+            if key not in valid:
+                raise ConfigError(unknown_choice('filter config key', key, valid))
+        kwargs = dict(values)
+        if 'checks' in kwargs:
+            checks = kwargs['checks']
+            if isinstance(checks, str) or not isinstance(checks, Iterable):
+                raise ConfigError(f"filter config 'checks' must be a list of criteria, got "
+                                  f'{checks!r}')
+            kwargs['checks'] = tuple(checks)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> FilterConfig:
+        """Read a config from a YAML file holding a mapping of settings (``yaml.safe_load``).
+
+        Raises:
+            ConfigError: Unreadable file, invalid YAML, unknown keys or bad values.
+        """
+        import yaml
+
+        path = Path(path)
+        try:
+            text = path.read_text(encoding='utf-8')
+        except OSError as exc:
+            raise ConfigError(f'{path}: cannot read filter config ({exc.strerror})') from exc
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f'{path}: invalid YAML ({exc})'.replace('\n', ' ')) from exc
+        try:
+            return cls.from_dict(values)
+        except ConfigError as exc:
+            raise ConfigError(f'{path}: {exc}') from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values (the inverse of :meth:`from_dict`)."""
+        out: dict[str, Any] = dataclasses.asdict(self)
+        out['checks'] = [r.value for r in self.checks]
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """Frames ``start`` (inclusive) to ``stop`` (exclusive) of a clip at ``fps``."""
+
+    start: int
+    stop: int
+    fps: float
+
+    @property
+    def num_frames(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def start_s(self) -> float:
+        return self.start / self.fps
+
+    @property
+    def stop_s(self) -> float:
+        return self.stop / self.fps
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.fps
+
+    @property
+    def frames(self) -> slice:
+        return slice(self.start, self.stop)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'start': self.start, 'stop': self.stop, 'start_s': self.start_s,
+                'duration_s': self.duration_s}
+
+
+@dataclasses.dataclass(frozen=True)
+class DroppedSegment:
+    """A dropped run of frames, why, and the measured values behind it."""
+
+    segment: Segment
+    reasons: tuple[DropReason, ...]
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.segment.to_dict(), 'reasons': [r.value for r in self.reasons],
+                'detail': self.detail}
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterResult:
+    """Outcome of :func:`filter_motion`.
+
+    Attributes:
+        kept: Clean segments, in time order.
+        dropped: Dropped runs, in time order; with ``kept`` they cover every frame once.
+        flags: Per criterion applied, the (T,) frames it flagged (before dilation).
+        num_frames: Frames of the clip.
+        fps: Its frame rate.
+    """
+
+    kept: list[Segment]
+    dropped: list[DroppedSegment]
+    flags: dict[DropReason, np.ndarray]
+    num_frames: int
+    fps: float
+
+    @property
+    def kept_fraction(self) -> float:
+        return sum(s.num_frames for s in self.kept) / self.num_frames
+
+    def kept_motions(self, motion: BimanualMotion) -> list[BimanualMotion]:
+        """The kept segments of ``motion`` (the motion that was filtered) as motions."""
+        if motion.num_frames != self.num_frames:
+            raise DataSourceError(f'motion has {motion.num_frames} frames, the filter result '
+                                  f'{self.num_frames}')
+        return [motion[segment.frames] for segment in self.kept]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            'num_frames': self.num_frames,
+            'fps': self.fps,
+            'kept': [s.to_dict() for s in self.kept],
+            'dropped': [d.to_dict() for d in self.dropped],
+            'flagged_frames': {r.value: int(f.sum()) for r, f in self.flags.items()},
+        }
+
+
+@dataclasses.dataclass
+class _Flag:
+    """One criterion's per-frame verdict and the value it came from."""
+
+    flagged: np.ndarray  # (T,) bool
+    value: np.ndarray  # (T,) float, the measured quantity (for the detail text)
+    describe: str  # format with {peak}: how the value compares with its limit
+
+
+# ---------------------------------------------------------------------------- criteria
+
+
+def _finite_max(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+    """Max over ``axis`` ignoring non-finite entries (0 where nothing is finite)."""
+    return np.where(np.isfinite(values), values, -np.inf).max(axis=axis, initial=0.0)
+
+
+# The 20 keypoint bones: child keypoint k = 1..20 and its parent.
+_BONE_CHILDREN = np.arange(1, NUM_KEYPOINTS)
+_BONE_PARENTS = np.asarray(KEYPOINT_PARENTS[1:])
+
+
+def _bone_lengths(keypoints: np.ndarray) -> np.ndarray:
+    """(T, 2, 20) lengths of the keypoint bones, NaN where unobserved."""
+    return np.linalg.norm(keypoints[..., _BONE_CHILDREN, :] - keypoints[..., _BONE_PARENTS, :],
+                          axis=-1)
+
+
+def _bone_drift(keypoints: np.ndarray, config: FilterConfig) -> _Flag:
+    lengths = _bone_lengths(keypoints)  # (T, 2, 20)
+    with warnings.catch_warnings():  # a bone never observed has no median: it flags nothing
+        warnings.simplefilter('ignore', RuntimeWarning)
+        median = np.nanmedian(np.where(np.isfinite(lengths), lengths, np.nan), axis=0)  # (2, 20)
+    deviation = np.abs(lengths - median) / np.maximum(median, 1e-6)
+    value = _finite_max(deviation, (1, 2))
+    return _Flag(value > config.max_bone_length_deviation, value,
+                 f'bone length off its median by up to {{peak:.0%}} '
+                 f'(limit {config.max_bone_length_deviation:.0%})')
+
+
+def _speed_and_acceleration(keypoints: np.ndarray, fps: float,
+                            config: FilterConfig) -> tuple[_Flag, _Flag]:
+    num_frames = keypoints.shape[0]
+    speed = np.zeros(num_frames)
+    accel = np.zeros(num_frames)
+    if num_frames >= 2:
+        step = np.linalg.norm(np.diff(keypoints, axis=0), axis=-1) * fps  # (T-1, 2, 21) m/s
+        step_max = _finite_max(step, (1, 2))  # (T-1,)
+        # A frame's speed: the faster of its two adjacent steps.
+        speed[:-1] = step_max
+        speed[1:] = np.maximum(speed[1:], step_max)
+    if num_frames >= 3:
+        second = keypoints[2:] - 2.0 * keypoints[1:-1] + keypoints[:-2]  # (T-2, 2, 21, 3)
+        accel[1:-1] = _finite_max(np.linalg.norm(second, axis=-1) * fps * fps, (1, 2))
+    return (
+        _Flag(speed > config.max_speed_m_s, speed,
+              f'keypoint speed up to {{peak:.3g}} m/s (limit {config.max_speed_m_s:g})'),
+        _Flag(accel > config.max_acceleration_m_s2, accel,
+              f'keypoint acceleration up to {{peak:.3g}} m/s^2 '
+              f'(limit {config.max_acceleration_m_s2:g})'),
+    )
+
+
+def _segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray,
+                       q2: np.ndarray) -> np.ndarray:
+    """Closest distance between segments p1-q1 and p2-q2 (broadcast over leading axes)."""
+    d1 = q1 - p1
+    d2 = q2 - p2
+    r = p1 - p2
+    a = np.einsum('...i,...i->...', d1, d1)
+    e = np.einsum('...i,...i->...', d2, d2)
+    b = np.einsum('...i,...i->...', d1, d2)
+    c = np.einsum('...i,...i->...', d1, r)
+    f = np.einsum('...i,...i->...', d2, r)
+    tiny = 1e-12
+    a_safe = np.maximum(a, tiny)
+    e_safe = np.maximum(e, tiny)
+    denom = a * e - b * b
+    s = np.where(denom > tiny * np.maximum(a * e, tiny),
+                 np.clip((b * f - c * e) / np.maximum(denom, tiny), 0.0, 1.0), 0.0)
+    t = (b * s + f) / e_safe
+    s = np.where(t < 0.0, np.clip(-c / a_safe, 0.0, 1.0),
+                 np.where(t > 1.0, np.clip((b - c) / a_safe, 0.0, 1.0), s))
+    t = np.clip(t, 0.0, 1.0)
+    # Degenerate segments (points): the closest point of the other segment to it.
+    point2 = e <= tiny
+    s = np.where(point2, np.clip(-c / a_safe, 0.0, 1.0), s)
+    t = np.where(point2, 0.0, t)
+    point1 = a <= tiny
+    s = np.where(point1, 0.0, s)
+    t = np.where(point1, np.clip(f / e_safe, 0.0, 1.0), t)
+    closest1 = p1 + s[..., None] * d1
+    closest2 = p2 + t[..., None] * d2
+    return np.linalg.norm(closest1 - closest2, axis=-1)
+
+
+def _interpenetration(keypoints: np.ndarray, config: FilterConfig,
+                      chunk_frames: int = 256) -> _Flag:
+    num_frames = keypoints.shape[0]
+    depth = np.zeros(num_frames)
+    reach = 2.0 * config.capsule_radius_m
+    for start in range(0, num_frames, chunk_frames):
+        kp = keypoints[start:start + chunk_frames]  # (C, 2, 21, 3)
+        # Cheap rejection: hands whose bounding boxes are apart by more than 2 r cannot touch.
+        lo, hi = kp.min(axis=2), kp.max(axis=2)  # (C, 2, 3)
+        gap = np.maximum(lo[:, 0] - hi[:, 1], lo[:, 1] - hi[:, 0]).max(axis=-1)  # (C,)
+        near = np.flatnonzero(~(gap > reach))
+        if near.size == 0:
+            continue
+        kp = kp[near]
+        left_p = kp[:, 0, _BONE_PARENTS][:, :, None]  # (n, 20, 1, 3)
+        left_q = kp[:, 0, _BONE_CHILDREN][:, :, None]
+        right_p = kp[:, 1, _BONE_PARENTS][:, None]  # (n, 1, 20, 3)
+        right_q = kp[:, 1, _BONE_CHILDREN][:, None]
+        distance = _segment_distances(left_p, left_q, right_p, right_q)  # (n, 20, 20)
+        overlap = reach - distance
+        depth[start + near] = _finite_max(overlap, (1, 2))
+    return _Flag(depth > config.max_penetration_m, depth,
+                 f'hands overlap by up to {{peak_mm:.1f}} mm (bone capsules r = '
+                 f'{config.capsule_radius_m * 1000:g} mm, limit '
+                 f'{config.max_penetration_m * 1000:g} mm)')
+
+
+def _window_span(values: np.ndarray, window: int) -> np.ndarray:
+    """(T, ...) max - min of each column over a centred window of ``window`` frames."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    return (maximum_filter1d(values, size=window, axis=0, mode='nearest')
+            - minimum_filter1d(values, size=window, axis=0, mode='nearest'))
+
+
+def _inactivity(motion: BimanualMotion, config: FilterConfig) -> _Flag:
+    from handx_gen.hand.rotations import axis_angle_to_matrix
+
+    num_frames = motion.num_frames
+    window = max(2, int(round(config.inactive_window_s * motion.fps)))
+    window = min(window, num_frames) if num_frames >= 2 else 1
+    finger = axis_angle_to_matrix(np.asarray(motion.hand_pose)).reshape(num_frames, 2, -1)
+    wrist_rot = axis_angle_to_matrix(np.asarray(motion.global_orient)).reshape(num_frames, 2, 9)
+    wrist_pos = np.asarray(motion.keypoints, dtype=np.float64)[:, :, 0]  # (T, 2, 3)
+    finger_range = _window_span(finger, window).max(axis=-1)  # (T, 2)
+    rotation_range = _window_span(wrist_rot, window).max(axis=-1)  # (T, 2)
+    travel = np.linalg.norm(_window_span(wrist_pos, window), axis=-1)  # (T, 2)
+    # Activity relative to each threshold (>= 1 means active), the max over hands and measures.
+    activity = np.maximum.reduce([
+        finger_range / config.inactive_finger_range_rad,
+        rotation_range / config.inactive_wrist_rotation_rad,
+        travel / config.inactive_wrist_travel_m,
+    ]).max(axis=-1)  # (T,)
+    return _Flag(activity < 1.0, activity,
+                 f'no motion over {config.inactive_window_s:g} s windows (largest change '
+                 f'{{peak:.0%}} of a threshold: finger {config.inactive_finger_range_rad:g} rad, '
+                 f'wrist {config.inactive_wrist_travel_m:g} m / '
+                 f'{config.inactive_wrist_rotation_rad:g} rad)')
+
+
+def _joint_limits(motion: BimanualMotion, skeletons: Sequence[HandSkeleton],
+                  config: FilterConfig) -> _Flag:
+    from handx_gen.hand.limits import limit_violation
+
+    hand_pose = np.asarray(motion.hand_pose)
+    value = np.stack([
+        np.asarray(limit_violation(hand_pose[:, side], skeletons[side])).max(axis=-1)
+        for side in HandSide
+    ], axis=1).max(axis=1)  # (T,)
+    return _Flag(value > config.joint_limit_tolerance_rad, value,
+                 f'joint up to {{peak_deg:.0f}} deg outside its range '
+                 f'(tolerance {math.degrees(config.joint_limit_tolerance_rad):.0f} deg)')
+
+
+# ---------------------------------------------------------------------------- segmentation
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0 or not mask.any():
+        return mask.copy()
+    counts = np.convolve(mask.astype(np.int64), np.ones(2 * radius + 1, dtype=np.int64), 'same')
+    return counts > 0
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
+    """Maximal runs of equal values: (start, stop, value)."""
+    change = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
+    bounds = np.concatenate([[0], change, [mask.shape[0]]])
+    return [(int(a), int(b), bool(mask[a])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _detail(reason: DropReason, flag: _Flag, frames: slice) -> str:
+    """Describe one criterion's flags inside a dropped run (a maximal run of dilated flags
+    always contains the flagged frames it grew from)."""
+    hit = flag.flagged[frames]
+    count = int(hit.sum())
+    if reason is DropReason.NON_FINITE:
+        return f'{reason.value}: {count} frame(s) with non-finite source data'
+    peak = float(flag.value[frames][hit].max())
+    text = flag.describe.format(peak=peak, peak_mm=peak * 1000.0, peak_deg=math.degrees(peak))
+    return f'{reason.value}: {count} frame(s), {text}'
+
+
+def _default_skeletons() -> tuple[HandSkeleton, HandSkeleton]:
+    from handx_gen.hand.skeleton import default_skeleton
+
+    return (default_skeleton(HandSide.LEFT), default_skeleton(HandSide.RIGHT))
+
+
+def filter_motion(
+    motion: BimanualMotion,
+    config: FilterConfig | None = None,
+    *,
+    observed_keypoints: np.ndarray | None = None,
+    invalid_frames: np.ndarray | None = None,
+    skeletons: Sequence[HandSkeleton] | None = None,
+) -> FilterResult:
+    """Flag bad frames of a motion and split it into clean segments.
+
+    Args:
+        motion: The clip.
+        config: Thresholds; defaults if None.
+        observed_keypoints: (T, 2, 21, 3) raw observations of a keypoint source (may hold
+            NaN). When given, non-finite frames, bone-length drift and speed / acceleration
+            spikes are measured on them instead of on the motion's keypoints.
+        invalid_frames: (T,) bool frames whose source data were not finite (a reader filled
+            them); flagged ``NON_FINITE``.
+        skeletons: (left, right) skeletons for the joint-limit frames; default skeletons if
+            None.
+
+    Returns:
+        The :class:`FilterResult`.
+
+    Raises:
+        DataSourceError: ``observed_keypoints`` or ``invalid_frames`` of the wrong shape.
+    """
+    config = FilterConfig() if config is None else config
+    num_frames = motion.num_frames
+    fps = motion.fps
+    keypoints = np.asarray(motion.keypoints, dtype=np.float64)  # (T, 2, 21, 3)
+    observed = keypoints
+    if observed_keypoints is not None:
+        observed = np.asarray(observed_keypoints, dtype=np.float64)
+        if observed.shape != keypoints.shape:
+            raise DataSourceError(f'observed_keypoints must have shape {keypoints.shape}, got '
+                                  f'{observed.shape}')
+    invalid = np.zeros(num_frames, dtype=bool)
+    if invalid_frames is not None:
+        mask = np.asarray(invalid_frames)
+        if mask.shape != (num_frames,):
+            raise DataSourceError(f'invalid_frames must have shape ({num_frames},), got '
+                                  f'{mask.shape}')
+        invalid |= mask.astype(bool)
+    skeletons = _default_skeletons() if skeletons is None else tuple(skeletons)
+
+    flags: dict[DropReason, _Flag] = {}
+    checks = config.checks
+    if DropReason.NON_FINITE in checks:
+        non_finite = invalid | ~np.isfinite(observed.reshape(num_frames, -1)).all(axis=1)
+        flags[DropReason.NON_FINITE] = _Flag(non_finite, non_finite.astype(float), '')
+    if DropReason.JOINT_LIMITS in checks:
+        flags[DropReason.JOINT_LIMITS] = _joint_limits(motion, skeletons, config)
+    if DropReason.BONE_LENGTH_DRIFT in checks:
+        flags[DropReason.BONE_LENGTH_DRIFT] = _bone_drift(observed, config)
+    if DropReason.VELOCITY_SPIKE in checks or DropReason.ACCELERATION_SPIKE in checks:
+        speed, accel = _speed_and_acceleration(observed, fps, config)
+        if DropReason.VELOCITY_SPIKE in checks:
+            flags[DropReason.VELOCITY_SPIKE] = speed
+        if DropReason.ACCELERATION_SPIKE in checks:
+            flags[DropReason.ACCELERATION_SPIKE] = accel
+    if DropReason.INTERPENETRATION in checks:
+        flags[DropReason.INTERPENETRATION] = _interpenetration(keypoints, config)
+    if DropReason.INACTIVE in checks:
+        flags[DropReason.INACTIVE] = _inactivity(motion, config)
+
+    radius = int(round(config.dilate_s * fps))
+    dilated = {reason: _dilate(flag.flagged, radius) for reason, flag in flags.items()}
+    bad = np.zeros(num_frames, dtype=bool)
+    for mask in dilated.values():
+        bad |= mask
+    min_frames = max(1, math.ceil(config.min_segment_s * fps - 1e-9))
+
+    kept: list[Segment] = []
+    dropped: list[DroppedSegment] = []
+    for start, stop, is_bad in _runs(bad):
+        segment = Segment(start, stop, fps)
+        frames = segment.frames
+        if not is_bad:
+            if segment.num_frames >= min_frames:
+                kept.append(segment)
+            else:
+                dropped.append(DroppedSegment(
+                    segment, (DropReason.TOO_SHORT,),
+                    f'too_short: clean run of {segment.duration_s:.2f} s < min_segment_s '
+                    f'{config.min_segment_s:g} s'))
+            continue
+        reasons = tuple(r for r in FRAME_CRITERIA if r in dilated and dilated[r][frames].any())
+        detail = '; '.join(_detail(r, flags[r], frames) for r in reasons)
+        dropped.append(DroppedSegment(segment, reasons, detail))
+    return FilterResult(
+        kept=kept,
+        dropped=dropped,
+        flags={reason: flag.flagged.copy() for reason, flag in flags.items()},
+        num_frames=num_frames,
+        fps=fps,
+    )
+
+
+def filter_reading(reading: SourceReading, config: FilterConfig | None = None) -> FilterResult:
+    """:func:`filter_motion` of a source reading, using its observations and invalid frames."""
+    return filter_motion(
+        reading.motion,
+        config,
+        observed_keypoints=reading.observed_keypoints,
+        invalid_frames=reading.invalid_frames,
+        skeletons=reading.skeletons,
+    )

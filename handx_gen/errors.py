@@ -1,0 +1,53 @@
+"""Exception hierarchy shared by every HandX component.
+
+Every error raised on purpose by the project derives from :class:`HandxError`, so callers
+(the CLI, the ROS nodes) can catch one type and report one clear line. Each domain has its
+own subclass; messages name the bad value and, where there is a fixed set, the valid options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class HandxError(Exception):
+    """Root of all errors raised deliberately by HandX."""
+
+
+class ConfigError(HandxError, ValueError):
+    """A configuration value or key is invalid."""
+
+
+class HandModelError(HandxError, ValueError):
+    """A hand model, skeleton or rotation input is invalid."""
+
+
+class ManoModelError(HandxError):
+    """A MANO model file is missing, unsafe, corrupt or of an unexpected layout."""
+
+
+class MotionError(HandxError, ValueError):
+    """Motion data is invalid (shapes, non-finite values, fps)."""
+
+
+class MotionFormatError(MotionError):
+    """A motion file cannot be read: missing, corrupt or of another format version."""
+
+
+class DataSourceError(HandxError):
+    """A data source file cannot be converted to the unified layout."""
+
+
+def unknown_choice(kind: str, value: object, valid: Iterable[object]) -> str:
+    """Build the standard message for a value outside a fixed set of options.
+
+    Args:
+        kind: What the value names, e.g. ``'robot'`` or ``'config key'``.
+        value: The offending value.
+        valid: Every valid option.
+
+    Returns:
+        A one-line message naming the value and listing the valid options.
+    """
+    options = ', '.join(repr(v) for v in sorted(valid, key=str))
+    return f'unknown {kind} {value!r}; valid options: {options}'

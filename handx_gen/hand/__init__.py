@@ -1,0 +1,120 @@
+"""Hand model: topology, rotations, skeleton, forward kinematics, joint limits and IK.
+
+MANO model files (``handx_gen.hand.mano``: the chumpy-free loader, converter and smplx layer) are
+imported from their module directly, since that module loads torch.
+
+Canonical hand frame (SMPL-H T-pose frame, shared by MANO): the right hand at rest has its
+fingers along -x, palm normal -y and thumb towards +z; the left hand is its mirror image through
+the x = 0 plane. Units are metres and radians.
+"""
+
+from handx_gen.hand.ik import PALM_MANO_JOINTS, IKResult, fit_skeleton, inverse_kinematics
+from handx_gen.hand.kinematics import (
+    forward_kinematics,
+    forward_kinematics_torch,
+    joint_world_rotations,
+    mirror_axis_angle,
+    mirror_points,
+)
+from handx_gen.hand.limits import (
+    JOINT_RANGES,
+    POSE_JOINT_NAMES,
+    THUMB_FLEXION_TILT_RAD,
+    AnatomicalBounds,
+    JointRange,
+    anatomical_bounds,
+    anatomical_to_pose,
+    clamp_to_limits,
+    joint_frames,
+    limit_violation,
+    pose_to_anatomical,
+)
+from handx_gen.hand.rotations import (
+    axis_angle_to_matrix,
+    axis_angle_to_quaternion,
+    axis_angle_to_rot6d,
+    is_torch,
+    matrix_to_axis_angle,
+    matrix_to_quaternion,
+    matrix_to_rot6d,
+    quaternion_multiply,
+    quaternion_to_axis_angle,
+    quaternion_to_matrix,
+    rot6d_to_axis_angle,
+    rot6d_to_matrix,
+    rotation_between_vectors,
+)
+from handx_gen.hand.skeleton import DEFAULT_HAND_LENGTH_M, HandSkeleton, default_skeleton
+from handx_gen.hand.topology import (
+    FINGER_MANO_JOINTS,
+    KEYPOINT_FROM_MANO_JOINT,
+    KEYPOINT_NAMES,
+    KEYPOINT_PARENTS,
+    MANO_FINGERTIP_VERTEX_IDS,
+    MANO_JOINT_NAMES,
+    MANO_PARENTS,
+    NUM_KEYPOINTS,
+    NUM_MANO_JOINTS,
+    NUM_POSE_JOINTS,
+    TIP_KEYPOINTS,
+    TIP_PARENT_MANO_JOINT,
+    Finger,
+    HandSide,
+    finger_keypoints,
+    keypoints_from_mano_joints,
+)
+
+__all__ = [
+    'AnatomicalBounds',
+    'DEFAULT_HAND_LENGTH_M',
+    'FINGER_MANO_JOINTS',
+    'Finger',
+    'HandSide',
+    'HandSkeleton',
+    'IKResult',
+    'JOINT_RANGES',
+    'JointRange',
+    'KEYPOINT_FROM_MANO_JOINT',
+    'KEYPOINT_NAMES',
+    'KEYPOINT_PARENTS',
+    'MANO_FINGERTIP_VERTEX_IDS',
+    'MANO_JOINT_NAMES',
+    'MANO_PARENTS',
+    'NUM_KEYPOINTS',
+    'NUM_MANO_JOINTS',
+    'NUM_POSE_JOINTS',
+    'PALM_MANO_JOINTS',
+    'POSE_JOINT_NAMES',
+    'THUMB_FLEXION_TILT_RAD',
+    'TIP_KEYPOINTS',
+    'TIP_PARENT_MANO_JOINT',
+    'anatomical_bounds',
+    'anatomical_to_pose',
+    'axis_angle_to_matrix',
+    'axis_angle_to_quaternion',
+    'axis_angle_to_rot6d',
+    'clamp_to_limits',
+    'default_skeleton',
+    'finger_keypoints',
+    'fit_skeleton',
+    'forward_kinematics',
+    'forward_kinematics_torch',
+    'inverse_kinematics',
+    'is_torch',
+    'joint_frames',
+    'joint_world_rotations',
+    'keypoints_from_mano_joints',
+    'limit_violation',
+    'matrix_to_axis_angle',
+    'matrix_to_quaternion',
+    'matrix_to_rot6d',
+    'mirror_axis_angle',
+    'mirror_points',
+    'pose_to_anatomical',
+    'quaternion_multiply',
+    'quaternion_to_axis_angle',
+    'quaternion_to_matrix',
+    'rot6d_to_axis_angle',
+    'rot6d_to_matrix',
+    'rotation_between_vectors',
+]

@@ -1,0 +1,771 @@
+"""The bimanual motion container and its file format.
+
+:class:`BimanualMotion` holds one clip of two-hand motion: per hand the MANO parameters
+(global orientation, 15 joint rotations, translation, optional shape) and the 21 keypoints
+derived from them, plus optional texts and an annotation. The left hand is index 0 in every
+per-hand axis (:class:`~handx_gen.hand.topology.HandSide`).
+
+Frames and conventions:
+
+* World frame: right-handed, Z up, metres. Rotations are axis-angle in radians.
+* MANO parameters follow smplx's MANO exactly (the canonical hand frame of SMPL-H's T-pose;
+  ``hand_pose`` all zeros is the flat hand): the root rotates about the rest wrist joint
+  ``J[0]``, then ``transl`` is added, so ``wrist_world = J[0] + transl`` at rest orientation.
+  ``transl`` is therefore *not* the wrist position.
+* ``keypoints`` are in the world frame, in the 21-keypoint order of
+  :data:`~handx_gen.hand.topology.KEYPOINT_NAMES`.
+
+Dtypes: keypoints are stored as float32 (as in the file format); MANO parameters and betas as
+float64, so that rotation conversions, interpolation and forward kinematics lose no precision
+before features are built.
+
+Files: ``handx-motion/1`` ``.npz`` (see :meth:`BimanualMotion.save`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import uuid
+import zipfile
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handx_gen.errors import MotionError, MotionFormatError
+from handx_gen.hand import kinematics, rotations
+from handx_gen.hand.skeleton import HandSkeleton, default_skeleton
+from handx_gen.hand.topology import (
+    KEYPOINT_FROM_MANO_JOINT,
+    KEYPOINT_PARENTS,
+    NUM_KEYPOINTS,
+    NUM_POSE_JOINTS,
+    HandSide,
+)
+
+__all__ = [
+    'MOTION_FORMAT',
+    'BimanualMotion',
+    'swap_left_right_words',
+]
+
+MOTION_FORMAT = 'handx-motion/1'
+NUM_BETAS = 10
+
+PathLike = str | os.PathLike
+
+# Time positions closer than this (in source frames) to a source frame are snapped onto it,
+# so resampling at the original frame times reproduces the original values exactly.
+_SNAP_FRAMES = 1e-6
+
+_ZIP_MAGIC = (b'PK\x03\x04', b'PK\x05\x06')  # a zip with members; an empty zip
+_NPY_MAGIC = b'\x93NUMPY'
+
+
+class BimanualMotion:
+    """One clip of two-hand motion at a fixed frame rate.
+
+    Immutable in practice: the constructor validates and copies every input, and the stored
+    arrays are read-only. Methods that change the motion return a new instance.
+
+    Attributes:
+        fps: Frames per second, > 0 and finite.
+        global_orient: (T, 2, 3) float64 root rotation per hand, axis-angle, radians.
+        hand_pose: (T, 2, 15, 3) float64 joint rotations, axis-angle, MANO joint order.
+        transl: (T, 2, 3) float64 MANO translation, metres (not the wrist position).
+        keypoints: (T, 2, 21, 3) float32 world keypoints, metres, 21-keypoint order.
+        betas: (2, 10) float64 MANO shape per hand, or ``None``.
+        texts: Descriptions of the clip (possibly empty).
+        annotation: JSON-compatible dict, or ``None``. Stored in its JSON form (a JSON round
+            trip), so tuples read back as lists and keys as strings; every access returns a
+            fresh copy.
+    """
+
+    __slots__ = (
+        '_fps', '_global_orient', '_hand_pose', '_transl', '_keypoints', '_betas', '_texts',
+        '_annotation_json',
+    )
+
+    def __init__(
+        self,
+        fps: float,
+        global_orient: np.ndarray,
+        hand_pose: np.ndarray,
+        transl: np.ndarray,
+        keypoints: np.ndarray,
+        *,
+        betas: np.ndarray | None = None,
+        texts: Iterable[str] | str = (),
+        annotation: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Validate and copy a motion.
+
+        Args:
+            fps: Frame rate, > 0 and finite.
+            global_orient: (T, 2, 3) axis-angle root rotations.
+            hand_pose: (T, 2, 15, 3) axis-angle joint rotations, MANO joint order.
+            transl: (T, 2, 3) MANO translations, metres.
+            keypoints: (T, 2, 21, 3) world keypoints, metres.
+            betas: Optional (2, 10) MANO shape coefficients, left first.
+            texts: Descriptions; a single string counts as one text.
+            annotation: Optional JSON-compatible mapping.
+
+        Raises:
+            MotionError: A shape, value or type is invalid; the message names the field, the
+                shape received and the shape expected.
+        """
+        self._fps = _check_fps(fps)
+        global_orient = _float_array('global_orient', global_orient, np.float64)
+        num_frames = _frame_count('global_orient', global_orient, (2, 3))
+        self._global_orient = _frozen(global_orient)
+        self._hand_pose = _frozen(_checked(
+            'hand_pose', hand_pose, (num_frames, 2, NUM_POSE_JOINTS, 3), np.float64))
+        self._transl = _frozen(_checked('transl', transl, (num_frames, 2, 3), np.float64))
+        self._keypoints = _frozen(_checked(
+            'keypoints', keypoints, (num_frames, 2, NUM_KEYPOINTS, 3), np.float32))
+        self._betas = None if betas is None else _frozen(
+            _checked('betas', betas, (2, NUM_BETAS), np.float64))
+        self._texts = _check_texts(texts)
+        self._annotation_json = _annotation_to_json(annotation)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_mano(
+        cls,
+        fps: float,
+        global_orient: np.ndarray,
+        hand_pose: np.ndarray,
+        transl: np.ndarray,
+        *,
+        betas: np.ndarray | None = None,
+        skeletons: Sequence[HandSkeleton] | None = None,
+        texts: Iterable[str] | str = (),
+        annotation: Mapping[str, Any] | None = None,
+    ) -> BimanualMotion:
+        """Build a motion from MANO parameters, computing keypoints by forward kinematics.
+
+        Args:
+            fps: Frame rate, > 0.
+            global_orient: (T, 2, 3) axis-angle root rotations.
+            hand_pose: (T, 2, 15, 3) axis-angle joint rotations.
+            transl: (T, 2, 3) translations, metres.
+            betas: Optional (2, 10) shape, carried into the motion. The default skeletons
+                ignore it: to get keypoints that reflect the shape, pass MANO-backed
+                skeletons (``handx_gen.hand.mano.skeleton_from_mano``).
+            skeletons: (left, right) skeletons; default ``default_skeleton(side)`` per side.
+            texts: Descriptions.
+            annotation: Optional JSON-compatible mapping.
+
+        Returns:
+            The motion, with float32 keypoints from :func:`~handx_gen.hand.kinematics.
+            forward_kinematics`.
+
+        Raises:
+            MotionError: Invalid shapes or values, or skeletons of the wrong side or count.
+        """
+        global_orient = _float_array('global_orient', global_orient, np.float64)
+        num_frames = _frame_count('global_orient', global_orient, (2, 3))
+        hand_pose = _checked(
+            'hand_pose', hand_pose, (num_frames, 2, NUM_POSE_JOINTS, 3), np.float64)
+        transl = _checked('transl', transl, (num_frames, 2, 3), np.float64)
+        keypoints = _forward_kinematics(global_orient, hand_pose, transl, _skeletons(skeletons))
+        return cls(
+            fps, global_orient, hand_pose, transl, keypoints, betas=betas, texts=texts,
+            annotation=annotation)
+
+    @classmethod
+    def concatenate(
+        cls,
+        motions: Sequence[BimanualMotion],
+        *,
+        texts: Iterable[str] | str | None = None,
+        annotation: Mapping[str, Any] | None = None,
+    ) -> BimanualMotion:
+        """Join motions end to end in time.
+
+        All motions must share the frame rate and the betas (all ``None`` or all equal).
+
+        Args:
+            motions: One or more motions.
+            texts: Texts of the result. Default: the common texts when every motion has the
+                same, else none.
+            annotation: Annotation of the result. Default: the common annotation when every
+                motion has the same, else ``None``.
+
+        Returns:
+            A motion with the sum of the frame counts.
+
+        Raises:
+            MotionError: No motions, a non-motion, or mismatching fps or betas.
+        """
+        motions = list(motions)
+        if not motions:
+            raise MotionError('concatenate needs at least one motion, got none')
+        for index, motion in enumerate(motions):
+            if not isinstance(motion, BimanualMotion):
+                raise MotionError(
+                    f'concatenate: item {index} is a {type(motion).__name__}, '
+                    'expected BimanualMotion')
+        first = motions[0]
+        for index, motion in enumerate(motions[1:], start=1):
+            if not math.isclose(motion.fps, first.fps, rel_tol=1e-9):
+                raise MotionError(
+                    f'concatenate: motion {index} has fps {motion.fps}, motion 0 has '
+                    f'{first.fps}; resample first')
+            if (motion.betas is None) != (first.betas is None) or (
+                    first.betas is not None and not np.array_equal(motion.betas, first.betas)):
+                raise MotionError(f'concatenate: motion {index} has other betas than motion 0')
+        if texts is None:
+            same = all(m.texts == first.texts for m in motions)
+            texts = first.texts if same else ()
+        if annotation is None:
+            same = all(m._annotation_json == first._annotation_json for m in motions)
+            annotation = first.annotation if same else None
+        return cls(
+            first.fps,
+            np.concatenate([m.global_orient for m in motions]),
+            np.concatenate([m.hand_pose for m in motions]),
+            np.concatenate([m.transl for m in motions]),
+            np.concatenate([m.keypoints for m in motions]),
+            betas=first.betas, texts=texts, annotation=annotation)
+
+    # ------------------------------------------------------------------ fields
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def global_orient(self) -> np.ndarray:  # (T, 2, 3)
+        return self._global_orient
+
+    @property
+    def hand_pose(self) -> np.ndarray:  # (T, 2, 15, 3)
+        return self._hand_pose
+
+    @property
+    def transl(self) -> np.ndarray:  # (T, 2, 3)
+        return self._transl
+
+    @property
+    def keypoints(self) -> np.ndarray:  # (T, 2, 21, 3) float32
+        return self._keypoints
+
+    @property
+    def betas(self) -> np.ndarray | None:  # (2, 10)
+        return self._betas
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return self._texts
+
+    @property
+    def annotation(self) -> dict[str, Any] | None:
+        if self._annotation_json is None:
+            return None
+        return json.loads(self._annotation_json)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._global_orient.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        """Clip length ``num_frames / fps``: each frame covers one frame period."""
+        return self.num_frames / self._fps
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __repr__(self) -> str:
+        return (
+            f'BimanualMotion(frames={self.num_frames}, fps={self._fps:g}, '
+            f'duration_s={self.duration_s:.3f}, texts={len(self._texts)}, '
+            f'betas={"yes" if self._betas is not None else "no"}, '
+            f'annotation={"yes" if self._annotation_json is not None else "no"})')
+
+    # ------------------------------------------------------------------ derived motions
+
+    def _replace(self, **changes: Any) -> BimanualMotion:
+        fields = {
+            'fps': self._fps,
+            'global_orient': self._global_orient,
+            'hand_pose': self._hand_pose,
+            'transl': self._transl,
+            'keypoints': self._keypoints,
+            'betas': self._betas,
+            'texts': self._texts,
+            'annotation': self.annotation,
+        }
+        fields.update(changes)
+        return BimanualMotion(**fields)
+
+    def with_texts(self, texts: Iterable[str] | str) -> BimanualMotion:
+        """A copy with other texts (a single string counts as one text)."""
+        return self._replace(texts=texts)
+
+    def with_annotation(self, annotation: Mapping[str, Any] | None) -> BimanualMotion:
+        """A copy with another annotation (``None`` removes it)."""
+        return self._replace(annotation=annotation)
+
+    def __getitem__(self, frames: slice) -> BimanualMotion:
+        """Frames selected by a slice, as a motion.
+
+        A step ``k > 1`` keeps every k-th frame and divides the fps by ``k``. Texts, betas and
+        annotation are kept.
+
+        Raises:
+            TypeError: ``frames`` is not a slice.
+            MotionError: A step < 1, or the slice selects no frame.
+        """
+        if not isinstance(frames, slice):
+            raise TypeError(
+                f'BimanualMotion indices must be slices over frames, got '
+                f'{type(frames).__name__}')
+        step = 1 if frames.step is None else frames.step
+        if not isinstance(step, (int, np.integer)) or step < 1:
+            raise MotionError(f'frame slice step must be an integer >= 1, got {frames.step!r}')
+        selected = range(self.num_frames)[frames]
+        if len(selected) == 0:
+            raise MotionError(
+                f'frame slice {frames} selects no frame of a {self.num_frames}-frame motion')
+        return self._replace(
+            fps=self._fps / int(step),
+            global_orient=self._global_orient[frames],
+            hand_pose=self._hand_pose[frames],
+            transl=self._transl[frames],
+            keypoints=self._keypoints[frames])
+
+    def mirrored(self) -> BimanualMotion:
+        """The whole scene mirrored through the world plane x = 0.
+
+        Every point ``(x, y, z)`` becomes ``(-x, y, z)``; a mirrored left hand is a right
+        hand, so the hands swap index: the new left hand (index 0) is the mirror image of the
+        old right hand. Per hand, rotations map as axis-angle ``(a, b, c) -> (a, -b, -c)``
+        and translations and keypoints as ``x -> -x``
+        (:func:`~handx_gen.hand.kinematics.mirror_axis_angle`,
+        :func:`~handx_gen.hand.kinematics.mirror_points`). Because the canonical left hand is
+        the mirror image of the right hand, forward kinematics of the mirrored parameters
+        gives the mirrored keypoints, and mirroring twice is the identity.
+
+        Betas swap rows with their hands. The words 'left' and 'right' in the texts are
+        swapped (:func:`swap_left_right_words`). The annotation is dropped, since it may
+        describe either hand by side; attach a mirrored one with :meth:`with_annotation`.
+        """
+        swap = [int(HandSide.RIGHT), int(HandSide.LEFT)]
+        return BimanualMotion(
+            self._fps,
+            kinematics.mirror_axis_angle(self._global_orient[:, swap]),
+            kinematics.mirror_axis_angle(self._hand_pose[:, swap]),
+            kinematics.mirror_points(self._transl[:, swap]),
+            kinematics.mirror_points(self._keypoints[:, swap]),
+            betas=None if self._betas is None else self._betas[swap],
+            texts=tuple(swap_left_right_words(text) for text in self._texts),
+            annotation=None)
+
+    def swap_hands(self) -> BimanualMotion:
+        """Give each hand's motion to the other hand; the same as :meth:`mirrored`.
+
+        Moving a hand's content to the other index without mirroring would drive a left hand
+        with right-hand parameters, which is not anatomically valid. Mirroring the whole
+        scene through x = 0 is the swap that keeps both hands valid and their spatial
+        relation (mirrored) intact.
+        """
+        return self.mirrored()
+
+    def resample(self, fps: float) -> BimanualMotion:
+        """The motion at another frame rate, keeping its duration.
+
+        Output frame ``j`` is taken at time ``j / fps`` for ``j < round(num_frames * fps /
+        self.fps)`` (at least one frame), so ``duration_s`` is kept up to rounding. Times
+        past the last input frame hold the last frame. Times that fall on an input frame
+        reproduce it exactly.
+
+        Between input frames, rotations are interpolated by quaternion slerp and
+        translations linearly. Keypoints are re-posed rather than interpolated linearly:
+        each bone's offset in the frame of its parent joint (constant in time when the
+        keypoints come from forward kinematics) is interpolated linearly and then turned by
+        the interpolated joint rotations. This keeps keypoints consistent with the
+        parameters: for a motion from :meth:`from_mano` the result equals forward
+        kinematics of the resampled parameters with the same skeletons, whatever they were
+        (no skeleton is stored in a motion), while linear interpolation would cut the arcs
+        that rotating fingers trace. Keypoints from data that do not follow the parameters
+        exactly are interpolated smoothly all the same.
+
+        Args:
+            fps: The new frame rate, > 0 and finite.
+
+        Returns:
+            The resampled motion, with the same betas, texts and annotation.
+        """
+        fps_new = _check_fps(fps)
+        num_frames = self.num_frames
+        num_new = max(1, int(round(num_frames * fps_new / self._fps)))
+        source_pos = np.arange(num_new) * (self._fps / fps_new)  # (T',) in source frames
+        source_pos = np.minimum(source_pos, num_frames - 1)
+        nearest = np.round(source_pos)
+        snap = np.abs(source_pos - nearest) < _SNAP_FRAMES
+        source_pos = np.where(snap, nearest, source_pos)
+        index0 = np.minimum(np.floor(source_pos).astype(np.int64), max(num_frames - 2, 0))
+        index1 = np.minimum(index0 + 1, num_frames - 1)
+        alpha = source_pos - index0  # (T',) in [0, 1]
+        exact0 = snap & (nearest == index0)
+        exact1 = snap & (nearest == index1) & ~exact0
+
+        # (T, 2, 16, 3): root then the 15 pose joints, MANO order.
+        rotvec = np.concatenate([self._global_orient[:, :, None], self._hand_pose], axis=2)
+        quat = rotations.axis_angle_to_quaternion(rotvec)  # (T, 2, 16, 4)
+        quat_new = _slerp(quat[index0], quat[index1], alpha[:, None, None, None])
+        rotvec_new = rotations.quaternion_to_axis_angle(quat_new)  # (T', 2, 16, 3)
+        rotvec_new[exact0] = rotvec[index0[exact0]]
+        rotvec_new[exact1] = rotvec[index1[exact1]]
+
+        a3 = alpha[:, None, None]
+        transl_new = (1.0 - a3) * self._transl[index0] + a3 * self._transl[index1]
+        transl_new[exact0] = self._transl[index0[exact0]]
+        transl_new[exact1] = self._transl[index1[exact1]]
+
+        offsets = _bone_offsets(self._keypoints, rotvec, self._transl)  # (T, 2, 21, 3)
+        a4 = alpha[:, None, None, None]
+        offsets_new = (1.0 - a4) * offsets[index0] + a4 * offsets[index1]
+        keypoints_new = _pose_bones(offsets_new, rotvec_new, transl_new)
+        keypoints_new[exact0] = self._keypoints[index0[exact0]]
+        keypoints_new[exact1] = self._keypoints[index1[exact1]]
+
+        return self._replace(
+            fps=fps_new,
+            global_orient=rotvec_new[:, :, 0],
+            hand_pose=rotvec_new[:, :, 1:],
+            transl=transl_new,
+            keypoints=keypoints_new)
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: PathLike) -> Path:
+        """Write the motion as a ``handx-motion/1`` ``.npz`` file.
+
+        Entries: ``format`` (str), ``fps`` (float64), ``keypoints`` (T, 2, 21, 3) float32,
+        ``global_orient`` (T, 2, 3), ``transl`` (T, 2, 3) and ``hand_pose`` (T, 2, 15, 3)
+        float64, ``texts`` (array of str, possibly empty), and when present ``betas``
+        (2, 10) float64 and ``annotation`` (a JSON string). The file is written to a
+        temporary name beside ``path`` and moved into place, so a crash never leaves a
+        half-written file under ``path``. ``path`` is used as given (no suffix is added);
+        missing parent folders are created.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entries: dict[str, np.ndarray] = {
+            'format': np.array(MOTION_FORMAT),
+            'fps': np.array(self._fps, dtype=np.float64),
+            'keypoints': self._keypoints,
+            'global_orient': self._global_orient,
+            'transl': self._transl,
+            'hand_pose': self._hand_pose,
+            'texts': np.array(self._texts, dtype=np.str_).reshape(len(self._texts)),
+        }
+        if self._betas is not None:
+            entries['betas'] = self._betas
+        if self._annotation_json is not None:
+            entries['annotation'] = np.array(self._annotation_json)
+        # Not tempfile.mkstemp: its files are private (0600); this one follows the umask.
+        tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+        try:
+            with open(tmp_path, 'xb') as handle:
+                np.savez_compressed(handle, **entries)
+            os.replace(tmp_path, path)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: PathLike) -> BimanualMotion:
+        """Read a ``handx-motion/1`` ``.npz`` file (never unpickles).
+
+        Unknown extra entries are ignored.
+
+        Raises:
+            MotionFormatError: The file is missing, not an ``.npz`` archive, corrupt or
+                truncated, of another format, lacks an entry, or holds an entry of the wrong
+                shape, type or with non-finite values. The message names the file and what
+                was wrong.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise MotionFormatError(f'motion file not found: {path}')
+        if not path.is_file():
+            raise MotionFormatError(f'motion path is not a file: {path}')
+        try:
+            with open(path, 'rb') as handle:
+                head = handle.read(8)
+            if not head.startswith(_ZIP_MAGIC):
+                what = 'a single .npy array' if head.startswith(_NPY_MAGIC) else f'{head!r}...'
+                raise MotionFormatError(
+                    f'{path}: not a {MOTION_FORMAT} .npz (zip) archive; it starts with {what}')
+            archive = np.load(path, allow_pickle=False)
+            with archive:
+                entries = {name: archive[name] for name in archive.files}
+        except MotionFormatError:
+            raise
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+                io.UnsupportedOperation) as exc:
+            raise MotionFormatError(
+                f'{path}: cannot read it as a {MOTION_FORMAT} .npz archive, it is corrupt or '
+                f'truncated ({type(exc).__name__}: {exc})') from exc
+        return cls._from_entries(entries, str(path))
+
+    @classmethod
+    def _from_entries(cls, entries: Mapping[str, np.ndarray], source: str) -> BimanualMotion:
+        if 'format' not in entries:
+            raise MotionFormatError(
+                f'{source}: no "format" entry; expected format {MOTION_FORMAT!r}')
+        found = entries['format']
+        if found.dtype.kind != 'U' or found.ndim != 0:
+            raise MotionFormatError(
+                f'{source}: "format" entry is not a string (dtype {found.dtype}, shape '
+                f'{found.shape}); expected {MOTION_FORMAT!r}')
+        if str(found) != MOTION_FORMAT:
+            raise MotionFormatError(
+                f'{source}: unsupported motion format {str(found)!r}; supported: '
+                f'{MOTION_FORMAT!r}')
+        required = ('fps', 'keypoints', 'global_orient', 'transl', 'hand_pose')
+        missing = [name for name in required if name not in entries]
+        if missing:
+            raise MotionFormatError(
+                f'{source}: missing entries {missing}; a {MOTION_FORMAT} file needs '
+                f'{list(required)}')
+        fps = entries['fps']
+        if fps.shape != () or fps.dtype.kind not in 'fiu':
+            raise MotionFormatError(
+                f'{source}: "fps" must be a numeric scalar, got dtype {fps.dtype} shape '
+                f'{fps.shape}')
+        texts: tuple[str, ...] = ()
+        if 'texts' in entries:
+            raw = entries['texts']
+            if raw.ndim != 1 or (raw.size and raw.dtype.kind != 'U'):
+                raise MotionFormatError(
+                    f'{source}: "texts" must be a 1-D array of str, got dtype {raw.dtype} '
+                    f'shape {raw.shape}')
+            texts = tuple(str(text) for text in raw)
+        annotation = None
+        if 'annotation' in entries:
+            raw = entries['annotation']
+            if raw.ndim != 0 or raw.dtype.kind != 'U':
+                raise MotionFormatError(
+                    f'{source}: "annotation" must be a JSON string, got dtype {raw.dtype} '
+                    f'shape {raw.shape}')
+            try:
+                annotation = json.loads(str(raw))
+            except json.JSONDecodeError as exc:
+                raise MotionFormatError(f'{source}: "annotation" is not valid JSON: {exc}') \
+                    from exc
+        try:
+            return cls(
+                float(fps), entries['global_orient'], entries['hand_pose'], entries['transl'],
+                entries['keypoints'], betas=entries.get('betas'), texts=texts,
+                annotation=annotation)
+        except MotionError as exc:
+            raise MotionFormatError(f'{source}: {exc}') from exc
+
+
+# ---------------------------------------------------------------------- text helpers
+
+_SIDE_WORD = re.compile(r'\b(left|right)\b', re.IGNORECASE)
+
+
+def swap_left_right_words(text: str) -> str:
+    """Swap the whole words 'left' and 'right', keeping their case.
+
+    >>> swap_left_right_words('Left hand waves, RIGHT hand rests')
+    'Right hand waves, LEFT hand rests'
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(0)
+        other = 'right' if word.lower() == 'left' else 'left'
+        if word.isupper():
+            return other.upper()
+        if word[0].isupper():
+            return other.capitalize()
+        return other
+
+    return _SIDE_WORD.sub(replace, text)
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _check_fps(fps: object) -> float:
+    if isinstance(fps, (bool, np.bool_)) or np.ndim(fps) != 0:
+        raise MotionError(f'fps must be a positive finite number, got {fps!r}')
+    try:
+        value = float(fps)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise MotionError(f'fps must be a positive finite number, got {fps!r}') from exc
+    if not math.isfinite(value) or value <= 0.0:
+        raise MotionError(f'fps must be a positive finite number, got {value!r}')
+    return value
+
+
+def _float_array(name: str, value: object, dtype: type) -> np.ndarray:
+    """Copy ``value`` into a finite float array of ``dtype``."""
+    if hasattr(value, 'detach'):  # torch tensor
+        value = value.detach().cpu().numpy()
+    raw = np.asarray(value)
+    if raw.dtype.kind not in 'fiu':
+        raise MotionError(
+            f'{name} must be a numeric array, got dtype {raw.dtype} with shape {raw.shape}')
+    array = np.array(raw, dtype=dtype, copy=True)
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))
+        first = tuple(int(i) for i in bad[0])
+        raise MotionError(
+            f'{name} has {len(bad)} non-finite values (first at index {first}), '
+            f'shape {array.shape}')
+    return array
+
+
+def _frame_count(name: str, array: np.ndarray, tail: tuple[int, ...]) -> int:
+    """Check ``array`` is (T, *tail) with T >= 1 and return T."""
+    expected = '(T, ' + ', '.join(str(n) for n in tail) + ')'
+    if array.ndim != 1 + len(tail) or array.shape[1:] != tail:
+        raise MotionError(f'{name}: expected shape {expected}, got {array.shape}')
+    if array.shape[0] < 1:
+        raise MotionError(f'{name}: expected shape {expected} with T >= 1, got {array.shape}')
+    return int(array.shape[0])
+
+
+def _checked(name: str, value: object, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    array = _float_array(name, value, dtype)
+    if array.shape != shape:
+        raise MotionError(f'{name}: expected shape {shape}, got {array.shape}')
+    return array
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+def _check_texts(texts: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(texts, str):
+        return (texts,)
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    try:
+        items = tuple(texts)
+    except TypeError as exc:
+        raise MotionError(
+            f'texts must be a string or an iterable of strings, got {type(texts).__name__}'
+        ) from exc
+    for index, text in enumerate(items):
+        if not isinstance(text, str):
+            raise MotionError(f'texts[{index}] must be a str, got {type(text).__name__}')
+    return items
+
+
+def _annotation_to_json(annotation: Mapping[str, Any] | None) -> str | None:
+    if annotation is None:
+        return None
+    if not isinstance(annotation, Mapping):
+        raise MotionError(
+            f'annotation must be a mapping or None, got {type(annotation).__name__}')
+    try:
+        return json.dumps(dict(annotation), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MotionError(f'annotation is not JSON-serialisable: {exc}') from exc
+
+
+def _skeletons(skeletons: Sequence[HandSkeleton] | None) -> tuple[HandSkeleton, HandSkeleton]:
+    if skeletons is None:
+        return (default_skeleton(HandSide.LEFT), default_skeleton(HandSide.RIGHT))
+    skeletons = tuple(skeletons)
+    if len(skeletons) != 2:
+        raise MotionError(f'skeletons must be (left, right), got {len(skeletons)} items')
+    for side in HandSide:
+        skeleton = skeletons[side]
+        if not isinstance(skeleton, HandSkeleton):
+            raise MotionError(
+                f'skeletons[{int(side)}] must be a HandSkeleton, got {type(skeleton).__name__}')
+        if skeleton.side != side:
+            raise MotionError(
+                f'skeletons[{int(side)}] must be the {side.name} hand, got {skeleton.side.name}')
+    return skeletons  # type: ignore[return-value]
+
+
+def _forward_kinematics(
+    global_orient: np.ndarray,
+    hand_pose: np.ndarray,
+    transl: np.ndarray,
+    skeletons: Sequence[HandSkeleton],
+) -> np.ndarray:
+    """(T, 2, 21, 3) float64 keypoints of both hands."""
+    per_side = [
+        np.asarray(kinematics.forward_kinematics(
+            global_orient[:, side], hand_pose[:, side], transl[:, side], skeletons[side]))
+        for side in HandSide
+    ]
+    return np.stack(per_side, axis=1)
+
+
+# ---------------------------------------------------------------------- interpolation
+
+
+def _slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Shortest-path spherical interpolation of unit quaternions (..., 4), wxyz."""
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0.0, -q1, q1)
+    dot = np.clip(np.abs(dot), 0.0, 1.0)
+    theta = np.arccos(dot)
+    sin_theta = np.sin(theta)
+    small = sin_theta < 1e-6
+    safe = np.where(small, 1.0, sin_theta)
+    w0 = np.where(small, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
+    w1 = np.where(small, alpha, np.sin(alpha * theta) / safe)
+    out = w0 * q0 + w1 * q1
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+# For each keypoint, the MANO joint whose world rotation turns the bone from its keypoint
+# parent to it (the MANO joint at the parent keypoint); -1 for the wrist.
+_MANO_JOINT_OF_KEYPOINT = {kp: joint for joint, kp in enumerate(KEYPOINT_FROM_MANO_JOINT)}
+_BONE_JOINT: tuple[int, ...] = tuple(
+    -1 if parent < 0 else _MANO_JOINT_OF_KEYPOINT[parent] for parent in KEYPOINT_PARENTS)
+
+
+def _bone_offsets(keypoints: np.ndarray, rotvec: np.ndarray, transl: np.ndarray) -> np.ndarray:
+    """Per-frame bone offsets in their parent joint frames.
+
+    Row 0 is the wrist minus ``transl`` (the rest wrist joint for FK keypoints); row ``k``
+    is ``R_world(parent joint)^T (p_k - p_parent(k))``. (..., 21, 3) float64.
+    """
+    keypoints = keypoints.astype(np.float64)
+    world = kinematics.joint_world_rotations(rotvec[..., 0, :], rotvec[..., 1:, :])  # (..,16,3,3)
+    parents = np.array([max(p, 0) for p in KEYPOINT_PARENTS])
+    bones = keypoints - keypoints[..., parents, :]  # (..., 21, 3)
+    joint_rot = world[..., [max(j, 0) for j in _BONE_JOINT], :, :]  # (..., 21, 3, 3)
+    offsets = np.einsum('...ji,...j->...i', joint_rot, bones)
+    offsets[..., 0, :] = keypoints[..., 0, :] - transl
+    return offsets
+
+
+def _pose_bones(offsets: np.ndarray, rotvec: np.ndarray, transl: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_bone_offsets`: chain the bone offsets into world keypoints."""
+    world = kinematics.joint_world_rotations(rotvec[..., 0, :], rotvec[..., 1:, :])  # (..,16,3,3)
+    points = [offsets[..., 0, :] + transl]
+    for kp in range(1, NUM_KEYPOINTS):
+        rot = world[..., _BONE_JOINT[kp], :, :]
+        points.append(points[KEYPOINT_PARENTS[kp]] + np.einsum('...ij,...j->...i', rot,
+                                                               offsets[..., kp, :]))
+    return np.stack(points, axis=-2)

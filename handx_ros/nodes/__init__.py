@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: message -> numpy -> library call -> message."""

@@ -1,0 +1,1 @@
+"""Pinocchio retargeting core (numpy, pinocchio, dex_retargeting; no torch, no rclpy)."""

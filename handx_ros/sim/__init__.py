@@ -1,0 +1,1 @@
+"""MuJoCo evaluation and command safety (numpy, mujoco; no rclpy)."""

@@ -1,0 +1,81 @@
+"""Install script for the handx_ros ROS 2 package (ament_python).
+
+Works under ``colcon build`` (data files land in the ament index and share folder) and under
+``pip install -e .`` (the same data files go below the environment's prefix).
+"""
+
+from __future__ import annotations
+
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE_NAME = 'handx_ros'
+
+
+def tree_data_files(root: str, prefix: str) -> list[tuple[str, list[str]]]:
+    """Data file entries for every file below ``root``, keeping the folder structure."""
+    entries = []
+    for folder, _, files in os.walk(root):
+        files = [os.path.join(folder, name) for name in files if not name.startswith('.')]
+        files = [path for path in files if '__pycache__' not in path]
+        if files:
+            entries.append((os.path.join(prefix, folder), files))
+    return entries
+
+
+SHARE = os.path.join('share', PACKAGE_NAME)
+
+setup(
+    name=PACKAGE_NAME,
+    version='0.1.0',
+    packages=find_packages(include=['handx_gen', 'handx_gen.*', 'handx_ros', 'handx_ros.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE_NAME}']),
+        (SHARE, ['package.xml']),
+        (os.path.join(SHARE, 'launch'), glob('launch/*.launch.py')),
+        (os.path.join(SHARE, 'config'), glob('config/*.yaml')),
+        *tree_data_files('robot_models', SHARE),
+    ],
+    python_requires='>=3.10',
+    install_requires=[
+        'numpy>=1.24',
+        'scipy>=1.10',
+        'pyyaml>=6.0',
+        'tqdm>=4.60',
+        'torch>=2.1',
+        'smplx>=0.1.28',
+        'transformers>=4.40',
+        'pin>=3.0',
+        'mujoco>=3.1',
+        'matplotlib>=3.7',
+    ],
+    extras_require={
+        # ROS 2 Kilted rclpy and message packages as PyPI wheels, for machines without a ROS
+        # install. With a sourced ROS 2, these come from the distribution instead.
+        'ros': [
+            'ros-rclpy',
+            'ros-rmw-fastrtps-cpp',
+            'ros-std-msgs',
+            'ros-sensor-msgs',
+            'ros-geometry-msgs',
+            'ros-trajectory-msgs',
+            'ros-visualization-msgs',
+            'ros-diagnostic-msgs',
+        ],
+        # colcon builds the package in a test, as a ROS 2 user would.
+        'dev': ['pytest>=7', 'ruff>=0.4', 'colcon-core', 'colcon-ros', 'colcon-python-setup-py'],
+    },
+    zip_safe=True,
+    maintainer='HandX developers',
+    maintainer_email='handx@example.org',
+    description='Bimanual dexterous hand motion: generation, retargeting, simulation, streaming.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'handx = handx_ros.cli:main',
+        ],
+    },
+)

@@ -1,0 +1,162 @@
+"""Tests for ``handx data inspect|filter|convert`` through the ``handx`` entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handx_gen.hand.limits import anatomical_bounds, anatomical_to_pose
+from handx_gen.hand.skeleton import default_skeleton
+from handx_gen.hand.topology import HandSide
+from handx_gen.motion import BimanualMotion
+from handx_ros.cli import main
+
+FPS = 30.0
+
+
+def _params(num_frames: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Slowly moving hands within joint limits; the left wrist sweeps x from 0.1 to 0.3 m."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, num_frames)[:, None, None, None]
+    lower, upper = anatomical_bounds()
+    angles = (lower + upper) / 2 + 0.3 * (upper - lower) / 2 * np.sin(
+        4 * np.pi * t + rng.uniform(0, 2 * np.pi, size=(2, 15, 3)))  # (T, 2, 15, 3)
+    hand_pose = np.stack([anatomical_to_pose(angles[:, side], default_skeleton(side))
+                          for side in HandSide], axis=1)
+    orient = np.zeros((num_frames, 2, 3))
+    orient[:, :, 0] = 0.3 * np.sin(2 * np.pi * t[:, :, 0, 0])
+    transl = np.zeros((num_frames, 2, 3))
+    transl[:, 0] = [0.2, 0.0, 1.0]
+    transl[:, 1] = [-0.2, 0.0, 1.0]
+    transl[:, 0, 0] = 0.1 + 0.2 * t[:, 0, 0, 0]
+    return {'global_orient': orient, 'hand_pose': hand_pose, 'transl': transl}
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(['data', *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> None:
+    assert code == 2
+    assert out == ''
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith('handx data: error: ')
+    assert 'Traceback' not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_inspect_motion_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / 'clip.npz'
+    BimanualMotion.from_mano(FPS, **_params(45)).save(path)
+    code, out, err = _run(capsys, 'inspect', path)
+    assert code == 0 and err == ''
+    assert 'fps: 30' in out
+    assert 'frames: 45' in out
+    assert 'duration: 1.500 s' in out
+    # The default skeleton's rest wrist is its origin, so the wrist is at transl.
+    left = out[out.index('left hand:'):out.index('right hand:')]
+    assert 'wrist x: +0.100 .. +0.300 m' in left
+    assert 'wrist z: +1.000 .. +1.000 m' in left
+    assert 'fingertip spread' in left and 'joint angle: ' in left
+
+    code, out, _ = _run(capsys, 'inspect', path, '--json')
+    summary = json.loads(out)
+    assert (summary['fps'], summary['frames'], summary['kind']) == (30.0, 45, 'motion')
+    np.testing.assert_allclose(summary['hands']['right']['wrist_min_m'], [-0.2, 0.0, 1.0],
+                               atol=1e-6)
+    angles = np.degrees(np.linalg.norm(_params(45)['hand_pose'][:, 0], axis=-1))
+    np.testing.assert_allclose(summary['hands']['left']['joint_angle_deg'],
+                               [angles.min(), angles.max()], rtol=1e-9)
+
+
+def test_inspect_amass_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / 'amass.npz'
+    np.savez(path, poses=np.zeros((12, 156)), trans=np.zeros((12, 3)),
+             mocap_framerate=np.array(120.0))
+    code, out, _ = _run(capsys, 'inspect', path)
+    assert code == 0
+    assert '(amass-smplh)' in out and 'fps: 120' in out and 'frames: 12' in out
+    assert 'duration: 0.100 s' in out
+
+
+def test_filter_prints_reasons_and_writes_segments(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = _params(210)
+    params['transl'][100, 1, 2] += 0.3  # a teleport at frame 100
+    source = tmp_path / 'mano.npz'
+    np.savez(source, fps=np.array(FPS), **params)
+    out_dir = tmp_path / 'kept'
+    code, out, err = _run(capsys, 'filter', source, '--out', out_dir)
+    assert code == 0, err
+    assert 'kept 2 segment(s)' in out
+    assert 'dropped frames 96-105' in out and 'velocity_spike' in out
+    written = sorted(out_dir.glob('*.npz'))
+    assert [p.name for p in written] == ['mano_000000-000096.npz', 'mano_000105-000210.npz']
+    assert [BimanualMotion.load(p).num_frames for p in written] == [96, 105]
+
+    code, out, _ = _run(capsys, 'filter', source, '--json')
+    report = json.loads(out)
+    assert [(k['start'], k['stop']) for k in report['kept']] == [(0, 96), (105, 210)]
+    assert report['dropped'][0]['reasons'] == ['velocity_spike', 'acceleration_spike']
+    assert report['written'] == []
+
+
+def test_filter_config_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / 'clip.npz'
+    BimanualMotion.from_mano(FPS, **_params(40)).save(source)
+    config = tmp_path / 'filter.yaml'
+    config.write_text('min_segment_s: 1.0\n')
+    code, out, _ = _run(capsys, 'filter', source, '--config', config)
+    assert code == 0 and 'kept 1 segment(s)' in out  # 1.33 s >= 1 s
+    code, out, _ = _run(capsys, 'filter', source)
+    assert code == 0 and 'kept 0 segment(s)' in out and 'too_short' in out  # < 2 s default
+    config.write_text('min_segment: 1.0\n')
+    code, out, err = _run(capsys, 'filter', source, '--config', config)
+    _assert_one_line_error(code, out, err, "unknown filter config key 'min_segment'",
+                           'min_segment_s')
+
+
+def test_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = _params(20)
+    source = tmp_path / 'mano.npz'
+    np.savez(source, fps=np.array(FPS), **params)
+    target = tmp_path / 'out.npz'
+    code, out, _ = _run(capsys, 'convert', source, target, '--kind', 'mano')
+    assert code == 0 and 'wrote' in out and 'mano -> handx-motion/1' in out
+    motion = BimanualMotion.load(target)
+    np.testing.assert_allclose(motion.hand_pose, params['hand_pose'])
+    np.testing.assert_allclose(motion.transl, params['transl'])
+
+    params['hand_pose'][3, 0, 0, 0] = np.nan
+    np.savez(source, fps=np.array(FPS), **params)
+    code, out, err = _run(capsys, 'convert', source, target)
+    _assert_one_line_error(code, out, err, 'mano.npz', 'frames 3')
+    code, out, err = _run(capsys, 'convert', tmp_path / 'missing.npz', target)
+    _assert_one_line_error(code, out, err, 'not found')
+
+
+def test_bad_files_give_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    garbage = tmp_path / 'garbage.npz'
+    garbage.write_text('this is not an archive')
+    for command in ('inspect', 'filter'):
+        code, out, err = _run(capsys, command, garbage)
+        _assert_one_line_error(code, out, err, 'garbage.npz')
+    unknown = tmp_path / 'unknown.npz'
+    np.savez(unknown, something=np.zeros(2))
+    code, out, err = _run(capsys, 'inspect', unknown)
+    _assert_one_line_error(code, out, err, 'unknown.npz', "'keypoints'", "'amass-smplh'")
+    old = tmp_path / 'old.npz'
+    np.savez(old, format=np.array('handx-motion/0'), fps=np.array(30.0))
+    code, out, err = _run(capsys, 'inspect', old)
+    _assert_one_line_error(code, out, err, 'handx-motion/0')
+    source = tmp_path / 'clip.npz'
+    BimanualMotion.from_mano(FPS, **_params(5)).save(source)
+    code, out, err = _run(capsys, 'convert', source, tmp_path / 'no_dir' / 'x.npz')
+    _assert_one_line_error(code, out, err, 'does not exist')

@@ -1,0 +1,76 @@
+"""The package builds as a ROS 2 user builds it (colcon) and declares what it needs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_FILES = ['setup.py', 'setup.cfg', 'package.xml']
+PACKAGE_DIRS = ['handx_gen', 'handx_ros', 'resource', 'launch', 'config', 'robot_models']
+
+
+@pytest.fixture(scope='module')
+def colcon_install(tmp_path_factory) -> Path:
+    workspace = tmp_path_factory.mktemp('ws')
+    source = workspace / 'src' / 'handx_ros'
+    source.mkdir(parents=True)
+    for name in PACKAGE_FILES:
+        shutil.copy2(ROOT / name, source / name)
+    for name in PACKAGE_DIRS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, source / name, ignore=shutil.ignore_patterns('__pycache__')
+            )
+    result = subprocess.run(
+        [sys.executable, '-m', 'colcon', 'build', '--base-paths', 'src'],
+        cwd=workspace, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workspace / 'install' / 'handx_ros'
+
+
+def test_colcon_installs_index_marker_and_data(colcon_install: Path):
+    share = colcon_install / 'share'
+    assert (share / 'ament_index' / 'resource_index' / 'packages' / 'handx_ros').is_file()
+    assert (share / 'handx_ros' / 'package.xml').is_file()
+    for folder, pattern in [('launch', '*.launch.py'), ('config', '*.yaml')]:
+        expected = sorted(p.name for p in (ROOT / folder).glob(pattern))
+        installed = sorted(p.name for p in (share / 'handx_ros' / folder).glob(pattern))
+        assert installed == expected, folder
+
+
+def test_colcon_installs_console_script_where_ros2_run_looks(colcon_install: Path):
+    script = colcon_install / 'lib' / 'handx_ros' / 'handx'
+    assert script.is_file()
+    site = next((colcon_install / 'lib').glob('python3*/site-packages'))
+    env = dict(os.environ, PYTHONPATH=str(site))
+    result = subprocess.run(
+        [sys.executable, str(script), '--help'], capture_output=True, text=True, env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'usage: handx' in result.stdout
+
+
+def test_package_xml_is_format_3_ament_python_with_runtime_deps():
+    root = ET.parse(ROOT / 'package.xml').getroot()
+    assert root.get('format') == '3'
+    assert root.findtext('name') == 'handx_ros'
+    assert root.find('export/build_type').text == 'ament_python'
+    exec_deps = {e.text for e in root.findall('exec_depend')}
+    for dep in ['rclpy', 'launch', 'launch_ros', 'sensor_msgs', 'trajectory_msgs',
+                'geometry_msgs', 'visualization_msgs', 'diagnostic_msgs', 'std_msgs',
+                'python3-numpy', 'python3-scipy', 'python3-torch', 'pinocchio']:
+        assert dep in exec_deps, f'package.xml does not declare {dep}'
+
+
+def test_torch_is_pinned_by_constraints():
+    lines = (ROOT / 'constraints.txt').read_text().split()
+    assert 'torch==2.13.0' in lines

@@ -1,0 +1,284 @@
+"""Tests for handx_gen.data.sources: AMASS, MANO and keypoint readers and detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handx_gen.data.smplh import (
+    LEFT_WRIST,
+    RIGHT_WRIST,
+    SMPLH_JOINT_NAMES,
+    SMPLH_REST_JOINTS_M,
+    body_forward_kinematics,
+)
+from handx_gen.data.sources import (
+    SourceKind,
+    UpAxis,
+    detect_kind,
+    format_frame_ranges,
+    load_source,
+    read_amass_smplh,
+    read_amass_unified,
+    read_keypoint_sequence,
+    read_mano_sequence,
+    read_source,
+)
+from handx_gen.errors import DataSourceError, HandxError
+from handx_gen.hand.rotations import axis_angle_to_matrix
+from handx_gen.hand.skeleton import default_skeleton
+from handx_gen.hand.topology import HandSide
+from handx_gen.motion import BimanualMotion
+
+R_X90 = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # y -> z, z -> -y
+
+
+def _amass(path: Path, poses: np.ndarray, trans: np.ndarray, **extra: object) -> Path:
+    np.savez(path, poses=poses, trans=trans, mocap_framerate=np.array(60.0),
+             gender=np.array('neutral'), **extra)
+    return path
+
+
+def _mano_params(rng: np.random.Generator, num_frames: int) -> dict[str, np.ndarray]:
+    return {
+        'global_orient': rng.normal(scale=0.5, size=(num_frames, 2, 3)),
+        'hand_pose': rng.normal(scale=0.2, size=(num_frames, 2, 15, 3)),
+        'transl': rng.normal(scale=0.2, size=(num_frames, 2, 3)),
+    }
+
+
+# ---------------------------------------------------------------------------- AMASS
+
+
+def test_amass_y_up_upright_body_stands_along_z(tmp_path: Path) -> None:
+    poses = np.zeros((3, 156))
+    trans = np.zeros((3, 3))
+    trans[:, 1] = [0.0, 0.5, 1.0]  # rising along the file's up axis (y)
+    path = _amass(tmp_path / 'a.npz', poses, trans, betas=np.arange(16.0))
+    unified = read_amass_unified(path, up_axis='y')
+    assert unified.fps == 60.0 and unified.has_body
+    np.testing.assert_array_equal(unified.betas, np.arange(16.0))
+    body = body_forward_kinematics(unified.poses, unified.trans).positions_m
+    head, pelvis = SMPLH_JOINT_NAMES.index('head'), 0
+    rest = SMPLH_REST_JOINTS_M
+    height = rest[head, 1] - rest[pelvis, 1]
+    dx, _, dz = rest[head] - rest[pelvis]
+    np.testing.assert_allclose(body[:, head] - body[:, pelvis], [[dx, -dz, height]] * 3,
+                               atol=1e-12)
+    assert height > 0.5  # the head is well above the pelvis, along +z
+    np.testing.assert_allclose(body[:, pelvis, 2] - body[0, pelvis, 2], [0.0, 0.5, 1.0],
+                               atol=1e-12)
+    # Every rest joint p maps to (x, -z, y).
+    x, y, z = rest[LEFT_WRIST]
+    np.testing.assert_allclose(body[0, LEFT_WRIST], [x, -z, y], atol=1e-12)
+
+    motion = read_amass_smplh(path, up_axis=UpAxis.Y)
+    np.testing.assert_allclose(motion.keypoints[0, 0, 0], [x, -z, y], atol=1e-5)
+    x, y, z = rest[RIGHT_WRIST]
+    np.testing.assert_allclose(motion.keypoints[2, 1, 0], [x, -z, y + 1.0], atol=1e-5)
+    # The wrists' global rotation is the body's tilt.
+    np.testing.assert_allclose(axis_angle_to_matrix(motion.global_orient),
+                               np.broadcast_to(R_X90, (3, 2, 3, 3)), atol=1e-10)
+
+
+def test_amass_z_up_is_the_default_and_left_alone(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    poses = rng.normal(scale=0.3, size=(4, 156))
+    trans = rng.normal(size=(4, 3))
+    path = _amass(tmp_path / 'z.npz', poses, trans)
+    unified = read_amass_unified(path)
+    np.testing.assert_allclose(unified.poses, poses.reshape(4, 52, 3), atol=0)
+    np.testing.assert_allclose(unified.trans, trans, atol=0)
+    # Y-up reading rotates the whole body about the origin, every joint and rotation alike.
+    rotated = read_amass_unified(path, up_axis=UpAxis.Y)
+    body_z = body_forward_kinematics(unified.poses, unified.trans)
+    body_y = body_forward_kinematics(rotated.poses, rotated.trans)
+    np.testing.assert_allclose(body_y.positions_m, body_z.positions_m @ R_X90.T, atol=1e-10)
+    np.testing.assert_allclose(body_y.rotations, R_X90 @ body_z.rotations, atol=1e-10)
+
+
+def test_amass_hand_joints_and_smplx_layout(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    hands = rng.normal(scale=0.3, size=(2, 90))
+    smplh_poses = np.concatenate([np.zeros((2, 66)), hands], axis=1)
+    smplx_poses = np.concatenate([np.zeros((2, 66)), np.ones((2, 9)), hands], axis=1)  # 165
+    a = read_amass_smplh(_amass(tmp_path / 'h.npz', smplh_poses, np.zeros((2, 3))))
+    np.testing.assert_allclose(a.hand_pose[:, 0].reshape(2, 45), hands[:, :45])
+    np.testing.assert_allclose(a.hand_pose[:, 1].reshape(2, 45), hands[:, 45:])
+    path = tmp_path / 'x.npz'
+    np.savez(path, poses=smplx_poses, trans=np.zeros((2, 3)), mocap_frame_rate=np.array(120.0))
+    b = read_amass_smplh(path)
+    assert b.fps == 120.0
+    np.testing.assert_allclose(b.hand_pose, a.hand_pose)
+
+
+def test_amass_errors_name_file_and_problem(tmp_path: Path) -> None:
+    path = _amass(tmp_path / 'bad.npz', np.zeros((2, 150)), np.zeros((2, 3)))
+    with pytest.raises(DataSourceError, match=r'bad\.npz.*\(T, 156\).*\(2, 150\)'):
+        read_amass_smplh(path)
+    path = tmp_path / 'nofps.npz'
+    np.savez(path, poses=np.zeros((2, 156)), trans=np.zeros((2, 3)))
+    with pytest.raises(DataSourceError, match=r'nofps\.npz.*frame rate'):
+        read_amass_smplh(path)
+    path = _amass(tmp_path / 'trans.npz', np.zeros((2, 156)), np.zeros((3, 3)))
+    with pytest.raises(DataSourceError, match=r"'trans'.*\(2, 3\).*\(3, 3\)"):
+        read_amass_smplh(path)
+    with pytest.raises(DataSourceError, match="up axis 'w'"):
+        read_amass_smplh(path, up_axis='w')
+
+
+# ---------------------------------------------------------------------------- MANO
+
+
+def test_mano_sequence_flat_45_and_split_layouts_agree(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    params = _mano_params(rng, 5)
+    betas = rng.normal(size=(2, 10))
+    np.savez(tmp_path / 'm.npz', fps=np.array(30.0), betas=betas, **params)
+    flat = dict(params, hand_pose=params['hand_pose'].reshape(5, 2, 45))
+    np.savez(tmp_path / 'flat.npz', fps=np.array(30.0), **flat)
+    split = {f'{side}_{name}': value[:, i] for name, value in flat.items()
+             for i, side in enumerate(('left', 'right'))}
+    np.savez(tmp_path / 'split.npz', fps=np.array(30), **split)
+
+    a = read_mano_sequence(tmp_path / 'm.npz')
+    expected = BimanualMotion.from_mano(30.0, **params)
+    np.testing.assert_array_equal(a.hand_pose, params['hand_pose'])
+    np.testing.assert_array_equal(a.betas, betas)
+    np.testing.assert_allclose(a.keypoints, expected.keypoints, atol=1e-6)
+    for name in ('flat.npz', 'split.npz'):
+        b = read_mano_sequence(tmp_path / name)
+        np.testing.assert_array_equal(b.hand_pose, a.hand_pose)
+        np.testing.assert_array_equal(b.global_orient, a.global_orient)
+        np.testing.assert_array_equal(b.transl, a.transl)
+
+
+def test_mano_sequence_rejects_mean_relative_and_pca(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    params = _mano_params(rng, 3)
+    np.savez(tmp_path / 'mean.npz', fps=np.array(30.0), hand_pose_is_mean_relative=np.array(True),
+             **params)
+    with pytest.raises(DataSourceError, match=r'mean\.npz.*flat-hand-relative'):
+        read_mano_sequence(tmp_path / 'mean.npz')
+    pca = dict(params, hand_pose=rng.normal(size=(3, 2, 12)))
+    np.savez(tmp_path / 'pca.npz', fps=np.array(30.0), **pca)
+    with pytest.raises(DataSourceError, match=r'12 numbers per hand.*PCA'):
+        read_mano_sequence(tmp_path / 'pca.npz')
+    np.savez(tmp_path / 'flag.npz', fps=np.array(30.0), flat_hand_mean=np.array(False), **params)
+    with pytest.raises(DataSourceError, match='flat_hand_mean'):
+        read_mano_sequence(tmp_path / 'flag.npz')
+
+
+def test_non_finite_frames_are_reported_or_marked(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    params = _mano_params(rng, 8)
+    params['hand_pose'][2:4, 1, 3, 0] = np.nan
+    params['transl'][6, 0, 2] = np.inf
+    path = tmp_path / 'nan.npz'
+    np.savez(path, fps=np.array(30.0), **params)
+    with pytest.raises(DataSourceError, match=r'nan\.npz: 3 of 8 frames.*frames 2-3, 6\)'):
+        read_mano_sequence(path)
+    reading = load_source(path, fill_invalid=True)
+    np.testing.assert_array_equal(np.flatnonzero(reading.invalid_frames), [2, 3, 6])
+    # Filled frames hold the nearest good frame.
+    np.testing.assert_array_equal(reading.motion.hand_pose[2], params['hand_pose'][1])
+    np.testing.assert_array_equal(reading.motion.hand_pose[3], params['hand_pose'][4])
+    np.testing.assert_array_equal(reading.motion.transl[6], params['transl'][5])
+
+
+# ---------------------------------------------------------------------------- keypoints
+
+
+def _fk_motion(num_frames: int, seed: int) -> BimanualMotion:
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, num_frames)[:, None, None]
+    orient = rng.normal(scale=0.5, size=(1, 2, 3)) + 0.3 * t
+    pose = np.abs(rng.normal(scale=0.25, size=(1, 2, 15, 3))) * np.array([0.2, 0.2, 1.0])
+    pose = np.broadcast_to(pose, (num_frames, 2, 15, 3)) * (0.5 + t[..., None])
+    transl = np.array([[0.2, 0.0, 1.0], [-0.2, 0.0, 1.0]]) + 0.1 * t
+    skeletons = (default_skeleton(HandSide.LEFT, 0.18), default_skeleton(HandSide.RIGHT, 0.19))
+    return BimanualMotion.from_mano(30.0, orient, pose, transl, skeletons=skeletons)
+
+
+def test_keypoint_sequence_recovers_fk_keypoints(tmp_path: Path) -> None:
+    truth = _fk_motion(6, seed=8)
+    np.savez(tmp_path / 'k.npz', keypoints=truth.keypoints, fps=np.array(30.0))
+    np.savez(tmp_path / 'k42.npz', keypoints=truth.keypoints.reshape(6, 42, 3), fps=np.array(30.0))
+    reading = load_source(tmp_path / 'k.npz')
+    assert reading.kind is SourceKind.KEYPOINTS
+    assert reading.ik_residual_m.shape == (6, 2) and reading.ik_residual_m.max() < 2e-3
+    np.testing.assert_allclose(reading.motion.keypoints, truth.keypoints, atol=3e-3)
+    np.testing.assert_array_equal(reading.observed_keypoints, truth.keypoints)
+    other = read_keypoint_sequence(tmp_path / 'k42.npz')
+    np.testing.assert_allclose(other.keypoints, reading.motion.keypoints, atol=1e-6)
+
+
+def test_keypoint_sequence_nan_frames(tmp_path: Path) -> None:
+    truth = _fk_motion(6, seed=9)
+    keypoints = np.array(truth.keypoints)
+    keypoints[4, 1, 7] = np.nan
+    path = tmp_path / 'kn.npz'
+    np.savez(path, keypoints=keypoints, fps=np.array(30.0))
+    with pytest.raises(DataSourceError, match=r'kn\.npz: 1 of 6 frames.*frames 4\)'):
+        read_keypoint_sequence(path)
+    reading = load_source(path, fill_invalid=True)
+    np.testing.assert_array_equal(np.flatnonzero(reading.invalid_frames), [4])
+    assert np.isnan(reading.observed_keypoints[4, 1, 7]).all()
+    assert np.isfinite(reading.motion.keypoints).all()
+    keypoints[:, 1] = np.nan
+    np.savez(path, keypoints=keypoints, fps=np.array(30.0))
+    with pytest.raises(DataSourceError, match='right hand has no frame with finite keypoints'):
+        load_source(path, fill_invalid=True)
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def test_detection_and_dispatch(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    motion = BimanualMotion.from_mano(30.0, **_mano_params(rng, 3))
+    motion.save(tmp_path / 'motion.npz')
+    np.savez(tmp_path / 'mano.npz', fps=np.array(30.0), **_mano_params(rng, 3))
+    _amass(tmp_path / 'amass.npz', np.zeros((3, 156)), np.zeros((3, 3)))
+    assert detect_kind(tmp_path / 'motion.npz') is SourceKind.MOTION
+    assert detect_kind(tmp_path / 'mano.npz') is SourceKind.MANO
+    assert detect_kind(tmp_path / 'amass.npz') is SourceKind.AMASS_SMPLH
+    loaded = read_source(tmp_path / 'motion.npz')
+    np.testing.assert_array_equal(loaded.keypoints, motion.keypoints)
+    assert read_source(tmp_path / 'amass.npz', 'amass-smplh').num_frames == 3
+
+    np.savez(tmp_path / 'other.npz', foo=np.zeros(3))
+    with pytest.raises(DataSourceError, match=r"other\.npz.*'foo'.*'amass-smplh'.*'keypoints'"):
+        read_source(tmp_path / 'other.npz')
+    with pytest.raises(DataSourceError, match="unknown source kind 'bvh'"):
+        read_source(tmp_path / 'mano.npz', kind='bvh')
+    with pytest.raises(DataSourceError, match=r'missing entry .poses.'):
+        read_source(tmp_path / 'mano.npz', kind='amass-smplh')
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(DataSourceError, match='not found'):
+        read_source(tmp_path / 'missing.npz')
+    (tmp_path / 'text.npz').write_text('not a zip')
+    with pytest.raises(DataSourceError, match=r'text\.npz.*not a readable \.npz'):
+        read_source(tmp_path / 'text.npz')
+    np.save(tmp_path / 'single.npy', np.zeros(3))
+    with pytest.raises(DataSourceError, match='single array'):
+        read_source(tmp_path / 'single.npy')
+    np.savez(tmp_path / 'obj.npz', poses=np.array([{'a': 1}], dtype=object),
+             trans=np.zeros((1, 3)))
+    with pytest.raises(HandxError, match='unpickling'):
+        read_source(tmp_path / 'obj.npz')
+    (tmp_path / 'wrongformat.npz').write_bytes(b'')
+    with pytest.raises(DataSourceError):
+        read_source(tmp_path / 'wrongformat.npz')
+
+
+def test_format_frame_ranges() -> None:
+    mask = np.zeros(20, dtype=bool)
+    mask[[1, 2, 3, 7, 10, 11]] = True
+    assert format_frame_ranges(mask) == '1-3, 7, 10-11'
+    assert format_frame_ranges(np.zeros(4, dtype=bool)) == 'none'
+    assert format_frame_ranges(mask, limit=1) == '1-3, ... (2 more ranges)'
