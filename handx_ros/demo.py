@@ -37,8 +37,10 @@ from handx_gen.hand import (
     Finger,
     HandSide,
     anatomical_to_pose,
+    axis_angle_to_matrix,
     default_skeleton,
     finger_keypoints,
+    matrix_to_axis_angle,
 )
 from handx_gen.hand.limits import POSE_JOINT_NAMES
 from handx_gen.motion import BimanualMotion
@@ -97,19 +99,25 @@ def compose_clip() -> BimanualMotion:
             angles[index, side] = (1 - w) * pose0[side] + w * pose1[side]
     hand_pose = np.stack(
         [anatomical_to_pose(angles[:, side], default_skeleton(side)) for side in HandSide], 1)
-    # Wrists: fingers point at each other (left hand +x, right hand -x at rest), approach and
-    # part twice, and turn about the forearm axis (x) by up to 35 degrees.
+    # Wrists: palms face each other with the fingers forward (+y), thumbs up. In the canonical
+    # frame the left hand's fingers point +x and the right hand's -x, palms -y: a quarter turn
+    # about z (+90 deg left, -90 deg right, mirror images) brings them there. The hands
+    # approach and part twice and turn about the forearm (the rest finger axis, x) by up to
+    # 35 degrees; mirroring keeps that turn's axis-angle the same on both hands.
     phase = 2 * math.pi * times / (DURATION_S / 2)
-    gap = 0.26 + 0.05 * np.cos(phase)  # wrist distance from the midline, metres
+    gap = 0.12 + 0.04 * np.cos(phase)  # wrist distance from the midline, metres
     transl = np.zeros((times.size, 2, 3))
     transl[:, HandSide.LEFT, 0] = -gap
     transl[:, HandSide.RIGHT, 0] = gap
-    transl[:, :, 1] = 0.35 + 0.03 * np.sin(phase)[:, None]
+    transl[:, :, 1] = 0.30 + 0.03 * np.sin(phase)[:, None]
     transl[:, :, 2] = TABLE_HEIGHT_M + 0.05 * np.sin(phase / 2)[:, None]
-    turn = math.radians(35.0) * np.sin(phase / 2)
+    turn = np.zeros((times.size, 3))
+    turn[:, 0] = math.radians(35.0) * np.sin(phase / 2)
     global_orient = np.zeros((times.size, 2, 3))
-    global_orient[:, HandSide.LEFT, 0] = turn
-    global_orient[:, HandSide.RIGHT, 0] = turn
+    for side, quarter in [(HandSide.LEFT, math.pi / 2), (HandSide.RIGHT, -math.pi / 2)]:
+        R_world_hand = axis_angle_to_matrix(np.array([0.0, 0.0, quarter])) @ \
+            axis_angle_to_matrix(turn)  # (T, 3, 3)
+        global_orient[:, side] = matrix_to_axis_angle(R_world_hand)
     text = 'the hands alternate making a fist, both point, then both make a fist'
     return BimanualMotion.from_mano(FPS, global_orient, hand_pose, transl, texts=(text,))
 
@@ -217,23 +225,26 @@ def _plot(motion: BimanualMotion, tracker_result, path: Path) -> None:
     colors = {Finger.THUMB: 'tab:red', Finger.INDEX: 'tab:orange', Finger.MIDDLE: 'tab:green',
               Finger.RING: 'tab:blue', Finger.LITTLE: 'tab:purple'}
     for column, t in enumerate(times_s):
-        ax = fig.add_subplot(grid[0, column])
+        ax = fig.add_subplot(grid[0, column], projection='3d')
         frame = motion.keypoints[min(int(t * FPS), motion.num_frames - 1)]
         for side in HandSide:
             for kp, parent in enumerate(KEYPOINT_PARENTS):
                 if parent < 0:
                     continue
                 finger = next(f for f in Finger if kp in finger_keypoints(f))
-                xs, zs = frame[side, [parent, kp], 0], frame[side, [parent, kp], 2]
-                ax.plot(xs, zs, color=colors[finger], lw=2)
-            ax.plot(*frame[side, 0, [0, 2]], 'ko', ms=4)
+                bone = frame[side, [parent, kp]]  # (2, 3)
+                ax.plot(bone[:, 0], bone[:, 1], bone[:, 2], color=colors[finger], lw=2)
+            ax.scatter(*frame[side, 0], color='k', s=12)
+        centre = motion.keypoints[:, :, 0].reshape(-1, 3).mean(axis=0)
+        half = 0.17
+        ax.set(xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] - 0.05,
+               centre[1] + 2 * half - 0.05), zlim=(centre[2] - half, centre[2] + half))
+        ax.set_box_aspect((1, 1, 1))
+        ax.view_init(elev=20, azim=-60)
         ax.set_title(f't = {t:.1f} s')
-        ax.set_aspect('equal')
-        ax.set_xlim(-0.35, 0.35)
-        ax.set_ylim(TABLE_HEIGHT_M - 0.17, TABLE_HEIGHT_M + 0.17)
         ax.set_xlabel('x (m)')
-        if column == 0:
-            ax.set_ylabel('z (m), front view')
+        ax.set_ylabel('y (m)')
+        ax.tick_params(labelsize=7)
     ax = fig.add_subplot(grid[1, :])
     reasons = list(tracker_result.flags)
     t_axis = np.arange(tracker_result.num_frames) / tracker_result.fps

@@ -290,7 +290,8 @@ def test_npz_of_other_format_or_corrupt(tmp_path: Path, model_dir: Path) -> None
     good = (model_dir / 'mano_right.npz').read_bytes()
     truncated = tmp_path / 'truncated.npz'
     truncated.write_bytes(good[: len(good) // 3])
-    with pytest.raises(ManoModelError, match='not a readable MANO .npz'):
+    with pytest.raises(ManoModelError,
+                       match='cannot read it as a MANO .npz archive, it is corrupt or truncated'):
         load_mano_arrays(truncated)
 
 

@@ -47,9 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import io
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +61,7 @@ from handx_gen.data.smplh import (
 )
 from handx_gen.errors import DataSourceError, HandxError, unknown_choice
 from handx_gen.hand.topology import NUM_KEYPOINTS, NUM_POSE_JOINTS, HandSide
+from handx_gen.npz import NPZ_READ_ERRORS, open_npz
 
 if TYPE_CHECKING:
     from handx_gen.hand.skeleton import HandSkeleton
@@ -166,21 +164,11 @@ class _Entries:
     A context manager: the archive is closed on exit.
     """
 
-    _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
-                    io.UnsupportedOperation)
+    _READ_ERRORS = NPZ_READ_ERRORS
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.is_file():
-            raise DataSourceError(f'{path}: file not found')
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except self._READ_ERRORS as exc:
-            raise DataSourceError(
-                f'{path}: not a readable .npz archive ({type(exc).__name__}: {exc})'
-            ) from exc
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataSourceError(f'{path}: not an .npz archive (holds a single array)')
+        archive = open_npz(path, DataSourceError, 'data source')
         self._archive = archive
         self._cache: dict[str, np.ndarray] = {}
 

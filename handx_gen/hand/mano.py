@@ -67,7 +67,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +87,7 @@ from handx_gen.hand.topology import (
     HandSide,
     keypoints_from_mano_joints,
 )
+from handx_gen.npz import read_npz
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _np_multiarray
@@ -139,7 +139,6 @@ _PICKLE_CORRUPT_ERRORS = (
     pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
     KeyError, OverflowError, MemoryError, RecursionError,
 )
-_NPZ_CORRUPT_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError)
 _MAX_CHUMPY_DEPTH = 64
 _REQUIRED = object()  # sentinel: a chumpy term without a default
 
@@ -615,13 +614,7 @@ def _resolve_side(
 
 
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], HandSide]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
-    except _NPZ_CORRUPT_ERRORS as error:
-        raise ManoModelError(
-            f'{path}: not a readable MANO .npz (corrupt, truncated or holding objects): '
-            f'{type(error).__name__}: {error}') from error
+    data = read_npz(path, ManoModelError, 'MANO')
     fmt = str(data['format']) if 'format' in data else None
     if fmt != MANO_FORMAT:
         raise ManoModelError(f'{path}: format {fmt!r}; expected {MANO_FORMAT!r}')

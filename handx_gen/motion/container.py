@@ -24,14 +24,11 @@ Files: ``handx-motion/1`` ``.npz`` (see :meth:`BimanualMotion.save`).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import re
 import uuid
-import zipfile
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +45,7 @@ from handx_gen.hand.topology import (
     NUM_POSE_JOINTS,
     HandSide,
 )
+from handx_gen.npz import read_npz
 
 __all__ = [
     'MOTION_FORMAT',
@@ -64,8 +62,6 @@ PathLike = str | os.PathLike
 # so resampling at the original frame times reproduces the original values exactly.
 _SNAP_FRAMES = 1e-6
 
-_ZIP_MAGIC = (b'PK\x03\x04', b'PK\x05\x06')  # a zip with members; an empty zip
-_NPY_MAGIC = b'\x93NUMPY'
 
 
 class BimanualMotion:
@@ -500,28 +496,7 @@ class BimanualMotion:
                 shape, type or with non-finite values. The message names the file and what
                 was wrong.
         """
-        path = Path(path)
-        if not path.exists():
-            raise MotionFormatError(f'motion file not found: {path}')
-        if not path.is_file():
-            raise MotionFormatError(f'motion path is not a file: {path}')
-        try:
-            with open(path, 'rb') as handle:
-                head = handle.read(8)
-            if not head.startswith(_ZIP_MAGIC):
-                what = 'a single .npy array' if head.startswith(_NPY_MAGIC) else f'{head!r}...'
-                raise MotionFormatError(
-                    f'{path}: not a {MOTION_FORMAT} .npz (zip) archive; it starts with {what}')
-            archive = np.load(path, allow_pickle=False)
-            with archive:
-                entries = {name: archive[name] for name in archive.files}
-        except MotionFormatError:
-            raise
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
-                io.UnsupportedOperation) as exc:
-            raise MotionFormatError(
-                f'{path}: cannot read it as a {MOTION_FORMAT} .npz archive, it is corrupt or '
-                f'truncated ({type(exc).__name__}: {exc})') from exc
+        entries = read_npz(path, MotionFormatError, MOTION_FORMAT)
         return cls._from_entries(entries, str(path))
 
     @classmethod

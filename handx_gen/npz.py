@@ -1,0 +1,74 @@
+"""Reading ``.npz`` files safely: never unpickling, every failure one clear error.
+
+Motion files, MANO model files and data sources are all ``.npz`` archives; this is the one
+place that opens them. ``allow_pickle=False`` throughout: an ``.npz`` entry holding Python
+objects could run code when loaded, so such files are refused.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from handx_gen.errors import HandxError
+
+__all__ = ['NPZ_READ_ERRORS', 'open_npz', 'read_npz']
+
+# What numpy and zipfile raise for missing, corrupt, truncated or object-holding archives.
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+                   io.UnsupportedOperation)
+_ZIP_MAGIC = (b'PK\x03\x04', b'PK\x05\x06')  # a zip with members; an empty zip
+_NPY_MAGIC = b'\x93NUMPY'
+
+
+def open_npz(path: str | Path, error: type[HandxError], what: str) -> np.lib.npyio.NpzFile:
+    """Open an ``.npz`` archive without pickle.
+
+    Args:
+        path: The file.
+        error: The :class:`HandxError` subclass to raise.
+        what: What the file should be, for messages (e.g. ``'handx-motion/1'``).
+
+    Returns:
+        The open archive (a context manager; entries are read on access).
+
+    Raises:
+        error: The file is missing, not a zip archive (the message says what it starts with),
+            or cannot be opened.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise error(f'{what} file not found: {path}')
+    if not path.is_file():
+        raise error(f'{what} path is not a file: {path}')
+    try:
+        with open(path, 'rb') as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise error(f'{path}: cannot read it ({exc})') from exc
+    if not head.startswith(_ZIP_MAGIC):
+        found = 'a single .npy array' if head.startswith(_NPY_MAGIC) else f'{head!r}...'
+        raise error(f'{path}: not a {what} .npz (zip) archive; it starts with {found}')
+    try:
+        return np.load(path, allow_pickle=False)
+    except NPZ_READ_ERRORS as exc:
+        raise error(f'{path}: cannot read it as a {what} .npz archive, it is corrupt or '
+                    f'truncated ({type(exc).__name__}: {exc})') from exc
+
+
+def read_npz(path: str | Path, error: type[HandxError], what: str) -> dict[str, np.ndarray]:
+    """Read every entry of an ``.npz`` archive without pickle (see :func:`open_npz`).
+
+    Raises:
+        error: As :func:`open_npz`, or an entry is corrupt, truncated or holds objects.
+    """
+    with open_npz(path, error, what) as archive:
+        try:
+            return {name: archive[name] for name in archive.files}
+        except NPZ_READ_ERRORS as exc:
+            raise error(f'{path}: cannot read it as a {what} .npz archive, it is corrupt or '
+                        f'truncated, or holds objects ({type(exc).__name__}: {exc})') from exc
