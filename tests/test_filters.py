@@ -16,9 +16,9 @@ from handx_gen.data.filters import (
     filter_motion,
     filter_reading,
 )
-from handx_gen.data.sources import load_source
+from handx_gen.data.sources import SourceReading, load_source
 from handx_gen.errors import ConfigError
-from handx_gen.hand.limits import anatomical_bounds, anatomical_to_pose
+from handx_gen.hand.limits import anatomical_bounds, anatomical_to_pose, pose_to_anatomical
 from handx_gen.hand.skeleton import default_skeleton
 from handx_gen.hand.topology import KEYPOINT_PARENTS, HandSide
 from handx_gen.motion import BimanualMotion
@@ -27,6 +27,8 @@ FPS = 30.0
 NUM_FRAMES = 240  # 8 s
 SKELETONS = (default_skeleton(HandSide.LEFT), default_skeleton(HandSide.RIGHT))
 INDEX1 = 0  # row of index1 in hand_pose
+INDEX2 = 1  # row of index2 (the index PIP) in hand_pose
+TRACKER_NOISE_M = 0.002  # per axis, as the demo's tracker stream (3.5 mm RMS per keypoint)
 
 
 def _clean_params(num_frames: int = NUM_FRAMES, seed: int = 0) -> dict[str, np.ndarray]:
@@ -47,6 +49,19 @@ def _clean_params(num_frames: int = NUM_FRAMES, seed: int = 0) -> dict[str, np.n
 
 def _motion(params: dict[str, np.ndarray]) -> BimanualMotion:
     return BimanualMotion.from_mano(FPS, skeletons=SKELETONS, **params)
+
+
+def _tracker_reading(params: dict[str, np.ndarray], path: Path, noise_m: float, seed: int,
+                     edit=None) -> SourceReading:
+    """The clip as a hand tracker sees it: its keypoints with Gaussian noise of ``noise_m`` per
+    axis (after ``edit(keypoints)``), read back through skeleton fitting and IK."""
+    keypoints = np.array(_motion(params).keypoints, dtype=np.float64)  # (T, 2, 21, 3)
+    if edit is not None:
+        edit(keypoints)
+    rng = np.random.default_rng(seed)
+    keypoints += rng.normal(scale=noise_m, size=keypoints.shape)
+    np.savez(path, keypoints=keypoints, fps=np.array(FPS))
+    return load_source(path)
 
 
 def _frames(result: FilterResult, reason: DropReason) -> list[int]:
@@ -143,6 +158,53 @@ def test_bone_length_drift_on_observed_keypoints() -> None:
     assert '50%' in dropped.detail
     # The motion's own (FK) keypoints have rigid bones.
     assert not filter_motion(motion).flags[DropReason.BONE_LENGTH_DRIFT].any()
+
+
+@pytest.mark.parametrize('noise_m', [TRACKER_NOISE_M, 0.003 / math.sqrt(3.0)])
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_clean_clip_seen_by_a_noisy_tracker_is_kept(tmp_path: Path, noise_m: float,
+                                                    seed: int) -> None:
+    # 2 mm per axis (the demo's tracker) and 3 mm RMS per keypoint (1.7 mm per axis).
+    reading = _tracker_reading(_clean_params(), tmp_path / 'k.npz', noise_m, seed)
+    result = filter_reading(reading)
+    assert result.kept_fraction >= 0.95
+    # Frame by frame (no moving medians, no floor) the same noise looks like drift.
+    per_frame = FilterConfig(joint_limit_window_s=0.0, bone_length_floor_m=0.0,
+                             bone_length_window_s=0.0)
+    assert filter_reading(reading, per_frame).kept_fraction < 0.5
+
+
+def test_bone_length_change_in_noisy_tracker_data_is_dropped(tmp_path: Path) -> None:
+    mcp, pip, tip = 5, 6, 8  # index keypoints
+
+    def lengthen(keypoints: np.ndarray) -> None:
+        # The right index proximal phalanx (~49 mm) 30 % longer for 1 s: PIP, DIP and tip move
+        # out along it.
+        bone = keypoints[120:150, 1, pip] - keypoints[120:150, 1, mcp]
+        keypoints[120:150, 1, pip:tip + 1] += 0.3 * bone[:, None]
+
+    reading = _tracker_reading(_clean_params(), tmp_path / 'k.npz', TRACKER_NOISE_M, 0,
+                               lengthen)
+    result = filter_reading(reading)
+    assert _frames(result, DropReason.BONE_LENGTH_DRIFT) == list(range(120, 150))
+    (dropped,) = _dropped_with(result, DropReason.BONE_LENGTH_DRIFT)
+    assert dropped.segment.start <= 117 and dropped.segment.stop >= 153
+    assert 'bone length (0.2 s moving median) off its clip median by up to 3' in dropped.detail
+
+
+def test_finger_bent_backwards_in_noisy_tracker_data_violates_joint_limits(
+        tmp_path: Path) -> None:
+    params = _clean_params()
+    angles = pose_to_anatomical(params['hand_pose'][120:135, 1], SKELETONS[1])
+    angles[:, INDEX2] = [math.radians(-60.0), 0.0, 0.0]  # PIP 60 deg past full extension
+    params['hand_pose'][120:135, 1] = anatomical_to_pose(angles, SKELETONS[1])
+    reading = _tracker_reading(params, tmp_path / 'k.npz', TRACKER_NOISE_M, 0)
+    result = filter_reading(reading)
+    assert _frames(result, DropReason.JOINT_LIMITS) == list(range(120, 135))
+    (dropped,) = _dropped_with(result, DropReason.JOINT_LIMITS)
+    assert dropped.segment.start <= 117 and dropped.segment.stop >= 138
+    peak = float(dropped.detail.split('joint up to ')[1].split(' deg')[0])
+    assert 50.0 <= peak <= 70.0
 
 
 def test_overlapping_hands_interpenetrate() -> None:

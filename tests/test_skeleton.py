@@ -172,3 +172,21 @@ def test_validation_names_the_shape():
 def test_side_accepts_its_bimanual_index():
     assert default_skeleton(side=0) == default_skeleton(HandSide.LEFT)  # type: ignore[arg-type]
     assert default_skeleton(side=np.int64(1)).side is HandSide.RIGHT  # type: ignore[arg-type]
+
+
+def test_bone_lengths_of_posed_keypoints_match_the_skeleton():
+    """Rigid bones: FK keeps every keypoint bone at its rest length, batched."""
+    from handx_gen.hand.kinematics import forward_kinematics
+    from handx_gen.hand.topology import bone_lengths
+
+    rng = np.random.default_rng(2)
+    skeleton = default_skeleton(HandSide.RIGHT).scaled(1.1)
+    keypoints = forward_kinematics(rng.normal(size=(3, 4, 3)), rng.normal(size=(3, 4, 15, 3)),
+                                   rng.normal(size=(3, 4, 3)), skeleton)
+    lengths = bone_lengths(keypoints)
+    assert lengths.shape == (3, 4, 20)
+    np.testing.assert_allclose(lengths, np.broadcast_to(skeleton.bone_lengths(), (3, 4, 20)),
+                               atol=1e-12)
+    # Bone 7 joins the index tip (keypoint 8) to the index DIP (keypoint 7).
+    rest = skeleton.keypoints_rest()
+    assert skeleton.bone_lengths()[7] == pytest.approx(np.linalg.norm(rest[8] - rest[7]))

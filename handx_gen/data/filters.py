@@ -5,12 +5,15 @@ Each criterion (:class:`DropReason`) flags frames independently (vectorised over
 ``NON_FINITE``
     Source data not finite (frames marked by a reader, or NaN/inf in the observations).
 ``JOINT_LIMITS``
-    A finger joint outside its anatomical range (:func:`handx_gen.hand.limits.limit_violation`)
-    by more than ``joint_limit_tolerance_rad``.
+    A finger joint outside its anatomical range (:func:`handx_gen.hand.limits.limit_violation`,
+    as a moving median over ``joint_limit_window_s``) by more than ``joint_limit_tolerance_rad``.
 ``BONE_LENGTH_DRIFT``
-    A keypoint bone's length deviating from its median over the clip by more than
-    ``max_bone_length_deviation`` (relative). Bones are rigid, so this catches tracking that
-    swaps or loses joints. Meaningful for keypoint input; MANO-derived keypoints never drift.
+    A keypoint bone's length, as a moving median over ``bone_length_window_s``, off its median
+    over the clip by more than ``max_bone_length_deviation`` of that median or
+    ``bone_length_floor_m``, whichever is larger. Bones are rigid, so this catches tracking that
+    swaps or loses joints; the moving median and the floor keep per-frame keypoint noise (which
+    on a short distal bone is as large as 15 % of it) from counting as drift. Meaningful for
+    keypoint input; MANO-derived keypoints never drift.
 ``VELOCITY_SPIKE`` / ``ACCELERATION_SPIKE``
     A keypoint faster than ``max_speed_m_s`` or accelerating harder than
     ``max_acceleration_m_s2`` (finite differences): teleports and jitter.
@@ -41,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from handx_gen.errors import ConfigError, DataSourceError, unknown_choice
-from handx_gen.hand.topology import KEYPOINT_PARENTS, NUM_KEYPOINTS, HandSide
+from handx_gen.hand.topology import KEYPOINT_PARENTS, NUM_KEYPOINTS, HandSide, bone_lengths
 
 if TYPE_CHECKING:
     from handx_gen.data.sources import SourceReading
@@ -87,9 +90,32 @@ class FilterConfig:
             (15 deg): the ranges are population ranges, and MANO fits / IK of real captures
             routinely overshoot them by several degrees; beyond 15 deg the pose is implausible
             (a finger bent backwards is 60+ deg out).
+        joint_limit_window_s: 0.3 s: each joint's violation is a centred moving median over
+            this window (9 frames at 30 fps). Poses solved from tracked keypoints carry
+            per-frame noise that no solver removes: a flexion angle is the angle between two
+            short bones, so 2 mm of keypoint noise per axis scatters a straight finger's PIP by
+            ~9 deg and its DIP by ~13 deg from frame to frame, past the tolerance beyond the
+            hyperextension limits in a few % of frames; the median of 9 frames scatters about
+            2.4 times less. A real out-of-range pose (a finger bent backwards, a swapped finger)
+            that lasts more than half the window (5 frames at 30 fps) is still flagged, frame
+            for frame; shorter glitches move keypoints fast and are the spike criteria's. 0
+            checks single frames.
         max_bone_length_deviation: 0.15 (15 %) of the bone's median length. Keypoint detectors
             and marker-based capture keep bone lengths within a few percent; a 15 % change of a
             rigid bone means a mislabelled or lost joint.
+        bone_length_floor_m: 0.006 m, the smallest change of a bone's length that counts as
+            drift; it decides for bones shorter than 40 mm (floor / max_bone_length_deviation:
+            the middle and distal phalanges, 17-31 mm in an adult hand, where 15 % is only
+            2.6-4.7 mm). Tracker noise of sigma per axis on both ends of a bone scatters its
+            length by ~1.4 sigma per frame and its 7-frame median by ~0.7 sigma, so 6 mm is
+            over 4 standard deviations for 2 mm of noise (a 5 mm floor still drops a few
+            frames of most 10 s clips with that noise), while a lost or swapped joint moves a
+            keypoint by a centimetre or more.
+        bone_length_window_s: 0.2 s: bone lengths are compared as centred moving medians over
+            this window (7 frames at 30 fps), which suppresses per-frame noise but still
+            follows a mislabelled joint that lasts more than half the window (4 frames at
+            30 fps); shorter glitches move keypoints fast and are the spike criteria's. 0
+            compares single frames.
         max_speed_m_s: 5 m/s per keypoint. Fast everyday reaching peaks near 1.5-3 m/s at the
             hand and fast finger tapping stays under about 1-2 m/s; 5 m/s leaves headroom for
             rapid gestures (ballistic throws, well outside this data, go higher) while catching
@@ -118,7 +144,10 @@ class FilterConfig:
 
     checks: tuple[DropReason, ...] = FRAME_CRITERIA
     joint_limit_tolerance_rad: float = 0.26
+    joint_limit_window_s: float = 0.3
     max_bone_length_deviation: float = 0.15
+    bone_length_floor_m: float = 0.006
+    bone_length_window_s: float = 0.2
     max_speed_m_s: float = 5.0
     max_acceleration_m_s2: float = 150.0
     capsule_radius_m: float = 0.009
@@ -154,7 +183,8 @@ class FilterConfig:
                 raise ConfigError(f'filter config {field.name!r} must be a number, got {value!r}')
             value = float(value)
             allow_zero = field.name in ('dilate_s', 'min_segment_s', 'joint_limit_tolerance_rad',
-                                        'max_penetration_m')
+                                        'max_penetration_m', 'bone_length_floor_m',
+                                        'bone_length_window_s', 'joint_limit_window_s')
             if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
                 bound = '>= 0' if allow_zero else '> 0'
                 raise ConfigError(f'filter config {field.name!r} must be finite and {bound}, '
@@ -323,22 +353,47 @@ _BONE_CHILDREN = np.arange(1, NUM_KEYPOINTS)
 _BONE_PARENTS = np.asarray(KEYPOINT_PARENTS[1:])
 
 
-def _bone_lengths(keypoints: np.ndarray) -> np.ndarray:
-    """(T, 2, 20) lengths of the keypoint bones, NaN where unobserved."""
-    return np.linalg.norm(keypoints[..., _BONE_CHILDREN, :] - keypoints[..., _BONE_PARENTS, :],
-                          axis=-1)
+def _moving_nanmedian(values: np.ndarray, half_width: int,
+                      chunk_frames: int = 4096) -> np.ndarray:
+    """(T, ...) median of each column over a centred window of ``2 * half_width + 1`` frames.
+
+    NaN entries are ignored, the window shrinks at the clip's ends, and a window without a
+    finite entry gives NaN.
+    """
+    if half_width <= 0:
+        return values.copy()
+    pad = [(half_width, half_width)] + [(0, 0)] * (values.ndim - 1)
+    padded = np.pad(values, pad, constant_values=np.nan)  # (T + 2 h, ...)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        padded, 2 * half_width + 1, axis=0)  # (T, ..., 2 h + 1), a view
+    out = np.empty_like(values)
+    with warnings.catch_warnings():  # all-NaN windows (long dropouts) give NaN quietly
+        warnings.simplefilter('ignore', RuntimeWarning)
+        for start in range(0, values.shape[0], chunk_frames):
+            out[start:start + chunk_frames] = np.nanmedian(
+                windows[start:start + chunk_frames], axis=-1)
+    return out
 
 
-def _bone_drift(keypoints: np.ndarray, config: FilterConfig) -> _Flag:
-    lengths = _bone_lengths(keypoints)  # (T, 2, 20)
+def _bone_drift(keypoints: np.ndarray, fps: float, config: FilterConfig) -> _Flag:
+    lengths = bone_lengths(keypoints)  # (T, 2, 20), NaN where unobserved
+    lengths = np.where(np.isfinite(lengths), lengths, np.nan)
     with warnings.catch_warnings():  # a bone never observed has no median: it flags nothing
         warnings.simplefilter('ignore', RuntimeWarning)
-        median = np.nanmedian(np.where(np.isfinite(lengths), lengths, np.nan), axis=0)  # (2, 20)
-    deviation = np.abs(lengths - median) / np.maximum(median, 1e-6)
-    value = _finite_max(deviation, (1, 2))
-    return _Flag(value > config.max_bone_length_deviation, value,
-                 f'bone length off its median by up to {{peak:.0%}} '
-                 f'(limit {config.max_bone_length_deviation:.0%})')
+        median = np.nanmedian(lengths, axis=0)  # (2, 20)
+    half_width = int(round(config.bone_length_window_s * fps / 2.0))
+    local = _moving_nanmedian(lengths, half_width)  # (T, 2, 20)
+    local[np.isnan(lengths)] = np.nan  # a bone not observed in a frame cannot drift there
+    offset = np.abs(local - median)  # (T, 2, 20) metres, NaN where unobserved
+    limit = np.maximum(config.max_bone_length_deviation * median, config.bone_length_floor_m)
+    with np.errstate(invalid='ignore'):
+        over = offset > limit  # NaN compares False
+    relative = offset / np.maximum(median, 1e-6)
+    value = _finite_max(np.where(over, relative, np.nan), (1, 2))  # (T,) largest flagged
+    return _Flag(over.any(axis=(1, 2)), value,
+                 f'bone length ({config.bone_length_window_s:g} s moving median) off its clip '
+                 f'median by up to {{peak:.0%}} (limit {config.max_bone_length_deviation:.0%}, '
+                 f'at least {config.bone_length_floor_m * 1000:g} mm)')
 
 
 def _speed_and_acceleration(keypoints: np.ndarray, fps: float,
@@ -458,17 +513,23 @@ def _inactivity(motion: BimanualMotion, config: FilterConfig) -> _Flag:
 
 
 def _joint_limits(motion: BimanualMotion, skeletons: Sequence[HandSkeleton],
-                  config: FilterConfig) -> _Flag:
+                  invalid: np.ndarray, config: FilterConfig) -> _Flag:
     from handx_gen.hand.limits import limit_violation
 
     hand_pose = np.asarray(motion.hand_pose)
-    value = np.stack([
-        np.asarray(limit_violation(hand_pose[:, side], skeletons[side])).max(axis=-1)
+    violation = np.stack([
+        np.asarray(limit_violation(hand_pose[:, side], skeletons[side]))
         for side in HandSide
-    ], axis=1).max(axis=1)  # (T,)
+    ], axis=1)  # (T, 2, 15) radians
+    # Frames a reader filled (copies of a neighbour) are no evidence either way; their own
+    # verdict comes from the frames around them.
+    violation[invalid] = np.nan
+    half_width = int(round(config.joint_limit_window_s * motion.fps / 2.0))
+    value = _finite_max(_moving_nanmedian(violation, half_width), (1, 2))  # (T,)
     return _Flag(value > config.joint_limit_tolerance_rad, value,
                  f'joint up to {{peak_deg:.0f}} deg outside its range '
-                 f'(tolerance {math.degrees(config.joint_limit_tolerance_rad):.0f} deg)')
+                 f'({config.joint_limit_window_s:g} s moving median; tolerance '
+                 f'{math.degrees(config.joint_limit_tolerance_rad):.0f} deg)')
 
 
 # ---------------------------------------------------------------------------- segmentation
@@ -558,9 +619,9 @@ def filter_motion(
         non_finite = invalid | ~np.isfinite(observed.reshape(num_frames, -1)).all(axis=1)
         flags[DropReason.NON_FINITE] = _Flag(non_finite, non_finite.astype(float), '')
     if DropReason.JOINT_LIMITS in checks:
-        flags[DropReason.JOINT_LIMITS] = _joint_limits(motion, skeletons, config)
+        flags[DropReason.JOINT_LIMITS] = _joint_limits(motion, skeletons, invalid, config)
     if DropReason.BONE_LENGTH_DRIFT in checks:
-        flags[DropReason.BONE_LENGTH_DRIFT] = _bone_drift(observed, config)
+        flags[DropReason.BONE_LENGTH_DRIFT] = _bone_drift(observed, fps, config)
     if DropReason.VELOCITY_SPIKE in checks or DropReason.ACCELERATION_SPIKE in checks:
         speed, accel = _speed_and_acceleration(observed, fps, config)
         if DropReason.VELOCITY_SPIKE in checks:

@@ -26,6 +26,9 @@ One file at a time (nothing keeps a corpus in memory). Supported kinds (:class:`
     (:func:`handx_gen.hand.ik.fit_skeleton`) and MANO parameters are solved by
     :func:`handx_gen.hand.ik.inverse_kinematics`; the motion's keypoints are the forward
     kinematics of that fit, the raw observations stay in :attr:`SourceReading.observed_keypoints`.
+    Noisy keypoints (a tracker's) are solved with hinge PIP/DIP joints, exact ones (forward
+    kinematics of a hand model, rigid bones) with the swing-only IK, which reproduces them
+    whatever their PIP/DIP joints do (see ``hinge_fingers`` of :func:`load_source`).
 
 Frames whose data are not finite (NaN, inf) are reported: by default the read fails with a
 :class:`~handx_gen.errors.DataSourceError` listing them; with ``fill_invalid=True`` each bad
@@ -60,7 +63,7 @@ from handx_gen.data.smplh import (
     to_bimanual,
 )
 from handx_gen.errors import DataSourceError, HandxError, unknown_choice
-from handx_gen.hand.topology import NUM_KEYPOINTS, NUM_POSE_JOINTS, HandSide
+from handx_gen.hand.topology import NUM_KEYPOINTS, NUM_POSE_JOINTS, HandSide, bone_lengths
 from handx_gen.npz import NPZ_READ_ERRORS, open_npz
 
 if TYPE_CHECKING:
@@ -582,7 +585,8 @@ def read_keypoint_sequence(path: PathLike) -> BimanualMotion:
     """Read a 21-keypoint sequence and fit MANO parameters to it.
 
     Per hand: :func:`~handx_gen.hand.ik.fit_skeleton` on the finite frames, then
-    :func:`~handx_gen.hand.ik.inverse_kinematics` on every frame. The residuals and raw
+    :func:`~handx_gen.hand.ik.inverse_kinematics` on every frame (hinge fingers unless the
+    keypoints are exact, as ``load_source(hinge_fingers=None)``). The residuals and raw
     observations are available through :func:`load_source`.
 
     Args:
@@ -598,7 +602,25 @@ def read_keypoint_sequence(path: PathLike) -> BimanualMotion:
     return load_source(path, SourceKind.KEYPOINTS).motion
 
 
-def _read_keypoints(entries: _Entries, fill_invalid: bool) -> dict[str, Any]:
+# Keypoints whose bone lengths scatter less than this over the frames (a robust standard
+# deviation per bone, the median over the bones) count as exact, in the automatic choice of the
+# finger IK (``load_source(hinge_fingers=None)``). Tracker noise of sigma per axis scatters a
+# bone's length by ~1.4 sigma; the swing-only IK turns sigma = 2 mm into up to ~40 deg of false
+# PIP/DIP abduction at a fist, and sigma = 0.35 mm (scatter 0.5 mm) into a few degrees, inside
+# the joints' ranges. Forward kinematics of a hand model scatters by float rounding only.
+_EXACT_KEYPOINT_SCATTER_M = 0.0005
+
+
+def _bone_length_scatter_m(keypoints: np.ndarray) -> float:
+    """Median over the 20 bones of the robust (MAD) standard deviation of each bone's length
+    over the (T, 21, 3) ``keypoints``."""
+    lengths = bone_lengths(keypoints)  # (T, 20)
+    mad = np.median(np.abs(lengths - np.median(lengths, axis=0)), axis=0)  # (20,)
+    return float(np.median(1.4826 * mad))
+
+
+def _read_keypoints(entries: _Entries, fill_invalid: bool,
+                    hinge_fingers: bool | None) -> dict[str, Any]:
     from handx_gen.hand.ik import fit_skeleton, inverse_kinematics
 
     raw = entries.numeric('keypoints', entries.require('keypoints', '(T, 2, 21, 3) metres'))
@@ -626,8 +648,12 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool) -> dict[str, Any]:
     residual = np.empty((num_frames, 2))
     try:
         for side in HandSide:
-            skeleton = fit_skeleton(raw[valid_hand[:, side], side], side)
-            result = inverse_kinematics(filled[:, side], skeleton)
+            observed = raw[valid_hand[:, side], side].astype(np.float64)  # (T_valid, 21, 3)
+            skeleton = fit_skeleton(observed, side)
+            hinge = hinge_fingers
+            if hinge is None:
+                hinge = _bone_length_scatter_m(observed) > _EXACT_KEYPOINT_SCATTER_M
+            result = inverse_kinematics(filled[:, side], skeleton, hinge_fingers=hinge)
             skeletons.append(skeleton)
             orient[:, side] = result.global_orient
             hand_pose[:, side] = result.hand_pose
@@ -695,6 +721,7 @@ def load_source(
     fill_invalid: bool = False,
     up_axis: UpAxis | str = UpAxis.Z,
     skeletons: Sequence[HandSkeleton] | None = None,
+    hinge_fingers: bool | None = None,
 ) -> SourceReading:
     """Read any supported source file into a motion, with a report.
 
@@ -706,6 +733,13 @@ def load_source(
         up_axis: Up axis of an ``amass-smplh`` file.
         skeletons: (left, right) hand skeletons for parameter sources (default skeletons if
             None); keypoint sources fit their own.
+        hinge_fingers: Finger IK of a ``keypoints`` source
+            (:func:`~handx_gen.hand.ik.inverse_kinematics`): True solves the PIP and DIP joints
+            as hinges in the finger's observed flexion plane (robust to tracker noise, which
+            the swing-only IK turns into large false abduction at flexed fingers); False gives
+            every joint the swing-only rotation (reproduces any exact keypoints, but amplifies
+            noise). None (default) chooses per hand: hinges unless the keypoints are exact,
+            i.e. their bone lengths scatter by less than 0.5 mm over the frames.
 
     Returns:
         The :class:`SourceReading`.
@@ -739,7 +773,7 @@ def load_source(
                             skeletons=skeletons, **arrays)
             return SourceReading(motion=motion, kind=source_kind, path=path,
                                  invalid_frames=invalid, skeletons=_optional_skeletons(skeletons))
-        fit = _read_keypoints(entries, fill_invalid)
+        fit = _read_keypoints(entries, fill_invalid, hinge_fingers)
         motion = _build(entries, BimanualMotion.from_mano, fit['fps'], fit['global_orient'],
                         fit['hand_pose'], fit['transl'], skeletons=fit['skeletons'])
         return SourceReading(motion=motion, kind=source_kind, path=path,

@@ -33,11 +33,11 @@ import numpy as np
 from handx_gen.errors import HandModelError, unknown_choice
 from handx_gen.hand.topology import (
     FINGER_MANO_JOINTS,
-    KEYPOINT_PARENTS,
     NUM_MANO_JOINTS,
     TIP_KEYPOINTS,
     Finger,
     HandSide,
+    bone_lengths,
     keypoints_from_mano_joints,
 )
 
@@ -141,9 +141,7 @@ class HandSkeleton:
     def bone_lengths(self) -> np.ndarray:
         """(20,) lengths of the keypoint bones; bone ``k`` joins keypoint ``k + 1`` to its
         parent ``KEYPOINT_PARENTS[k + 1]``."""
-        kp = self.keypoints_rest()  # (21, 3)
-        parents = np.asarray(KEYPOINT_PARENTS[1:])
-        return np.linalg.norm(kp[1:] - kp[parents], axis=-1)
+        return bone_lengths(self.keypoints_rest())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, HandSkeleton):

@@ -35,6 +35,7 @@ __all__ = [
     'NUM_MANO_JOINTS',
     'NUM_POSE_JOINTS',
     'TIP_KEYPOINTS',
+    'bone_lengths',
     'finger_keypoints',
     'keypoints_from_mano_joints',
 ]
@@ -111,6 +112,18 @@ def finger_keypoints(finger: Finger) -> tuple[int, int, int, int]:
     return (start, start + 1, start + 2, start + 3)
 
 
+def bone_lengths(keypoints: np.ndarray) -> np.ndarray:
+    """Lengths of the 20 keypoint bones; bone ``k`` joins keypoint ``k + 1`` to its parent.
+
+    Args:
+        keypoints: (..., 21, 3) keypoints (NaN propagates to the bones it touches).
+
+    Returns:
+        (..., 20) lengths.
+    """
+    return np.linalg.norm(keypoints[..., 1:, :] - keypoints[..., _BONE_PARENTS, :], axis=-1)
+
+
 def keypoints_from_mano_joints(joints: np.ndarray, tips: np.ndarray) -> np.ndarray:
     """Arrange MANO joints and fingertips into the 21-keypoint order.
 
@@ -145,3 +158,4 @@ def _keypoint_gather() -> list[int]:
 
 
 _KEYPOINT_GATHER = _keypoint_gather()
+_BONE_PARENTS = np.asarray(KEYPOINT_PARENTS[1:])
