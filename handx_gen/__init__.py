@@ -11,6 +11,7 @@ from handx_gen.errors import (
     ManoModelError,
     MotionError,
     MotionFormatError,
+    SynthesisError,
 )
 
 __version__ = '0.1.0'
@@ -23,5 +24,6 @@ __all__ = [
     'ManoModelError',
     'MotionError',
     'MotionFormatError',
+    'SynthesisError',
     '__version__',
 ]

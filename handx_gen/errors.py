@@ -38,6 +38,10 @@ class DataSourceError(HandxError):
     """A data source file cannot be converted to the unified layout."""
 
 
+class SynthesisError(HandxError):
+    """A motion-type primitive produced invalid output, or a corpus cannot be built or read."""
+
+
 def unknown_choice(kind: str, value: object, valid: Iterable[object]) -> str:
     """Build the standard message for a value outside a fixed set of options.
 

@@ -19,6 +19,7 @@ from handx_gen.errors import HandxError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     'handx_gen.hand.cli',
     'handx_gen.data.cli',
+    'handx_gen.annotate.cli',
 )
 
 

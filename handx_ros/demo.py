@@ -15,6 +15,11 @@ the tracker stream through skeleton fitting and IK), filters them, writes the ke
 a report (``report.json``, ``report.md``) with a figure (``demo.png``): hand skeletons over time
 and the filter's decisions on the tracker stream.
 
+Then it builds a small synthetic corpus (``handx data synth``: 2-3 motion types per clip, 31
+types), annotates every clip from its geometry (features, then text at three granularities) and
+checks the annotation against the generator's plans (``handx data check-annotation``); the
+report shows the check and a few clips' descriptions.
+
 Run: ``python -m handx_ros.demo --out demo_output`` (``make demo`` does).
 """
 
@@ -151,7 +156,7 @@ def write_sources(motion: BimanualMotion, folder: Path, seed: int) -> dict[Sourc
     return paths
 
 
-def run(out: Path, seed: int = 0) -> dict:
+def run(out: Path, seed: int = 0, corpus_clips: int = 40) -> dict:
     """Run the demo, writing everything below ``out``; returns the report."""
     out.mkdir(parents=True, exist_ok=True)
     motion = compose_clip()
@@ -185,10 +190,40 @@ def run(out: Path, seed: int = 0) -> dict:
         if reading.ik_residual_m is not None:
             entry['ik_residual_m_median'] = float(np.median(reading.ik_residual_m))
         report['sources'][kind.value] = entry
+    report['corpus'] = _corpus_stage(out / 'corpus', seed, corpus_clips)
     (out / 'report.json').write_text(json.dumps(report, indent=2))
-    (out / 'report.md').write_text(_markdown(report))
+    (out / 'report.md').write_text(_markdown(report) + report['corpus']['markdown'])
     _plot(motion, results[SourceKind.KEYPOINTS][1], out / 'demo.png')
     return report
+
+
+def _corpus_stage(folder: Path, seed: int, num_clips: int) -> dict:
+    """Synthesize, annotate and check a small corpus; returns its part of the report."""
+    from handx_gen.annotate.check import check_corpus
+    from handx_gen.annotate.pipeline import annotate_synthetic
+    from handx_gen.data.synthetic import SynthConfig, build_corpus, iter_clips
+
+    summary = build_corpus(folder, num_clips, seed, SynthConfig(), progress=True,
+                           overwrite=True, annotate=annotate_synthetic)
+    check = check_corpus(folder)
+    examples = []
+    for row, motion in iter_clips(folder):
+        examples.append({'file': row.file, 'motion_types': list(row.motion_types),
+                         'texts': list(motion.texts)})
+        if len(examples) == 3:
+            break
+    lines = ['', '## Synthetic corpus, annotated from geometry', '',
+             f'{summary.num_clips} clips, {summary.num_frames} frames in {summary.wall_s:.1f} s '
+             f'({summary.frames_per_s:,.0f} frames/s with {summary.workers} worker(s)).', '']
+    for example in examples:
+        lines.append(f"**{example['file']}** ({' + '.join(example['motion_types'])}):")
+        lines.extend(f'- {text}' for text in example['texts'])
+        lines.append('')
+    check_dict = check.to_dict()
+    return {'clips': summary.num_clips, 'frames': summary.num_frames,
+            'frames_per_s': summary.frames_per_s, 'check': check_dict['overall'],
+            'examples': examples,
+            'markdown': '\n'.join(lines) + '\n' + check.to_markdown() + '\n'}
 
 
 def _markdown(report: dict) -> str:
@@ -266,15 +301,17 @@ def _plot(motion: BimanualMotion, tracker_result, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', type=Path, default=Path('demo_output'), help='output folder')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the tracker noise')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the noise and the corpus')
+    parser.add_argument('--corpus-clips', type=int, default=40,
+                        help='clips of the synthetic corpus stage (default 40)')
     args = parser.parse_args(argv)
     try:
-        report = run(args.out, args.seed)
+        report = run(args.out, args.seed, args.corpus_clips)
     except HandxError as error:
         print(f'demo: error: {error}', file=sys.stderr)
         return 2
     print((args.out / 'report.md').read_text())
-    print(f'demo: wrote {args.out}/report.json, report.md, demo.png, sources/ and kept/')
+    print(f'demo: wrote {args.out}/report.json, report.md, demo.png, sources/, kept/ and corpus/')
     return 0 if report['sources'] else 1
 
 

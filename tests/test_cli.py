@@ -17,7 +17,7 @@ def test_help_lists_every_subcommand(capsys):
         cli.main(['--help'])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ['data', 'mano']:
+    for command in ['data', 'mano', 'annotate']:
         assert command in out
 
 

@@ -15,7 +15,7 @@ from handx_ros import demo
 @pytest.fixture(scope='module')
 def demo_run(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp('demo')
-    assert demo.main(['--out', str(out)]) == 0
+    assert demo.main(['--out', str(out), '--corpus-clips', '8']) == 0
     return out, json.loads((out / 'report.json').read_text())
 
 
@@ -61,3 +61,13 @@ def test_outputs_are_written_and_readable(demo_run):
         for name in entry['kept_files']:
             kept = BimanualMotion.load(out / name)
             assert kept.fps == demo.FPS and kept.num_frames >= 2 * demo.FPS
+
+
+def test_corpus_stage_annotates_and_checks(demo_run):
+    out, report = demo_run
+    corpus = report['corpus']
+    assert corpus['clips'] == 8 and corpus['frames'] > 8 * 60
+    assert corpus['check']['flexion']['agreement'] >= 0.9
+    assert all(len(example['texts']) >= 3 for example in corpus['examples'])
+    assert (out / 'corpus' / 'index.json').is_file()
+    assert 'Annotation check' in (out / 'report.md').read_text()

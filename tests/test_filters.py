@@ -348,3 +348,19 @@ def test_reported_overlap_depth_follows_hand_separation() -> None:
 def test_shipped_config_file_matches_the_defaults() -> None:
     shipped = Path(__file__).resolve().parents[1] / 'config' / 'data_filter.yaml'
     assert FilterConfig.from_yaml(shipped) == FilterConfig()
+
+
+def test_config_files_name_the_file_and_the_valid_keys(tmp_path: Path) -> None:
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('max_speed_m_s: 4.0\nmax_sped: 3\n')
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown filter config key 'max_sped'; "
+                                          r'valid options: .*max_speed_m_s'):
+        FilterConfig.from_yaml(bad)
+    bad.write_text('- a list\n')
+    with pytest.raises(ConfigError, match='must be a mapping of settings, got list'):
+        FilterConfig.from_yaml(bad)
+    bad.write_text('key: [unclosed\n')
+    with pytest.raises(ConfigError, match='invalid YAML'):
+        FilterConfig.from_yaml(bad)
+    with pytest.raises(ConfigError, match='cannot read filter config'):
+        FilterConfig.from_yaml(tmp_path / 'missing.yaml')

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -74,3 +75,28 @@ def test_package_xml_is_format_3_ament_python_with_runtime_deps():
 def test_torch_is_pinned_by_constraints():
     lines = (ROOT / 'constraints.txt').read_text().split()
     assert 'torch==2.13.0' in lines
+
+
+def test_every_module_imports_first_without_a_cycle():
+    """Each module imports on its own, before anything else of the project (no import cycle)."""
+    code = textwrap.dedent("""
+        import importlib, pkgutil, sys
+        import handx_gen, handx_ros
+        names = [m.name for pkg in (handx_gen, handx_ros)
+                 for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')
+                 if not m.name.startswith('handx_ros.nodes')]
+        failed = []
+        for name in names:
+            for loaded in [m for m in sys.modules if m.startswith(('handx_gen', 'handx_ros'))]:
+                del sys.modules[loaded]
+            try:
+                importlib.import_module(name)
+            except Exception as error:
+                failed.append(f'{name}: {type(error).__name__}: {error}')
+        print(len(names))
+        assert not failed, failed
+    """)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.split()[-1]) > 20

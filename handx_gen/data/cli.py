@@ -1,4 +1,5 @@
-"""``handx data`` subcommands: ``inspect``, ``filter`` and ``convert``.
+"""``handx data`` subcommands: ``inspect``, ``filter``, ``convert``, ``synth`` and
+``check-annotation``.
 
 Every command reads any supported file (``handx-motion/1`` or a source kind, see
 :mod:`handx_gen.data.sources`); errors are :class:`~handx_gen.errors.HandxError` and the
@@ -16,7 +17,7 @@ import numpy as np
 
 from handx_gen.data.filters import FilterConfig, filter_reading
 from handx_gen.data.sources import SourceKind, SourceReading, UpAxis, load_source
-from handx_gen.errors import DataSourceError
+from handx_gen.errors import ConfigError, DataSourceError
 from handx_gen.hand.topology import TIP_KEYPOINTS, HandSide
 
 __all__ = ['register']
@@ -59,6 +60,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument('out', type=Path, help='output handx-motion/1 file (.npz)')
     add_source_options(convert)
     convert.set_defaults(func=_convert)
+
+    synth = commands.add_parser(
+        'synth', help='build a synthetic bimanual corpus',
+        description='Build a synthetic corpus: clips of 2-3 motion types with smooth '
+                    'transitions, one handx-motion/1 file per clip in DIR/<split>/shard-*/, '
+                    'with DIR/index.json and DIR/config.yaml. Deterministic by seed, '
+                    'whatever the number of workers.')
+    synth.add_argument('--clips', type=int, default=5000,
+                       help='number of clips (default: 5000, about 1.4 million frames at 30 fps)')
+    synth.add_argument('--seed', type=int, default=0, help='corpus seed (default: 0)')
+    synth.add_argument('--out', type=Path, required=True, help='corpus folder')
+    synth.add_argument('--workers', type=int,
+                       help='worker processes (default: the number of CPUs; 1 builds in this '
+                            'process)')
+    synth.add_argument('--config', type=Path, help='YAML file of SynthConfig settings')
+    synth.add_argument('--types', help='comma-separated motion types to draw from (default: '
+                                       "the config's, else every registered type)")
+    synth.add_argument('--overwrite', action='store_true',
+                       help='replace a corpus already in --out')
+    synth.add_argument('--no-progress', action='store_true', help='no progress bar')
+    synth.add_argument('--no-annotate', action='store_true',
+                       help='skip feature extraction and text (clips keep only their plan)')
+    synth.add_argument('--json', action='store_true', help='print the summary as JSON')
+    synth.set_defaults(func=_synth)
+
+    check = commands.add_parser(
+        'check-annotation', help='score extracted features against synthetic plans',
+        description='Compare the feature records of a synthetic corpus (annotation '
+                    "'features') with the clips' plans ('plan'): event-level contact "
+                    'precision and recall (temporal IoU >= 0.5, parts agree) and flexion '
+                    'direction agreement per finger, per motion type and overall.')
+    check.add_argument('dir', type=Path, help='corpus folder (with index.json)')
+    check.add_argument('--split', choices=['train', 'val', 'test'],
+                       help='check one split only (default: all clips)')
+    check.add_argument('--parts', choices=['finger', 'exact'], default='finger',
+                       help="part rule of the headline scores (default: finger: a finger's "
+                            'tip and shaft count as one part)')
+    check.add_argument('--scope', choices=['all', 'between_hands', 'same_hand'],
+                       default='all', help='contacts scored (default: all)')
+    check.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    check.set_defaults(func=_check_annotation)
 
 
 def _load(args: argparse.Namespace, path: Path, *, fill_invalid: bool) -> SourceReading:
@@ -189,4 +231,51 @@ def _convert(args: argparse.Namespace) -> int:
     motion = reading.motion
     print(f'wrote {args.out} ({reading.kind.value} -> handx-motion/1, {motion.num_frames} '
           f'frames at {motion.fps:g} fps)')
+    return 0
+
+
+# ---------------------------------------------------------------------------- synth
+
+
+def _synth(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from handx_gen.data.synthetic import SynthConfig, build_corpus
+
+    config = SynthConfig() if args.config is None else SynthConfig.from_yaml(args.config)
+    if args.types is not None:
+        types = tuple(t.strip() for t in args.types.split(',') if t.strip())
+        if not types:
+            raise ConfigError(f'--types lists no motion type: {args.types!r}')
+        config = dataclasses.replace(config, motion_types=types)
+    from handx_gen.annotate.pipeline import annotate_synthetic
+
+    summary = build_corpus(args.out, args.clips, args.seed, config, workers=args.workers,
+                           progress=not args.no_progress, overwrite=args.overwrite,
+                           annotate=None if args.no_annotate else annotate_synthetic)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return 0
+    minutes = summary.num_frames / config.fps / 60.0
+    print(f'wrote {summary.num_clips} clips, {summary.num_frames} frames ({minutes:.1f} min at '
+          f'{config.fps:g} fps) to {summary.out_dir}')
+    for split, clips in summary.split_clips.items():
+        print(f'  {split:5s} {clips:6d} clips {summary.split_frames[split]:9d} frames')
+    print(f'rate: {summary.frames_per_s:,.0f} frames/s, {summary.clips_per_s:.1f} clips/s '
+          f'({summary.wall_s:.1f} s with {summary.workers} worker(s))')
+    return 0
+
+
+# ---------------------------------------------------------------------------- check-annotation
+
+
+def _check_annotation(args: argparse.Namespace) -> int:
+    from handx_gen.annotate.check import CheckConfig, check_corpus
+
+    report = check_corpus(args.dir, CheckConfig(part_match=args.parts, scope=args.scope),
+                          split=args.split)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_markdown())
     return 0

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from handx_gen.config import config_from_yaml, config_kwargs
 from handx_gen.errors import ConfigError, DataSourceError, unknown_choice
 from handx_gen.hand.topology import KEYPOINT_PARENTS, NUM_KEYPOINTS, HandSide, bone_lengths
 
@@ -198,16 +199,7 @@ class FilterConfig:
         Raises:
             ConfigError: An unknown key (the message lists the valid ones) or a bad value.
         """
-        if values is None:
-            return cls()
-        if not isinstance(values, Mapping):
-            raise ConfigError(f'filter config must be a mapping of settings, got '
-                              f'{type(values).__name__}')
-        valid = [field.name for field in dataclasses.fields(cls)]
-        for key in values:
-            if key not in valid:
-                raise ConfigError(unknown_choice('filter config key', key, valid))
-        kwargs = dict(values)
+        kwargs = config_kwargs(cls, values, 'filter')
         if 'checks' in kwargs:
             checks = kwargs['checks']
             if isinstance(checks, str) or not isinstance(checks, Iterable):
@@ -223,21 +215,7 @@ class FilterConfig:
         Raises:
             ConfigError: Unreadable file, invalid YAML, unknown keys or bad values.
         """
-        import yaml
-
-        path = Path(path)
-        try:
-            text = path.read_text(encoding='utf-8')
-        except OSError as exc:
-            raise ConfigError(f'{path}: cannot read filter config ({exc.strerror})') from exc
-        try:
-            values = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f'{path}: invalid YAML ({exc})'.replace('\n', ' ')) from exc
-        try:
-            return cls.from_dict(values)
-        except ConfigError as exc:
-            raise ConfigError(f'{path}: {exc}') from exc
+        return config_from_yaml(cls, path, 'filter')
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain values (the inverse of :meth:`from_dict`)."""

@@ -1,4 +1,4 @@
-"""Hand model: topology, rotations, skeleton, forward kinematics, joint limits and IK.
+"""Hand model: topology, surface parts, rotations, skeleton, FK, joint limits and IK.
 
 MANO model files (``handx_gen.hand.mano``: the chumpy-free loader, converter and smplx layer) are
 imported from their module directly, since that module loads torch.
@@ -29,6 +29,7 @@ from handx_gen.hand.limits import (
     limit_violation,
     pose_to_anatomical,
 )
+from handx_gen.hand.parts import FINGER_PARTS, FINGERTIP_PARTS, HandPart, PartRef
 from handx_gen.hand.rotations import (
     axis_angle_to_matrix,
     axis_angle_to_quaternion,
@@ -67,8 +68,11 @@ from handx_gen.hand.topology import (
 __all__ = [
     'AnatomicalBounds',
     'DEFAULT_HAND_LENGTH_M',
+    'FINGERTIP_PARTS',
     'FINGER_MANO_JOINTS',
+    'FINGER_PARTS',
     'Finger',
+    'HandPart',
     'HandSide',
     'HandSkeleton',
     'IKResult',
@@ -85,6 +89,7 @@ __all__ = [
     'NUM_POSE_JOINTS',
     'PALM_MANO_JOINTS',
     'POSE_JOINT_NAMES',
+    'PartRef',
     'THUMB_FLEXION_TILT_RAD',
     'TIP_KEYPOINTS',
     'TIP_PARENT_MANO_JOINT',
