@@ -275,3 +275,22 @@ def test_integer_input_becomes_float64():
     out = rot.axis_angle_to_matrix([0, 0, 0])
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out, np.eye(3))
+
+
+def test_quaternion_slerp_halfway_and_shortest_path():
+    from handx_gen.hand.rotations import (
+        axis_angle_to_quaternion,
+        quaternion_slerp,
+        quaternion_to_axis_angle,
+    )
+
+    q0 = axis_angle_to_quaternion(np.zeros(3))
+    q1 = axis_angle_to_quaternion(np.array([0.0, 0.0, 1.2]))
+    half = quaternion_slerp(q0, q1, np.array([0.5]))
+    np.testing.assert_allclose(quaternion_to_axis_angle(half), [0.0, 0.0, 0.6], atol=1e-12)
+    # -q1 is the same rotation: the interpolation takes the short way either way.
+    np.testing.assert_allclose(np.abs(quaternion_slerp(q0, -q1, np.array([0.5]))),
+                               np.abs(half), atol=1e-12)
+    # Nearly equal ends: no division by ~0.
+    near = quaternion_slerp(q0, q0 + 1e-9, np.array([0.3]))
+    assert np.isfinite(near).all() and np.linalg.norm(near) == pytest.approx(1.0)

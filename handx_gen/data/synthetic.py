@@ -75,6 +75,7 @@ from handx_gen.hand.limits import POSE_JOINT_NAMES, anatomical_bounds, anatomica
 from handx_gen.hand.rotations import (
     matrix_to_axis_angle,
     matrix_to_quaternion,
+    quaternion_slerp,
     quaternion_to_matrix,
 )
 from handx_gen.hand.skeleton import DEFAULT_HAND_LENGTH_M, HandSkeleton, default_skeleton
@@ -492,20 +493,6 @@ def _time_warp(num_frames: int, jitter: float, rng: np.random.Generator) -> np.n
     return s
 
 
-def _slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Shortest-path spherical interpolation of unit quaternions (..., 4)."""
-    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
-    q1 = np.where(dot < 0.0, -q1, q1)
-    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
-    sin_theta = np.sin(theta)
-    small = sin_theta < 1e-6
-    safe = np.where(small, 1.0, sin_theta)
-    w0 = np.where(small, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
-    w1 = np.where(small, alpha, np.sin(alpha * theta) / safe)
-    out = w0 * q0 + w1 * q1
-    return out / np.linalg.norm(out, axis=-1, keepdims=True)
-
-
 def _resample(clip: PrimitiveClip, source: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                   np.ndarray]:
     """Angles, wrist rotations and positions at fractional source frames ``source`` (T,)."""
@@ -517,7 +504,7 @@ def _resample(clip: PrimitiveClip, source: np.ndarray) -> tuple[np.ndarray, np.n
     a2 = alpha[:, None, None]
     position = (1.0 - a2) * clip.p_world_wrist[i0] + a2 * clip.p_world_wrist[i1]
     quat = matrix_to_quaternion(clip.R_world_wrist)  # (T, 2, 4)
-    rotation = quaternion_to_matrix(_slerp(quat[i0], quat[i1], a2))
+    rotation = quaternion_to_matrix(quaternion_slerp(quat[i0], quat[i1], a2))
     nearest = np.round(source).astype(np.int64)
     exact = np.abs(source - nearest) < 1e-9  # keep the primitive's own frames bit for bit
     angles[exact] = clip.angles[nearest[exact]]
@@ -657,7 +644,8 @@ def _transition(a: _Piece, b: _Piece, config: SynthConfig,
         path_s = _minimum_jerk(u)
         bump = np.sin(math.pi * u) ** 2  # zero velocity at both ends
         angles = ends[0][0] + pose_s[:, None, None, None] * (ends[0][1] - ends[0][0])
-        rotation = quaternion_to_matrix(_slerp(q_ends[0], q_ends[1], pose_s[:, None, None]))
+        rotation = quaternion_to_matrix(
+            quaternion_slerp(q_ends[0], q_ends[1], pose_s[:, None, None]))
         position = (ends[2][0] + path_s[:, None, None] * (ends[2][1] - ends[2][0])
                     + retreat * bump[:, None, None] * away[None])
         distance = _hand_distance(_keypoints(angles, rotation, position, skeletons))  # (n,)

@@ -45,6 +45,7 @@ __all__ = [
     'matrix_to_quaternion',
     'matrix_to_rot6d',
     'quaternion_multiply',
+    'quaternion_slerp',
     'quaternion_to_axis_angle',
     'quaternion_to_matrix',
     'rot6d_to_axis_angle',
@@ -453,3 +454,26 @@ def rotation_between_vectors(a: Array, b: Array) -> Array:
     q_pi = xp.concat([zero, perp], -1)
     q = xp.where(opposite, q_pi, q_half)
     return quaternion_to_matrix(q)
+
+
+def quaternion_slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Shortest-path spherical linear interpolation of unit quaternions (w, x, y, z).
+
+    Args:
+        q0: (..., 4) start quaternions.
+        q1: (..., 4) end quaternions (their sign is flipped where that is the shorter way).
+        alpha: (..., 1) or broadcastable interpolation weights, 0 gives ``q0``, 1 gives ``q1``.
+
+    Returns:
+        (..., 4) unit quaternions; nearly equal ends fall back to normalised linear blending.
+    """
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0.0, -q1, q1)
+    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
+    sin_theta = np.sin(theta)
+    small = sin_theta < 1e-6
+    safe = np.where(small, 1.0, sin_theta)
+    w0 = np.where(small, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
+    w1 = np.where(small, alpha, np.sin(alpha * theta) / safe)
+    out = w0 * q0 + w1 * q1
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)

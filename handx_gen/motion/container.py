@@ -418,7 +418,8 @@ class BimanualMotion:
         # (T, 2, 16, 3): root then the 15 pose joints, MANO order.
         rotvec = np.concatenate([self._global_orient[:, :, None], self._hand_pose], axis=2)
         quat = rotations.axis_angle_to_quaternion(rotvec)  # (T, 2, 16, 4)
-        quat_new = _slerp(quat[index0], quat[index1], alpha[:, None, None, None])
+        quat_new = rotations.quaternion_slerp(quat[index0], quat[index1],
+                                              alpha[:, None, None, None])
         rotvec_new = rotations.quaternion_to_axis_angle(quat_new)  # (T', 2, 16, 3)
         rotvec_new[exact0] = rotvec[index0[exact0]]
         rotvec_new[exact1] = rotvec[index1[exact1]]
@@ -695,21 +696,6 @@ def _forward_kinematics(
 
 
 # ---------------------------------------------------------------------- interpolation
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Shortest-path spherical interpolation of unit quaternions (..., 4), wxyz."""
-    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
-    q1 = np.where(dot < 0.0, -q1, q1)
-    dot = np.clip(np.abs(dot), 0.0, 1.0)
-    theta = np.arccos(dot)
-    sin_theta = np.sin(theta)
-    small = sin_theta < 1e-6
-    safe = np.where(small, 1.0, sin_theta)
-    w0 = np.where(small, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
-    w1 = np.where(small, alpha, np.sin(alpha * theta) / safe)
-    out = w0 * q0 + w1 * q1
-    return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
 
 # For each keypoint, the MANO joint whose world rotation turns the bone from its keypoint
