@@ -360,3 +360,23 @@ def test_worker_start_up_failure_is_raised_not_retried(tmp_path):
     config = SynthConfig(motion_types=FIXTURE_TYPES[:1])  # worker imports default modules only
     with pytest.raises(ConfigError, match='unknown motion type'):
         build_corpus(tmp_path, 4, 0, config, workers=2, progress=False)
+
+
+def test_a_touch_held_across_a_boundary_is_one_planned_contact():
+    """Two planned contacts of one pair with the parts still touching between them join."""
+    from handx_gen.data.plan import PlannedContact
+    from handx_gen.data.synthetic import _bridge_contacts
+    from handx_gen.hand.parts import HandPart, PartRef
+
+    palms = (PartRef(HandSide.LEFT, HandPart.PALM), PartRef(HandSide.RIGHT, HandPart.PALM))
+    clip = synthesize_clip(SynthConfig(motion_types=('press_palms',)), 3, 3)
+    first = next(c for c in clip.plan.contacts if {c.a, c.b} == set(palms))
+    middle = (first.start + first.stop) // 2
+    halves = [PlannedContact(first.start, middle - 2, *palms),
+              PlannedContact(middle + 2, first.stop, *palms)]
+    keypoints = clip.motion.keypoints
+    assert _bridge_contacts(halves, keypoints) == (PlannedContact(first.start, first.stop,
+                                                                  *palms),)
+    # Apart in between (the hands are far before the press starts): kept as two contacts.
+    early = [PlannedContact(0, 2, *palms), PlannedContact(first.start, first.stop, *palms)]
+    assert len(_bridge_contacts(early, keypoints)) == 2

@@ -59,7 +59,12 @@ from typing import Any
 
 import numpy as np
 
-from handx_gen.annotate.surface import hand_surface, part_distance_matrix
+from handx_gen.annotate.surface import (
+    ContactConfig,
+    hand_surface,
+    part_distance,
+    part_distance_matrix,
+)
 from handx_gen.config import config_from_yaml, config_kwargs
 from handx_gen.data.plan import (
     ClipPlan,
@@ -817,10 +822,50 @@ def synthesize_clip(config: SynthConfig, composition_seed: int, clip_seed: int, 
         dominant=dominant, hand_scale=hand_length / DEFAULT_HAND_LENGTH_M)
     global_orient, hand_pose, transl = _to_mano(angles, rotation, position, skeletons)
     motion = BimanualMotion.from_mano(config.fps, global_orient, hand_pose, transl,
-                                      skeletons=skeletons, annotation={'plan': plan.to_dict()})
+                                      skeletons=skeletons)
+    plan = dataclasses.replace(plan, contacts=_bridge_contacts(plan.contacts, motion.keypoints))
+    motion = motion.with_annotation({'plan': plan.to_dict()})
     if annotate is not None:
         motion = _annotated(motion, plan, annotate)
     return SynthClip(motion, plan)
+
+
+def _bridge_contacts(contacts: Sequence[PlannedContact],
+                     keypoints: np.ndarray) -> tuple[PlannedContact, ...]:
+    """Join the planned contacts of one pair that a single touch carries across a boundary.
+
+    A touch held through a transition (the thumb resting on the curled index as one primitive
+    ends and the next begins) is one event of the shared contact definition
+    (:func:`handx_gen.annotate.surface.contact_intervals`: a contact lasts while the parts stay
+    within ``apart_gap_m``), but the two primitives plan it as two. Where the parts stay that
+    close on every frame between two planned contacts of the same pair, they become one.
+
+    Args:
+        contacts: The clip's planned contacts, clip frames.
+        keypoints: (T, 2, 21, 3) the clip's keypoints.
+
+    Returns:
+        The contacts, joined where one touch spans them, sorted by start.
+    """
+    apart_m = ContactConfig().apart_gap_m
+    joined: list[PlannedContact] = []
+    for contact in sorted(contacts, key=lambda c: (c.a, c.b, c.start)):
+        previous = joined[-1] if joined else None
+        if previous is not None and (previous.a, previous.b) == (contact.a, contact.b):
+            gap = slice(previous.stop, max(previous.stop, contact.start))
+            if gap.stop == gap.start or _pair_distance(keypoints[gap], contact).max() <= apart_m:
+                joined[-1] = dataclasses.replace(previous, stop=max(previous.stop, contact.stop))
+                continue
+        joined.append(contact)
+    return tuple(sorted(joined, key=lambda c: (c.start, c.a, c.b)))
+
+
+def _pair_distance(keypoints: np.ndarray, contact: PlannedContact) -> np.ndarray:
+    """(n,) surface distance of the contact's two parts over (n, 2, 21, 3) keypoints."""
+    keypoints = keypoints.astype(np.float64)
+    surface_a = hand_surface(keypoints[:, contact.a.side], contact.a.side)
+    surface_b = hand_surface(keypoints[:, contact.b.side], contact.b.side)
+    return part_distance(surface_a, contact.a.part, surface_b, contact.b.part).distance
 
 
 def _annotated(motion: BimanualMotion, plan: ClipPlan, annotate: Annotator) -> BimanualMotion:
