@@ -11,6 +11,8 @@ from handx_gen.errors import (
     ManoModelError,
     MotionError,
     MotionFormatError,
+    RetargetError,
+    RobotModelError,
     SynthesisError,
 )
 
@@ -24,6 +26,8 @@ __all__ = [
     'ManoModelError',
     'MotionError',
     'MotionFormatError',
+    'RetargetError',
+    'RobotModelError',
     'SynthesisError',
     '__version__',
 ]

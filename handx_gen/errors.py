@@ -42,6 +42,14 @@ class SynthesisError(HandxError):
     """A motion-type primitive produced invalid output, or a corpus cannot be built or read."""
 
 
+class RobotModelError(HandxError, ValueError):
+    """A robot folder, its spec or its URDF is missing, invalid or lacks a mapped link."""
+
+
+class RetargetError(HandxError):
+    """Retargeting cannot run on the given input (bad keypoints, wrong shapes, bad config)."""
+
+
 def unknown_choice(kind: str, value: object, valid: Iterable[object]) -> str:
     """Build the standard message for a value outside a fixed set of options.
 

@@ -27,7 +27,7 @@ def share_dir() -> Path:
     else:
         try:
             return Path(get_package_share_directory(PACKAGE_NAME))
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH
             pass
     if (SOURCE_ROOT / 'package.xml').is_file():
         return SOURCE_ROOT

@@ -1,0 +1,371 @@
+"""Both hands per frame: a pair of floating robot hands, or a humanoid's arms and hands.
+
+* :class:`PairRetargeter` (``kind: pair``): each robot hand follows its human hand's wrist
+  pose (``base_poses``) and its fingers are retargeted; with ``avoid_collisions`` the two hands'
+  collision geometry is kept apart (and each hand's own links, see
+  :mod:`handx_ros.retarget.collision`).
+* :class:`HumanoidRetargeter` (``kind: humanoid``): the arm joints come from the human wrist
+  poses by damped least-squares IK of the palm pose on each 7-joint arm chain (through the
+  folder's ``operator`` mapping), the hand joints as for a pair; one trajectory carries both.
+
+Both run a clip in batch (:meth:`retarget_motion`) or frame by frame (:meth:`step`, with
+:meth:`reset`), and return trajectories whose every frame says whether it converged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pinocchio as pin
+
+from handx_gen.errors import RetargetError
+from handx_gen.hand.topology import HandSide
+from handx_gen.motion import BimanualMotion
+from handx_ros.retarget.frames import (
+    base_poses,
+    keypoints_in_wrist_frame,
+    wrist_poses_from_motion,
+)
+from handx_ros.retarget.retargeter import HandRetargeter, RetargetConfig, levenberg_marquardt
+from handx_ros.retarget.robot import ChainKinematics, load_urdf_model
+from handx_ros.retarget.spec import RobotKind, RobotSpec, load_robot_spec
+from handx_ros.retarget.trajectory import RobotTrajectory
+
+__all__ = [
+    'BimanualFrame',
+    'HumanoidRetargeter',
+    'PairRetargeter',
+    'build_retargeter',
+    'retarget_motion',
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class BimanualFrame:
+    """One retargeted frame of both hands.
+
+    Attributes:
+        qpos: (nq,) joint positions in the trajectory's joint order.
+        base_poses: (2, 7) floating base poses (pairs) or ``None`` (humanoids).
+        converged: (2,) per hand (for a humanoid: hand and arm both converged).
+        residual_m: (2,) fingertip RMS error per hand, metres at robot scale.
+        wrist_error_m: (2,) humanoid wrist position error (0 for floating hands).
+        time_s: Wall time for the frame.
+    """
+
+    qpos: np.ndarray
+    base_poses: np.ndarray | None
+    converged: np.ndarray
+    residual_m: np.ndarray
+    wrist_error_m: np.ndarray
+    time_s: float
+
+
+def _controller_names(spec: RobotSpec, names: tuple[str, ...]) -> list[str]:
+    return [spec.controller_names.get(name, name) for name in names]
+
+
+def _check_frame(keypoints: Any, R_world_wrist: Any, p_world_wrist: Any
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        kp = np.asarray(keypoints, dtype=np.float64)
+        R = np.asarray(R_world_wrist, dtype=np.float64)
+        p = np.asarray(p_world_wrist, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise RetargetError(f'frame is not numeric ({exc})') from None
+    for name, array, shape in (('keypoints', kp, (2, 21, 3)), ('R_world_wrist', R, (2, 3, 3)),
+                               ('p_world_wrist', p, (2, 3))):
+        if array.shape != shape:
+            raise RetargetError(f'{name} must have shape {shape}, got {array.shape}')
+    if not (np.all(np.isfinite(R)) and np.all(np.isfinite(p))):
+        raise RetargetError('non-finite wrist pose')
+    if not np.allclose(R @ np.swapaxes(R, -1, -2), np.eye(3), atol=1e-4):
+        raise RetargetError('R_world_wrist is not a rotation matrix')
+    return kp, R, p
+
+
+class _TwoHands:
+    """What pairs and humanoids share: two hand retargeters and clip handling."""
+
+    spec: RobotSpec
+    hands: tuple[HandRetargeter, HandRetargeter]
+    joint_names: tuple[str, ...]
+
+    def reset(self) -> None:
+        for hand in self.hands:
+            hand.reset()
+
+    def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
+             p_world_wrist: np.ndarray) -> BimanualFrame:
+        raise NotImplementedError
+
+    def retarget_motion(self, motion: BimanualMotion, *, progress: bool = False
+                        ) -> RobotTrajectory:
+        """Retarget a whole clip (resets first).
+
+        Raises:
+            RetargetError: Non-finite keypoints (the frames are listed).
+        """
+        if not isinstance(motion, BimanualMotion):
+            raise RetargetError(f'expected a BimanualMotion, got {type(motion).__name__}')
+        R, p = wrist_poses_from_motion(motion)
+        keypoints = np.asarray(motion.keypoints, dtype=np.float64)
+        bad = np.flatnonzero(~np.all(np.isfinite(keypoints), axis=(1, 2, 3)))
+        if bad.size:
+            raise RetargetError(f'{bad.size} frames have non-finite keypoints (first: '
+                                f'{", ".join(map(str, bad[:10]))})')
+        self.reset()
+        frames: list[BimanualFrame] = []
+        iterator = range(motion.num_frames)
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, desc=f'retarget {self.spec.name}', unit='frame')
+        for t in iterator:
+            frames.append(self.step(keypoints[t], R[t], p[t]))
+        qpos = np.array([f.qpos for f in frames])
+        poses = None if frames[0].base_poses is None else np.array([f.base_poses
+                                                                    for f in frames])
+        converged = np.array([f.converged for f in frames])  # (T, 2)
+        residual = np.array([f.residual_m for f in frames])  # (T, 2)
+        wrist_error = np.array([f.wrist_error_m for f in frames])
+        times = np.array([f.time_s for f in frames])
+        info = {
+            'backend': 'handx',
+            'objective': self.hands[0].config.objective.value,
+            'converged_per_hand': converged.tolist(),
+            'residual_m_per_hand': residual.tolist(),
+            'wrist_error_m_per_hand': wrist_error.tolist(),
+            'time_s': times.tolist(),
+            'texts': list(motion.texts),
+        }
+        return RobotTrajectory(robot=self.spec.name, fps=motion.fps,
+                               joint_names=self.joint_names, qpos=qpos, base_poses=poses,
+                               converged=converged.all(axis=1),
+                               residual_m=residual.max(axis=1), info=info)
+
+
+class PairRetargeter(_TwoHands):
+    """A left and a right robot hand with floating wrists.
+
+    Args:
+        spec: A ``pair`` folder.
+        config: Hand retargeter settings (each member folder's overrides apply on top).
+        fps: Input frame rate.
+        avoid_collisions: Keep the two hands' (and each hand's own) collision geometry at
+            least ``collision_margin_m`` apart, through extra residuals in the solve.
+    """
+
+    def __init__(self, spec: RobotSpec, config: RetargetConfig | None = None, *,
+                 fps: float = 30.0, avoid_collisions: bool = False,
+                 collision_margin_m: float = 0.005, collision_weight: float = 10.0) -> None:
+        if spec.kind != RobotKind.PAIR:
+            raise RetargetError(f'robot {spec.name!r} is a {spec.kind.value}, not a pair')
+        self.spec = spec
+        root = spec.folder.parent
+        self.members = tuple(load_robot_spec(name, root) for name in spec.members)
+        config = (config or RetargetConfig()).merged(spec.retarget)
+        self.hands = tuple(HandRetargeter(member, None, config, fps=fps)
+                           for member in self.members)  # type: ignore[assignment]
+        self.joint_names = tuple(
+            name for member, hand in zip(self.members, self.hands, strict=True)
+            for name in _controller_names(member, hand.joint_names))
+        self.avoid_collisions = avoid_collisions
+        self.collision_margin_m = collision_margin_m
+        self.collision_weight = collision_weight
+        self._colliders = None
+        if avoid_collisions:
+            from handx_ros.retarget.collision import HandCollisionModel
+
+            self._colliders = tuple(HandCollisionModel(hand.chain) for hand in self.hands)
+
+    def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
+             p_world_wrist: np.ndarray) -> BimanualFrame:
+        """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3).
+
+        Raises:
+            RetargetError: Bad shapes or values; the retargeters' state is unchanged.
+        """
+        start = time.perf_counter()
+        kp, R, p = _check_frame(keypoints, R_world_wrist, p_world_wrist)
+        kp_wrist = keypoints_in_wrist_frame(kp, R, p)  # (2, 21, 3)
+        poses = np.stack([base_poses(R[i], p[i], hand.hand.R_base_hand, hand.p_base_wrist)
+                          for i, hand in enumerate(self.hands)])  # (2, 7)
+        for i, hand in enumerate(self.hands):
+            hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
+        results = []
+        if self._colliders is None:
+            results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
+        else:
+            results = self._step_avoiding(kp_wrist, poses)
+        qpos = np.concatenate([r.qpos for r in results])
+        return BimanualFrame(qpos=qpos, base_poses=poses,
+                             converged=np.array([r.converged for r in results]),
+                             residual_m=np.array([r.residual_m for r in results]),
+                             wrist_error_m=np.zeros(2), time_s=time.perf_counter() - start)
+
+    def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[Any]:
+        """Left hand first against the right hand's previous pose, then the right hand
+        against the left hand's new pose; each also avoids its own links."""
+        from handx_ros.retarget import collision
+
+        T_world_base = [_se3(pose) for pose in poses]
+        results = []
+        for i, hand in enumerate(self.hands):
+            other = 1 - i
+            u_other = results[other].qpos if other < len(results) else \
+                self.hands[other]._u_prev
+            T_base_other = T_world_base[i].actInv(T_world_base[other])
+            terms: list[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = [
+                collision.self_collision_residuals(self._colliders[i], self.collision_margin_m,
+                                                   self.collision_weight),
+                collision.inter_hand_residuals(self._colliders[i], self._colliders[other],
+                                               u_other, T_base_other,
+                                               self.collision_margin_m, self.collision_weight),
+            ]
+            results.append(hand.step(kp_wrist[i], extra=_stacked(terms, hand.chain.nu)))
+        return results
+
+
+def _stacked(terms: list[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]], n: int
+             ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def evaluate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [term(u) for term in terms]
+        r = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0)
+        A = np.concatenate([part[1] for part in parts]) if parts else np.zeros((0, n))
+        return r, A
+    return evaluate
+
+
+def _se3(pose: np.ndarray) -> pin.SE3:
+    """``pin.SE3`` of a pose (7,) xyz + quaternion wxyz."""
+    w, x, y, z = pose[3:]
+    return pin.SE3(pin.Quaternion(w, x, y, z).normalized().toRotationMatrix(), pose[:3].copy())
+
+
+class _ArmIK:
+    """Damped least-squares IK of one arm: the hand's wrist frame onto a target pose."""
+
+    def __init__(self, spec: RobotSpec, side: HandSide, config: RetargetConfig,
+                 rotation_weight_m: float = 0.1) -> None:
+        urdf = load_urdf_model(spec)
+        hand = spec.hand(side)
+        self.chain = ChainKinematics(urdf, spec.arm_joints[int(side)])
+        self.frame_id = self.chain.frame_ids([hand.wrist], 'arm IK target')[0]
+        self.config = config
+        self.sqrt_w = np.array([1.0, 1.0, 1.0] + [rotation_weight_m] * 3)
+        self.reset()
+
+    def reset(self) -> None:
+        self.u = self.chain.neutral()
+
+    def solve(self, T_world_target: pin.SE3) -> tuple[np.ndarray, bool, float]:
+        def evaluate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            T_world_frame, J = self.chain.pose_and_jacobian(u, self.frame_id)  # J (6, n)
+            T_frame_target = T_world_frame.actInv(T_world_target)
+            error = -pin.log6(T_frame_target).vector  # (6,) frame-local, zero at target
+            J_error = pin.Jlog6(T_frame_target.inverse()) @ J
+            return self.sqrt_w * error, self.sqrt_w[:, None] * J_error
+
+        u, _, converged, _ = levenberg_marquardt(evaluate, self.u, self.chain.lower,
+                                                 self.chain.upper, self.config)
+        self.u = u
+        T_world_frame, _ = self.chain.pose_and_jacobian(u, self.frame_id)
+        error = float(np.linalg.norm(T_world_frame.translation - T_world_target.translation))
+        return u, converged, error
+
+
+class HumanoidRetargeter(_TwoHands):
+    """Arms by IK from the human wrist poses, hands by retargeting, in one trajectory.
+
+    Args:
+        spec: A ``humanoid`` folder (with ``operator`` and ``arm_joints``).
+        config: Hand retargeter settings; the arm IK uses its iteration limits and tolerances.
+        fps: Input frame rate.
+    """
+
+    def __init__(self, spec: RobotSpec, config: RetargetConfig | None = None, *,
+                 fps: float = 30.0) -> None:
+        if spec.kind != RobotKind.HUMANOID or spec.operator is None:
+            raise RetargetError(f'robot {spec.name!r} is a {spec.kind.value}, not a humanoid')
+        self.spec = spec
+        config = (config or RetargetConfig()).merged(spec.retarget)
+        self.hands = (HandRetargeter(spec, HandSide.LEFT, config, fps=fps),
+                      HandRetargeter(spec, HandSide.RIGHT, config, fps=fps))
+        self.arms = (_ArmIK(spec, HandSide.LEFT, config), _ArmIK(spec, HandSide.RIGHT, config))
+        arm_names = [name for arm in self.arms for name in arm.chain.joint_names]
+        hand_names = [name for hand in self.hands for name in hand.joint_names]
+        self.joint_names = tuple(_controller_names(spec, tuple(arm_names + hand_names)))
+        operator = spec.operator
+        chain = self.arms[0].chain
+        torso = chain.frame_ids([operator.robot_frame], 'operator robot_frame')[0]
+        pin.framesForwardKinematics(chain.model, chain.data, chain.full_q(chain.neutral()))
+        self.T_world_torso = chain.data.oMf[torso].copy()
+
+    def reset(self) -> None:
+        super().reset()
+        for arm in self.arms:
+            arm.reset()
+
+    def wrist_targets(self, R_world_wrist: np.ndarray, p_world_wrist: np.ndarray
+                      ) -> list[pin.SE3]:
+        """Target poses (robot world) of each hand's wrist frame for human wrist poses."""
+        op = self.spec.operator
+        assert op is not None
+        targets = []
+        for i, hand in enumerate(self.hands):
+            p_torso = np.asarray(op.robot_origin) + op.scale * op.R_robot_human @ (
+                p_world_wrist[i] - np.asarray(op.human_origin))
+            R_torso = op.R_robot_human @ R_world_wrist[i] @ hand.hand.R_base_hand.T
+            targets.append(self.T_world_torso * pin.SE3(R_torso, p_torso))
+        return targets
+
+    def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
+             p_world_wrist: np.ndarray) -> BimanualFrame:
+        """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3)."""
+        start = time.perf_counter()
+        kp, R, p = _check_frame(keypoints, R_world_wrist, p_world_wrist)
+        kp_wrist = keypoints_in_wrist_frame(kp, R, p)
+        for i, hand in enumerate(self.hands):
+            hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
+        arm_results = [arm.solve(target) for arm, target in
+                       zip(self.arms, self.wrist_targets(R, p), strict=True)]
+        hand_results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
+        qpos = np.concatenate([r[0] for r in arm_results] + [r.qpos for r in hand_results])
+        converged = np.array([a[1] and h.converged for a, h in
+                              zip(arm_results, hand_results, strict=True)])
+        return BimanualFrame(qpos=qpos, base_poses=None, converged=converged,
+                             residual_m=np.array([r.residual_m for r in hand_results]),
+                             wrist_error_m=np.array([a[2] for a in arm_results]),
+                             time_s=time.perf_counter() - start)
+
+
+def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = None, *,
+                     fps: float = 30.0, avoid_collisions: bool = False
+                     ) -> PairRetargeter | HumanoidRetargeter:
+    """The bimanual retargeter of a pair or humanoid folder.
+
+    Raises:
+        RobotModelError: Unknown robot (valid ones listed) or invalid folder.
+        RetargetError: A single-hand folder (use its pair, or :class:`HandRetargeter`).
+    """
+    spec = robot if isinstance(robot, RobotSpec) else load_robot_spec(robot)
+    if spec.kind == RobotKind.PAIR:
+        return PairRetargeter(spec, config, fps=fps, avoid_collisions=avoid_collisions)
+    if spec.kind == RobotKind.HUMANOID:
+        return HumanoidRetargeter(spec, config, fps=fps)
+    raise RetargetError(f'robot {spec.name!r} is a single hand; retarget a motion onto a pair '
+                        '(e.g. allegro, inspire) or a humanoid (g1_hands)')
+
+
+def retarget_motion(motion: BimanualMotion, robot: str = 'allegro',
+                    config: RetargetConfig | None = None, *, avoid_collisions: bool = False,
+                    progress: bool = False) -> RobotTrajectory:
+    """Retarget a clip onto a robot folder (default the Allegro pair)."""
+    retargeter = build_retargeter(robot, config, fps=motion.fps,
+                                  avoid_collisions=avoid_collisions)
+    return retargeter.retarget_motion(motion, progress=progress)
