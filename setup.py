@@ -50,6 +50,13 @@ setup(
         'pin>=3.0',
         'mujoco>=3.1',
         'matplotlib>=3.7',
+        # Robot models for retargeting (URDFs and meshes, used in place; see robot_models/).
+        'example-robot-data>=4.1',
+        'fourier-robot-descriptions>=0.2',
+        # The dex-retargeting baseline backend. It imports six and torch without declaring
+        # them: six is listed here, torch is already a dependency above.
+        'dex-retargeting==0.5.0',
+        'six',
     ],
     extras_require={
         # ROS 2 Kilted rclpy and message packages as PyPI wheels, for machines without a ROS

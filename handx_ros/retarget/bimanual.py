@@ -15,27 +15,33 @@ Both run a clip in batch (:meth:`retarget_motion`) or frame by frame (:meth:`ste
 from __future__ import annotations
 
 import dataclasses
+import enum
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pinocchio as pin
 
-from handx_gen.errors import RetargetError
-from handx_gen.hand.topology import HandSide
+from handx_gen.errors import RetargetError, unknown_choice
+from handx_gen.hand.topology import KEYPOINT_NAMES, HandSide
 from handx_gen.motion import BimanualMotion
 from handx_ros.retarget.frames import (
     base_poses,
     keypoints_in_wrist_frame,
     wrist_poses_from_motion,
 )
-from handx_ros.retarget.retargeter import HandRetargeter, RetargetConfig, levenberg_marquardt
+from handx_ros.retarget.retargeter import (
+    FrameResult,
+    HandRetargeter,
+    RetargetConfig,
+    levenberg_marquardt,
+)
 from handx_ros.retarget.robot import ChainKinematics, load_urdf_model
 from handx_ros.retarget.spec import RobotKind, RobotSpec, load_robot_spec
 from handx_ros.retarget.trajectory import RobotTrajectory
 
 __all__ = [
+    'Backend',
     'BimanualFrame',
     'HumanoidRetargeter',
     'PairRetargeter',
@@ -135,7 +141,7 @@ class _TwoHands:
         wrist_error = np.array([f.wrist_error_m for f in frames])
         times = np.array([f.time_s for f in frames])
         info = {
-            'backend': 'handx',
+            'backend': getattr(self, 'backend', Backend.HANDX).value,
             'objective': self.hands[0].config.objective.value,
             'converged_per_hand': converged.tolist(),
             'residual_m_per_hand': residual.tolist(),
@@ -149,6 +155,14 @@ class _TwoHands:
                                residual_m=residual.max(axis=1), info=info)
 
 
+class Backend(enum.Enum):
+    """Which solver retargets the hands of a pair."""
+
+    HANDX = 'handx'
+    DEX_VECTOR = 'dex-vector'
+    DEX_DEXPILOT = 'dex-dexpilot'
+
+
 class PairRetargeter(_TwoHands):
     """A left and a right robot hand with floating wrists.
 
@@ -158,13 +172,21 @@ class PairRetargeter(_TwoHands):
         fps: Input frame rate.
         avoid_collisions: Keep the two hands' (and each hand's own) collision geometry at
             least ``collision_margin_m`` apart, through extra residuals in the solve.
+        backend: Our solver, or dex-retargeting (vector or DexPilot) configured from the same
+            folders; dex's joints may exceed their limits by up to 1e-3 rad, and it reports
+            no convergence, only NLopt failures.
     """
 
     def __init__(self, spec: RobotSpec, config: RetargetConfig | None = None, *,
                  fps: float = 30.0, avoid_collisions: bool = False,
-                 collision_margin_m: float = 0.005, collision_weight: float = 10.0) -> None:
+                 collision_margin_m: float = 0.005, collision_weight: float = 10.0,
+                 backend: Backend = Backend.HANDX) -> None:
         if spec.kind != RobotKind.PAIR:
             raise RetargetError(f'robot {spec.name!r} is a {spec.kind.value}, not a pair')
+        self.backend = Backend(backend)
+        if avoid_collisions and self.backend != Backend.HANDX:
+            raise RetargetError('collision avoidance needs the handx backend; dex-retargeting '
+                                'has no collision model')
         self.spec = spec
         root = spec.folder.parent
         self.members = tuple(load_robot_spec(name, root) for name in spec.members)
@@ -174,6 +196,14 @@ class PairRetargeter(_TwoHands):
         self.joint_names = tuple(
             name for member, hand in zip(self.members, self.hands, strict=True)
             for name in _controller_names(member, hand.joint_names))
+        self._dex = None
+        if self.backend != Backend.HANDX:
+            from handx_ros.retarget.dex_backend import DexHandRetargeter
+
+            kind = 'vector' if self.backend == Backend.DEX_VECTOR else 'dexpilot'
+            self._dex = tuple(DexHandRetargeter(member, member.hands[0].side, kind,
+                                                low_pass_alpha=None)
+                              for member in self.members)
         self.avoid_collisions = avoid_collisions
         self.collision_margin_m = collision_margin_m
         self.collision_weight = collision_weight
@@ -198,7 +228,9 @@ class PairRetargeter(_TwoHands):
         for i, hand in enumerate(self.hands):
             hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
         results = []
-        if self._colliders is None:
+        if self._dex is not None:
+            results = [self._dex_step(i, kp_wrist[i]) for i in range(2)]
+        elif self._colliders is None:
             results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
         else:
             results = self._step_avoiding(kp_wrist, poses)
@@ -208,37 +240,47 @@ class PairRetargeter(_TwoHands):
                              residual_m=np.array([r.residual_m for r in results]),
                              wrist_error_m=np.zeros(2), time_s=time.perf_counter() - start)
 
-    def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[Any]:
+    def reset(self) -> None:
+        super().reset()
+        for dex in self._dex or ():
+            dex.reset()
+
+    def _dex_step(self, side: int, kp_wrist: np.ndarray) -> FrameResult:
+        """A dex-retargeting solve, reported like ours: NLopt failures count as not
+        converged, the residual comes from our kinematics."""
+        start = time.perf_counter()
+        result = self._dex[side].step(kp_wrist)
+        hand = self.hands[side]
+        qpos = np.asarray(result.qpos, dtype=np.float64)
+        robot = hand.robot_keypoints(qpos)
+        target = hand.human_targets(kp_wrist)
+        tips = [np.linalg.norm(robot[k] - target[KEYPOINT_NAMES.index(k)])
+                for k in hand.hand.fingertips]
+        return FrameResult(qpos=qpos, converged=not result.solver_failed,
+                           residual_m=float(np.sqrt(np.mean(np.square(tips)))),
+                           iterations=int(result.evaluations),
+                           time_s=time.perf_counter() - start)
+
+    def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[FrameResult]:
         """Left hand first against the right hand's previous pose, then the right hand
         against the left hand's new pose; each also avoids its own links."""
         from handx_ros.retarget import collision
 
         T_world_base = [_se3(pose) for pose in poses]
-        results = []
+        results: list[FrameResult] = []
         for i, hand in enumerate(self.hands):
             other = 1 - i
             u_other = results[other].qpos if other < len(results) else \
                 self.hands[other]._u_prev
             T_base_other = T_world_base[i].actInv(T_world_base[other])
-            terms: list[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = [
-                collision.self_collision_residuals(self._colliders[i], self.collision_margin_m,
-                                                   self.collision_weight),
-                collision.inter_hand_residuals(self._colliders[i], self._colliders[other],
-                                               u_other, T_base_other,
-                                               self.collision_margin_m, self.collision_weight),
-            ]
-            results.append(hand.step(kp_wrist[i], extra=_stacked(terms, hand.chain.nu)))
+            extra = collision.stack_residuals(
+                self._colliders[i].self_collision_residuals(self.collision_margin_m,
+                                                            self.collision_weight),
+                self._colliders[i].inter_hand_residuals(self._colliders[other], u_other,
+                                                        T_base_other, self.collision_margin_m,
+                                                        self.collision_weight))
+            results.append(hand.step(kp_wrist[i], extra=extra))
         return results
-
-
-def _stacked(terms: list[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]], n: int
-             ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    def evaluate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts = [term(u) for term in terms]
-        r = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0)
-        A = np.concatenate([part[1] for part in parts]) if parts else np.zeros((0, n))
-        return r, A
-    return evaluate
 
 
 def _se3(pose: np.ndarray) -> pin.SE3:
@@ -345,7 +387,8 @@ class HumanoidRetargeter(_TwoHands):
 
 
 def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = None, *,
-                     fps: float = 30.0, avoid_collisions: bool = False
+                     fps: float = 30.0, avoid_collisions: bool = False,
+                     backend: Backend | str = Backend.HANDX,
                      ) -> PairRetargeter | HumanoidRetargeter:
     """The bimanual retargeter of a pair or humanoid folder.
 
@@ -354,9 +397,14 @@ def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = Non
         RetargetError: A single-hand folder (use its pair, or :class:`HandRetargeter`).
     """
     spec = robot if isinstance(robot, RobotSpec) else load_robot_spec(robot)
+    backend = _backend(backend)
     if spec.kind == RobotKind.PAIR:
-        return PairRetargeter(spec, config, fps=fps, avoid_collisions=avoid_collisions)
+        return PairRetargeter(spec, config, fps=fps, avoid_collisions=avoid_collisions,
+                              backend=backend)
     if spec.kind == RobotKind.HUMANOID:
+        if backend != Backend.HANDX or avoid_collisions:
+            raise RetargetError('humanoids retarget with the handx backend, without collision '
+                                'avoidance')
         return HumanoidRetargeter(spec, config, fps=fps)
     raise RetargetError(f'robot {spec.name!r} is a single hand; retarget a motion onto a pair '
                         '(e.g. allegro, inspire) or a humanoid (g1_hands)')
@@ -364,8 +412,17 @@ def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = Non
 
 def retarget_motion(motion: BimanualMotion, robot: str = 'allegro',
                     config: RetargetConfig | None = None, *, avoid_collisions: bool = False,
-                    progress: bool = False) -> RobotTrajectory:
+                    backend: Backend | str = Backend.HANDX, progress: bool = False
+                    ) -> RobotTrajectory:
     """Retarget a clip onto a robot folder (default the Allegro pair)."""
     retargeter = build_retargeter(robot, config, fps=motion.fps,
-                                  avoid_collisions=avoid_collisions)
+                                  avoid_collisions=avoid_collisions, backend=backend)
     return retargeter.retarget_motion(motion, progress=progress)
+
+
+def _backend(value: Backend | str) -> Backend:
+    try:
+        return Backend(value)
+    except ValueError:
+        raise RetargetError(unknown_choice('backend', value, [b.value for b in Backend])
+                            ) from None

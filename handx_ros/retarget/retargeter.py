@@ -81,9 +81,12 @@ class RetargetConfig:
         objective: What to match.
         max_iterations: Levenberg-Marquardt iterations per frame at most.
         step_tolerance_rad: Converged when the accepted step is shorter than this ...
-        gradient_tolerance: ... or the projected gradient of the cost is below this ...
-        cost_tolerance: ... or an accepted step lowers the cost by less than this fraction.
+        cost_tolerance: ... or a step lowers the cost (or, rejected, would have lowered it)
+            by less than this fraction of it.
         damping: Initial Levenberg-Marquardt damping (relative to the Hessian's diagonal).
+        damping_floor: Added to the Hessian's diagonal under the damping, in squared metres
+            per squared radian: it bounds steps along directions the objective barely sees
+            (a four-joint finger has one for its three-dimensional tip).
         smoothing_weight: Weight of the velocity term, in squared metres of residual per
             squared radian of deviation from the constant-velocity prediction (0: off).
         prediction: Fraction of the last velocity the prediction extrapolates (0: pull
@@ -95,6 +98,10 @@ class RetargetConfig:
         pinch_off_m: Distance at which it starts.
         pinch_gap_m: Robot thumb-finger distance the projection aims at.
         pinch_weight: Weight of a fully projected pinch vector.
+        huber_delta_m: Vector errors beyond this (metres, robot scale) count linearly, not
+            quadratically (Huber loss), so that one unreachable fingertip (a thumb a robot
+            cannot place where the human's is) does not pull the others away (``None``:
+            plain least squares).
         one_euro_min_cutoff_hz: Cut-off of the One-Euro filter on the input keypoints at rest
             (``None``: no input filter).
         one_euro_beta: Speed coefficient of the One-Euro filter.
@@ -103,9 +110,9 @@ class RetargetConfig:
     objective: Objective = Objective.KEYVECTOR
     max_iterations: int = 40
     step_tolerance_rad: float = 5e-4
-    gradient_tolerance: float = 1e-9
     cost_tolerance: float = 1e-3
     damping: float = 1e-2
+    damping_floor: float = 1e-5
     smoothing_weight: float = 1e-5
     prediction: float = 1.0
     tip_weight: float = 1.0
@@ -115,6 +122,7 @@ class RetargetConfig:
     pinch_off_m: float = 0.04
     pinch_gap_m: float = 0.005
     pinch_weight: float = 4.0
+    huber_delta_m: float | None = 0.02
     one_euro_min_cutoff_hz: float | None = None
     one_euro_beta: float = 0.5
 
@@ -125,7 +133,8 @@ class RetargetConfig:
         if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
             raise ConfigError(f'max_iterations must be a positive integer, got '
                               f'{self.max_iterations!r}')
-        for name in ('step_tolerance_rad', 'gradient_tolerance', 'cost_tolerance', 'damping',
+        for name in ('step_tolerance_rad', 'cost_tolerance', 'damping',
+                     'damping_floor',
                      'smoothing_weight', 'prediction', 'tip_weight', 'middle_weight',
                      'thumb_weight', 'pinch_on_m', 'pinch_off_m', 'pinch_gap_m',
                      'pinch_weight', 'one_euro_beta'):
@@ -134,6 +143,8 @@ class RetargetConfig:
                 raise ConfigError(f'{name} must be a finite number >= 0, got {value!r}')
         if self.pinch_off_m <= self.pinch_on_m:
             raise ConfigError('pinch_off_m must exceed pinch_on_m')
+        if self.huber_delta_m is not None and not self.huber_delta_m > 0:
+            raise ConfigError('huber_delta_m must be > 0 or null')
         if self.one_euro_min_cutoff_hz is not None and not self.one_euro_min_cutoff_hz > 0:
             raise ConfigError('one_euro_min_cutoff_hz must be > 0 or null')
 
@@ -274,7 +285,7 @@ class HandRetargeter:
         self._pinch = np.array([t.pinch for t in self.terms])
         self._tip_terms = np.array([t.origin == self.hand.wrist and t.task in
                                     self.hand.fingertips.values() for t in self.terms])
-        self._used_keypoints = sorted(set(self._h_origin) | set(self._h_task))
+        self._used_keypoints = np.array(sorted(set(self._h_origin) | set(self._h_task)))
         wrist_id = self.chain.frame_ids([self.hand.wrist])
         self.p_base_wrist = self.chain.positions(self.chain.neutral(), wrist_id)[0]  # (3,)
         self.joint_names = self.chain.joint_names
@@ -324,9 +335,9 @@ class HandRetargeter:
             raise RetargetError(f'{what}: keypoints are not numeric ({exc})') from None
         if kp.shape != (NUM_KEYPOINTS, 3):
             raise RetargetError(f'{what}: keypoints must have shape (21, 3), got {kp.shape}')
-        bad = [KEYPOINT_NAMES[i] for i in self._used_keypoints
-               if not np.all(np.isfinite(kp[i]))]
-        if bad:
+        if not np.isfinite(kp[self._used_keypoints]).all():
+            bad = [KEYPOINT_NAMES[i] for i in self._used_keypoints
+                   if not np.all(np.isfinite(kp[i]))]
             raise RetargetError(f'{what}: non-finite keypoints {", ".join(bad)}')
         return kp
 
@@ -398,6 +409,23 @@ class HandRetargeter:
         p, J = self.chain.positions_and_jacobians(u, self._frame_ids)  # (k, 3), (k, 3, n)
         error = (p[self._task] - p[self._origin]) - targets  # (m, 3)
         J_vec = J[self._task] - J[self._origin]  # (m, 3, n)
+        delta = self.config.huber_delta_m
+        if delta is not None:
+            # Huber loss on each vector's error norm, as a least-squares residual of the same
+            # cost: r = phi(|e|) e/|e| with phi = sqrt(2 huber(|e|)); exact Jacobian.
+            norm = np.linalg.norm(error, axis=1)  # (m,)
+            far = norm > delta
+            if far.any():
+                phi = np.sqrt(2.0 * delta * norm[far] - delta * delta)
+                unit = error[far] / norm[far, None]  # (f, 3)
+                b = phi / norm[far]  # scale across the direction
+                a = delta / phi  # slope along it
+                M = (b[:, None, None] * np.eye(3)
+                     + (a - b)[:, None, None] * unit[:, :, None] * unit[:, None, :])
+                error = error.copy()
+                error[far] *= b[:, None]
+                J_vec = J_vec.copy()
+                J_vec[far] = M @ J_vec[far]
         r = (sqrt_w[:, None] * error).ravel()
         A = (sqrt_w[:, None, None] * J_vec).reshape(-1, self.chain.nu)
         if extra is not None:
@@ -414,7 +442,8 @@ class HandRetargeter:
         u, r, converged, iterations = levenberg_marquardt(
             lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, self.chain.lower,
             self.chain.upper, self.config, u_pred=u_pred, smooth=smooth)
-        error = (r[:3 * sqrt_w.size] / np.repeat(sqrt_w, 3)).reshape(-1, 3)[self._tip_terms]
+        p = self.chain.positions(u, self._frame_ids)
+        error = ((p[self._task] - p[self._origin]) - targets)[self._tip_terms]  # (tips, 3)
         residual = float(np.sqrt(np.mean(np.sum(error * error, axis=1))))
         return u, converged, residual, iterations
 
@@ -473,74 +502,59 @@ def levenberg_marquardt(evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.nd
     diagonal = np.diag_indices(u.shape[0])
     while iterations < config.max_iterations:
         iterations += 1
+        tolerance = config.cost_tolerance * max(cost, 1e-12)
         g = A.T @ r + smooth * (u - u_pred)  # (n,)
         H = A.T @ A + smooth * eye  # (n, n)
-        if _projected_gradient_norm(u, g, lower, upper) < config.gradient_tolerance:
-            converged = True
-            break
         H_damped = H.copy()
-        H_damped[diagonal] += lam * (H[diagonal] + 1e-9)
+        H_damped[diagonal] += lam * (H[diagonal] + config.damping_floor)
         u_new = np.clip(u + _box_newton_step(H_damped, g, lower - u, upper - u), lower, upper)
+        step = u_new - u
+        if float(np.max(np.abs(step))) < config.step_tolerance_rad:
+            converged = True  # the next step would change next to nothing: stationary
+            break
         r_new, A_new = evaluate(u_new)
         cost_new = 0.5 * (r_new @ r_new) + 0.5 * smooth * float(
             (u_new - u_pred) @ (u_new - u_pred))
         if cost_new <= cost:
             decrease = cost - cost_new
             step_norm = float(np.max(np.abs(u_new - u)))
-            previous = cost
             u, r, A, cost = u_new, r_new, A_new, cost_new
             lam = max(lam / 3.0, 1e-9)
-            if (step_norm < config.step_tolerance_rad
-                    or decrease <= config.cost_tolerance * max(previous, 1e-12)):
+            if step_norm < config.step_tolerance_rad or decrease <= tolerance:
                 converged = True
                 break
         else:
-            lam *= 8.0
-            if lam > 1e8:  # no descent direction left: stationary up to rounding
-                converged = True
-                break
+            lam *= 8.0  # the next, shorter step is caught by the step test when it is tiny
     return u, r, converged, iterations
-
-
-def _projected_gradient_norm(u: np.ndarray, g: np.ndarray, lower: np.ndarray,
-                             upper: np.ndarray) -> float:
-    """Norm of the gradient without the components that push into an active bound."""
-    blocked = ((u <= lower) & (g > 0)) | ((u >= upper) & (g < 0))
-    return float(np.linalg.norm(np.where(blocked, 0.0, g)))
 
 
 def _box_newton_step(H: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray
                      ) -> np.ndarray:
     """Approximately minimise ``0.5 d'Hd + g'd`` subject to ``lo <= d <= hi`` (``lo <= 0 <=
-    hi``): variables that the unconstrained step would push past a bound are fixed at it
-    and the rest re-solved, until the step is feasible (at most n rounds)."""
+    hi``): variables at a bound that the gradient pushes outward, and then those the Newton
+    step would carry past a bound, are fixed there and the rest re-solved, until the step is
+    feasible (at most n rounds). Fixed variables become identity rows of one n x n system,
+    which is cheaper than slicing sub-matrices."""
     n = g.shape[0]
-    free = ~(((lo >= 0) & (g > 0)) | ((hi <= 0) & (g < 0)))  # at a bound, pushed outward
-    d = np.zeros(n)
-    if free.all():  # the common case: try the unconstrained step first
-        try:
-            d = np.linalg.solve(H, -g)
-        except np.linalg.LinAlgError:
-            d = np.zeros(n)
-        else:
-            if np.all((d >= lo) & (d <= hi)):
-                return d
-            free = ~((d < lo) | (d > hi))
-            d = np.clip(d, lo, hi)
+    fixed = ((lo >= 0) & (g > 0)) | ((hi <= 0) & (g < 0))
+    d_fixed = np.zeros(n)
+    diagonal = np.diag_indices(n)
+    d = d_fixed
     for _ in range(n + 1):
-        d_fixed = np.where(free, 0.0, d)
-        if not free.any():
-            return np.clip(d_fixed, lo, hi)
-        rhs = -(g[free] + H[np.ix_(free, ~free)] @ d_fixed[~free])
+        if fixed.any():
+            free = ~fixed
+            H_m = np.where(np.outer(free, free), H, 0.0)
+            H_m[diagonal] = np.where(free, H[diagonal], 1.0)
+            rhs = np.where(free, -(g + H @ d_fixed), d_fixed)
+        else:
+            H_m, rhs = H, -g
         try:
-            d_free = np.linalg.solve(H[np.ix_(free, free)], rhs)
+            d = np.linalg.solve(H_m, rhs)
         except np.linalg.LinAlgError:
-            d_free = np.linalg.lstsq(H[np.ix_(free, free)], rhs, rcond=None)[0]
-        d = d_fixed.copy()
-        d[free] = d_free
-        outside = free & ((d < lo) | (d > hi))
+            d = np.linalg.lstsq(H_m, rhs, rcond=None)[0]
+        outside = (d < lo) | (d > hi)
         if not outside.any():
             return d
-        d = np.clip(d, lo, hi)
-        free &= ~outside
+        d_fixed = np.where(outside, np.clip(d, lo, hi), d_fixed)
+        fixed = fixed | outside
     return np.clip(d, lo, hi)

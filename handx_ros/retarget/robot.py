@@ -218,8 +218,11 @@ class ChainKinematics:
                 urdf.check_joints([name], 'locked_joints')
                 q_locked[model.joints[model.getJointId(name)].idx_q] = value
         self._q0 = np.array(q_locked, dtype=np.float64)
-        # Jacobian columns -> u: J_u = J_v[:, cols] + sum over followers of k * J_v[:, follower]
-        self._mimic_cols = [(idx_v, u, k) for _, idx_v, u, k, _ in self._followers]
+        # Velocities from driven velocities: v = M u_dot (mimic followers scaled), so J_u = J_v M.
+        self._M = np.zeros((model.nv, n))  # (nv, n)
+        self._M[self._idx_v, np.arange(n)] = 1.0
+        for _, idx_v, i, gain, _ in self._followers:
+            self._M[idx_v, i] += gain
         self.reference_frame = frame
         self._frame_id: int | None = None
         self._R_world_frame = np.eye(3)
@@ -231,6 +234,8 @@ class ChainKinematics:
             placement = self.data.oMf[self._frame_id]
             self._R_world_frame = placement.rotation.copy()
             self._p_world_frame = placement.translation.copy()
+        self._frame_is_world = bool(np.allclose(self._R_world_frame, np.eye(3), atol=0.0)
+                                    and not np.any(self._p_world_frame))
 
     @property
     def nu(self) -> int:
@@ -277,15 +282,14 @@ class ChainKinematics:
         pin.updateFramePlacements(model, data)
         k = len(frame_ids)
         p = np.empty((k, 3))
-        J = np.empty((k, 3, self.nu))
+        J_v = np.empty((k, 3, model.nv))
         frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
         for row, fid in enumerate(frame_ids):
             p[row] = data.oMf[fid].translation
-            J_v = pin.getFrameJacobian(model, data, fid, frame)[:3]  # (3, nv)
-            J_u = J_v[:, self._idx_v]
-            for idx_v, i, gain in self._mimic_cols:
-                J_u[:, i] += gain * J_v[:, idx_v]
-            J[row] = J_u
+            J_v[row] = pin.getFrameJacobian(model, data, fid, frame)[:3]  # (3, nv)
+        J = J_v @ self._M  # (k, 3, n)
+        if self._frame_is_world:
+            return p, J
         R = self._R_world_frame
         return (p - self._p_world_frame) @ R, np.einsum('ji,kjn->kin', R, J)
 
@@ -296,10 +300,7 @@ class ChainKinematics:
         pin.computeJointJacobians(model, data, self.full_q(u))
         pin.updateFramePlacements(model, data)
         J_v = pin.getFrameJacobian(model, data, frame_id, pin.ReferenceFrame.LOCAL)  # (6, nv)
-        J_u = J_v[:, self._idx_v]
-        for idx_v, i, gain in self._mimic_cols:
-            J_u[:, i] += gain * J_v[:, idx_v]
-        return data.oMf[frame_id].copy(), J_u
+        return data.oMf[frame_id].copy(), J_v @ self._M
 
 
 def hand_kinematics(spec: RobotSpec, side: HandSide | str | int) -> tuple[ChainKinematics,

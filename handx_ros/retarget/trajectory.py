@@ -206,6 +206,10 @@ class RobotTrajectory:
 
     # ------------------------------------------------------------------ files
 
+    def with_info(self, **entries: Any) -> RobotTrajectory:
+        """A copy with ``entries`` added to :attr:`info` (JSON-compatible values)."""
+        return dataclasses.replace(self, info={**self.info, **entries})
+
     def save(self, path: PathLike) -> Path:
         """Write the trajectory as a ``handx-robot-trajectory/1`` ``.npz`` file.
 

@@ -1,0 +1,263 @@
+"""``handx robots``: list the robot folders and show one robot's joints and keypoints.
+
+::
+
+    handx robots [--json]          # name, kind, description, driven DoF of every folder
+    handx robots NAME [--json]     # its joints (URDF and controller names, limits, mimic
+                                   # coupling) and which robot frame plays each human keypoint
+
+Joints are listed in trajectory order: a pair's left hand then its right hand; a humanoid's
+left arm, right arm, left hand, right hand; each group's mimic joints follow its driven ones.
+Errors are :class:`~handx_gen.errors.HandxError` subclasses; ``handx_ros.cli.main`` prints
+them as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from handx_gen.errors import RobotModelError
+from handx_ros.retarget.spec import RobotKind, RobotSpec, available_robots, load_robot_spec
+
+__all__ = ['register', 'robot_details', 'robot_summaries']
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``robots`` command to the ``handx`` parser."""
+    robots = subparsers.add_parser(
+        'robots', help="list the retargeting robots, or show one robot's joints",
+        description='Without NAME, list the robot folders (name, kind, description, driven '
+                    'DoF). With NAME, print its joints (URDF name, controller name, limits, '
+                    'mimic coupling) and the robot frame of each human keypoint.')
+    robots.add_argument('name', nargs='?', default=None, metavar='NAME',
+                        help='a robot folder, e.g. allegro, inspire_right or g1_hands')
+    robots.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    robots.set_defaults(func=_run_robots)
+
+    retarget = subparsers.add_parser(
+        'retarget', help='retarget a handx-motion/1 clip onto a robot pair or humanoid',
+        description='Retarget MOTION.npz onto a robot folder and write a '
+                    'handx-robot-trajectory/1 file: for a pair (allegro, inspire) both hands '
+                    'with floating wrists (base_poses), for a humanoid (g1_hands) arms and '
+                    'hands. Every frame records whether it converged; unconverged frames are '
+                    'counted on stderr and in the report, never hidden.')
+    retarget.add_argument('motion', metavar='MOTION.npz', help='a handx-motion/1 file')
+    retarget.add_argument('--robot', default='allegro',
+                          help='pair or humanoid folder (default allegro; see `handx robots`)')
+    retarget.add_argument('--out', required=True, metavar='TRAJ.npz',
+                          help='where to write the trajectory')
+    retarget.add_argument('--objective', default=None,
+                          choices=['fingertip', 'keyvector', 'dexpilot'],
+                          help="what to match (default: keyvector, or the robot folder's)")
+    retarget.add_argument('--backend', default='handx',
+                          choices=['handx', 'dex-vector', 'dex-dexpilot'],
+                          help='our solver (default) or dex-retargeting for comparison')
+    retarget.add_argument('--config', default=None, metavar='YAML',
+                          help='retargeter settings (RetargetConfig fields) as YAML')
+    retarget.add_argument('--avoid-collisions', action='store_true',
+                          help="keep the two hands and each hand's own links apart (pairs)")
+    retarget.add_argument('--report', default=None, metavar='JSON',
+                          help='write metrics (errors, limits, collisions, jerk, timing)')
+    retarget.add_argument('--progress', action='store_true', help='show a progress bar')
+    retarget.set_defaults(func=_run_retarget)
+
+
+def robot_summaries() -> list[dict[str, Any]]:
+    """One entry per robot folder: ``name``, ``kind``, ``description``, ``dof`` (driven)."""
+    summaries = []
+    for name in available_robots():
+        spec = load_robot_spec(name)
+        summaries.append({'name': name, 'kind': spec.kind.value,
+                          'description': spec.description, 'dof': _dof(spec)})
+    return summaries
+
+
+def robot_details(name: str) -> dict[str, Any]:
+    """A robot's joints and keypoint maps, as plain data.
+
+    Returns:
+        ``name``, ``kind``, ``description``, ``dof``, ``members`` (a pair's folders),
+        ``joints`` (each: ``group``, ``urdf_name``, ``controller_name``, ``lower``, ``upper``,
+        ``mimic``: ``None`` or ``{joint, multiplier, offset}``) and ``hands`` (each: ``side``,
+        ``robot``, ``base_link``, ``wrist``, ``scale``, ``keypoints``).
+
+    Raises:
+        RobotModelError: Unknown robot (the message lists the valid ones), a URDF that
+            cannot be read, or a spec naming a joint the URDF lacks.
+    """
+    spec = load_robot_spec(name)
+    joints: list[dict[str, Any]] = []
+    hands: list[dict[str, Any]] = []
+    for group, source, driven in _groups(spec):
+        joints += _joint_rows(group, source, driven)
+    for hand_spec, hand in _hands(spec):
+        hands.append({'side': hand.side.name.lower(), 'robot': hand_spec.name,
+                      'base_link': hand.base_link, 'wrist': hand.wrist,
+                      'scale': hand.scale, 'keypoints': dict(hand.keypoints)})
+    return {'name': spec.name, 'kind': spec.kind.value, 'description': spec.description,
+            'dof': _dof(spec), 'members': list(spec.members), 'joints': joints,
+            'hands': hands}
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def _run_retarget(args: argparse.Namespace) -> int:
+    import sys
+
+    from handx_gen.config import config_from_yaml
+    from handx_gen.motion import BimanualMotion
+    from handx_ros.retarget.bimanual import build_retargeter
+    from handx_ros.retarget.report import trajectory_report
+    from handx_ros.retarget.retargeter import RetargetConfig
+
+    motion = BimanualMotion.load(args.motion)
+    config = (config_from_yaml(RetargetConfig, args.config, 'retarget') if args.config
+              else RetargetConfig())
+    if args.objective is not None:
+        config = config.merged({'objective': args.objective})
+    retargeter = build_retargeter(args.robot, config, fps=motion.fps,
+                                  avoid_collisions=args.avoid_collisions,
+                                  backend=args.backend)
+    trajectory = retargeter.retarget_motion(motion, progress=args.progress)
+    trajectory = trajectory.with_info(source_motion=str(args.motion))
+    path = trajectory.save(args.out)
+    report = trajectory_report(retargeter, trajectory, motion)
+    failed = report['frames'] - report['converged_frames']
+    print(f'{path}: {trajectory.num_frames} frames of {args.robot} at {trajectory.fps:g} fps, '
+          f'{len(trajectory.joint_names)} joints; fingertip error median '
+          f'{report["fingertip_error_median_mm"]:.2f} mm, p95 '
+          f'{report["fingertip_error_p95_mm"]:.2f} mm; {report["time_p50_ms"]:.2f} ms per frame')
+    if report.get('wrist_error_median_mm') is not None:
+        print(f'wrist position error median {report["wrist_error_median_mm"]:.2f} mm, max '
+              f'{report["wrist_error_max_mm"]:.2f} mm')
+    if failed:
+        print(f'warning: {failed} of {report["frames"]} frames did not converge (flagged in '
+              "the trajectory's converged array)", file=sys.stderr)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')
+        print(f'report: {args.report}')
+    return 0
+
+def _run_robots(args: argparse.Namespace) -> int:
+    if args.name is None:
+        summaries = robot_summaries()
+        if args.json:
+            print(json.dumps(summaries, indent=2))
+        else:
+            print(_table(['robot', 'kind', 'dof', 'description'],
+                         [[s['name'], s['kind'], str(s['dof']), s['description']]
+                          for s in summaries]))
+        return 0
+    details = robot_details(args.name)
+    if args.json:
+        print(json.dumps(details, indent=2))
+        return 0
+    print(f'{details["name"]} ({details["kind"]}, {details["dof"]} DoF): '
+          f'{details["description"]}')
+    if details['members']:
+        print(f'members: {", ".join(details["members"])}')
+    rows = []
+    for joint in details['joints']:
+        mimic = joint['mimic']
+        coupling = (f'= {mimic["multiplier"]:g} * {mimic["joint"]} + {mimic["offset"]:g}'
+                    if mimic else '')
+        rows.append([joint['group'], joint['urdf_name'], joint['controller_name'],
+                     f'{joint["lower"]:+.4f}', f'{joint["upper"]:+.4f}', coupling])
+    print()
+    print(_table(['group', 'URDF joint', 'controller', 'lower', 'upper', 'mimic'], rows))
+    for hand in details['hands']:
+        print()
+        print(f'{hand["side"]} hand ({hand["robot"]}): base {hand["base_link"]}, wrist '
+              f'{hand["wrist"]}, scale {hand["scale"]:g}')
+        print(_table(['keypoint', 'robot frame'],
+                     [[k, v] for k, v in hand['keypoints'].items()], indent='  '))
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]], indent: str = '') -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ['  '.join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+             .rstrip() for row in [header, *rows]]
+    return '\n'.join(indent + line for line in lines)
+
+
+# ----------------------------------------------------------------------------- joints
+
+def _dof(spec: RobotSpec) -> int:
+    return sum(len(arm) for arm in spec.arm_joints) + sum(len(h.joints) for h in spec.hands)
+
+
+def _hands(spec: RobotSpec) -> list[tuple[RobotSpec, Any]]:
+    """(folder spec holding the URDF, hand spec) per hand, left first."""
+    if spec.kind == RobotKind.PAIR:
+        members = [load_robot_spec(m, spec.folder.parent) for m in spec.members]
+        return [(member, member.hands[0]) for member in members]
+    return [(spec, hand) for hand in spec.hands]
+
+
+def _groups(spec: RobotSpec) -> list[tuple[str, RobotSpec, tuple[str, ...]]]:
+    """(group label, folder spec holding the URDF, driven joints), in trajectory order."""
+    groups = [(f'{side} arm', spec, arm)
+              for side, arm in zip(('left', 'right'), spec.arm_joints, strict=False)]
+    for source, hand in _hands(spec):
+        groups.append((f'{hand.side.name.lower()} hand', source, hand.joints))
+    return groups
+
+
+def _joint_rows(group: str, source: RobotSpec, driven: tuple[str, ...]) -> list[dict]:
+    urdf = source.urdf.resolve()
+    limits = _joint_limits(urdf)
+    mimics = _mimic_joints(urdf)
+    names = list(driven) + [j for j, (leader, _, _) in mimics.items() if leader in driven]
+    rows = []
+    for joint in names:
+        if joint not in limits:
+            raise RobotModelError(f'robot {source.name!r}: joint {joint!r} is not a movable '
+                                  f'joint of {urdf.name}; its joints: '
+                                  f'{", ".join(sorted(limits))}')
+        mimic = None
+        if joint in mimics:
+            leader, multiplier, offset = mimics[joint]
+            mimic = {'joint': leader, 'multiplier': multiplier, 'offset': offset}
+        rows.append({'group': group, 'urdf_name': joint,
+                     'controller_name': source.controller_names.get(joint, joint),
+                     'lower': limits[joint][0], 'upper': limits[joint][1], 'mimic': mimic})
+    return rows
+
+
+def _joint_limits(urdf: Path) -> dict[str, tuple[float, float]]:
+    """Position limits of the URDF's one-coordinate joints, read by Pinocchio."""
+    import pinocchio as pin
+
+    try:
+        model = pin.buildModelFromUrdf(str(urdf))
+    except (RuntimeError, ValueError) as exc:
+        raise RobotModelError(f'Pinocchio cannot read {urdf}: {exc}') from exc
+    limits = {}
+    for joint_id in range(1, model.njoints):
+        joint = model.joints[joint_id]
+        if joint.nq == 1:
+            limits[model.names[joint_id]] = (float(model.lowerPositionLimit[joint.idx_q]),
+                                             float(model.upperPositionLimit[joint.idx_q]))
+    return limits
+
+
+def _mimic_joints(urdf: Path) -> dict[str, tuple[str, float, float]]:
+    """Mimic joint -> (mimicked joint, multiplier, offset), from the URDF's <mimic> tags."""
+    try:
+        root = ET.parse(urdf).getroot()
+    except ET.ParseError as exc:
+        raise RobotModelError(f'{urdf} is not valid XML: {exc}') from exc
+    mimics = {}
+    for joint in root.iter('joint'):
+        tag = joint.find('mimic')
+        if tag is not None:
+            mimics[joint.get('name', '')] = (tag.get('joint', ''),
+                                             float(tag.get('multiplier', 1.0)),
+                                             float(tag.get('offset', 0.0)))
+    return mimics

@@ -1,0 +1,130 @@
+"""Both hands per frame: wrist frames, floating pairs, the humanoid's arms, trajectories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pinocchio as pin
+import pytest
+
+from handx_gen.data.synthetic import SynthConfig, synthesize_clip
+from handx_gen.errors import RetargetError
+from handx_gen.hand.rotations import axis_angle_to_matrix
+from handx_gen.hand.topology import HandSide
+from handx_ros.retarget.bimanual import build_retargeter, retarget_motion
+from handx_ros.retarget.frames import (
+    keypoints_in_wrist_frame,
+    wrist_frames_from_keypoints,
+    wrist_poses_from_motion,
+)
+from handx_ros.retarget.retargeter import RetargetConfig
+from handx_ros.retarget.spec import load_robot_spec
+from handx_ros.retarget.trajectory import RobotTrajectory
+
+
+@pytest.fixture(scope='module')
+def motion():
+    return synthesize_clip(SynthConfig(), 3, 7).motion[:60]
+
+
+def test_wrist_frames_from_keypoints_match_the_mano_orientation(motion):
+    R_mano, p_mano = wrist_poses_from_motion(motion)
+    for side in HandSide:
+        R_fit, p_fit = wrist_frames_from_keypoints(motion.keypoints[:, side], side)
+        np.testing.assert_allclose(p_fit, p_mano[:, side], atol=1e-6)
+        # Same rotation up to the (small) flexion of the palm arc in the synthetic poses.
+        angle = np.arccos(np.clip((np.trace(np.swapaxes(R_fit, -1, -2) @ R_mano[:, side],
+                                            axis1=-2, axis2=-1) - 1) / 2, -1, 1))
+        assert np.degrees(angle).max() < 8.0
+
+
+def test_keypoints_in_wrist_frame_put_the_wrist_at_the_origin(motion):
+    R, p = wrist_poses_from_motion(motion)
+    kp = keypoints_in_wrist_frame(motion.keypoints, R, p)
+    np.testing.assert_allclose(kp[:, :, 0], 0.0, atol=1e-6)
+    # Right-hand fingers point along -x of the wrist frame, left-hand ones along +x.
+    assert np.all(kp[:, 1, 12, 0] < 0) and np.all(kp[:, 0, 12, 0] > 0)
+
+
+def test_pair_trajectory_places_each_robot_wrist_on_the_human_wrist(motion):
+    retargeter = build_retargeter('allegro')
+    trajectory = retargeter.retarget_motion(motion)
+    assert isinstance(trajectory, RobotTrajectory)
+    assert trajectory.robot == 'allegro' and trajectory.qpos.shape == (60, 32)
+    assert trajectory.joint_names[0].startswith('allegro_left/')
+    assert trajectory.joint_names[-1].startswith('allegro_right/')
+    assert trajectory.converged.all()
+    _, p_world_wrist = wrist_poses_from_motion(motion)
+    for side, hand in enumerate(retargeter.hands):
+        wrist_id = hand.chain.frame_ids([hand.hand.wrist])
+        for t in (0, 30, 59):
+            pose = trajectory.base_poses[t, side]
+            w, x, y, z = pose[3:]
+            T_world_base = pin.SE3(pin.Quaternion(w, x, y, z).toRotationMatrix(), pose[:3])
+            p_base_wrist = hand.chain.positions(trajectory.qpos[t, side * 16:(side + 1) * 16],
+                                                wrist_id)[0]
+            np.testing.assert_allclose(T_world_base.act(p_base_wrist), p_world_wrist[t, side],
+                                       atol=1e-6)
+
+
+def test_trajectory_round_trips_through_its_file(motion, tmp_path):
+    trajectory = retarget_motion(motion, 'inspire')
+    assert trajectory.qpos.shape[1] == 12
+    path = trajectory.save(tmp_path / 'inspire.npz')
+    loaded = RobotTrajectory.load(path)
+    np.testing.assert_array_equal(loaded.qpos, trajectory.qpos)
+    assert loaded.joint_names == trajectory.joint_names
+
+
+def test_humanoid_wrists_follow_the_human_wrists_and_fingers_move(motion):
+    retargeter = build_retargeter('g1_hands')
+    trajectory = retargeter.retarget_motion(motion)
+    spec = load_robot_spec('g1_hands')
+    assert len(trajectory.joint_names) == 14 + 14
+    assert trajectory.base_poses is None
+    error = np.array(trajectory.info['wrist_error_m_per_hand'])
+    assert np.median(error) < 0.005, np.median(error)
+    # Arm joints stay inside their limits, hand joints move.
+    arm = np.array([retargeter.joint_names.index(spec.controller_names.get(n, n))
+                    for n in spec.arm_joints[0]])
+    lower = np.concatenate([a.chain.lower for a in retargeter.arms])
+    upper = np.concatenate([a.chain.upper for a in retargeter.arms])
+    q_arms = trajectory.qpos[:, :14]
+    assert np.all(q_arms >= lower) and np.all(q_arms <= upper)
+    assert np.ptp(trajectory.qpos[:, arm], axis=0).max() > 0.01
+    assert np.ptp(trajectory.qpos[:, 14:], axis=0).max() > 0.05
+
+
+def test_humanoid_wrist_targets_follow_the_operator_mapping():
+    retargeter = build_retargeter('g1_hands')
+    op = retargeter.spec.operator
+    R = np.stack([axis_angle_to_matrix(np.array([0.0, 0.0, 0.3]))] * 2)
+    p = np.array([[-0.2, 0.3, 1.1], [0.2, 0.3, 1.1]])
+    targets = retargeter.wrist_targets(R, p)
+    moved = retargeter.wrist_targets(R, p + np.array([0.0, 0.1, 0.0]))  # 10 cm forward
+    shift = retargeter.T_world_torso.rotation.T @ (moved[1].translation - targets[1].translation)
+    np.testing.assert_allclose(shift, op.scale * op.R_robot_human @ [0.0, 0.1, 0.0],
+                               atol=1e-12)
+
+
+def test_bad_frames_are_rejected_without_changing_state(motion):
+    retargeter = build_retargeter('allegro')
+    R, p = wrist_poses_from_motion(motion)
+    kp = np.asarray(motion.keypoints, dtype=np.float64)
+    first = retargeter.step(kp[0], R[0], p[0]).qpos
+    with pytest.raises(RetargetError, match='shape'):
+        retargeter.step(kp[0, :, :20], R[0], p[0])
+    bad = kp[1].copy()
+    bad[1, 8] = np.nan
+    with pytest.raises(RetargetError, match='index_tip'):
+        retargeter.step(bad, R[1], p[1])
+    with pytest.raises(RetargetError, match='rotation'):
+        retargeter.step(kp[1], R[1] * 2.0, p[1])
+    retargeter.reset()
+    np.testing.assert_allclose(retargeter.step(kp[0], R[0], p[0]).qpos, first)
+    with pytest.raises(RetargetError, match='single hand'):
+        build_retargeter('allegro_left')
+
+
+def test_config_overrides_reach_both_hands():
+    retargeter = build_retargeter('allegro', RetargetConfig(max_iterations=3))
+    assert all(hand.config.max_iterations == 3 for hand in retargeter.hands)
