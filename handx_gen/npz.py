@@ -8,6 +8,8 @@ objects could run code when loaded, so such files are refused.
 from __future__ import annotations
 
 import io
+import os
+import uuid
 import zipfile
 import zlib
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 
 from handx_gen.errors import HandxError
 
-__all__ = ['NPZ_READ_ERRORS', 'open_npz', 'read_npz']
+__all__ = ['NPZ_READ_ERRORS', 'open_npz', 'read_npz', 'write_npz']
 
 # What numpy and zipfile raise for missing, corrupt, truncated or object-holding archives.
 NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
@@ -72,3 +74,19 @@ def read_npz(path: str | Path, error: type[HandxError], what: str) -> dict[str, 
         except NPZ_READ_ERRORS as exc:
             raise error(f'{path}: cannot read it as a {what} .npz archive, it is corrupt or '
                         f'truncated, or holds objects ({type(exc).__name__}: {exc})') from exc
+
+
+def write_npz(path: Path, entries: dict[str, np.ndarray]) -> Path:
+    """Write ``entries`` as a compressed ``.npz`` at ``path`` atomically: into a temporary file
+    beside it, then renamed, so that readers never see half a file. Returns ``path``."""
+    # Not tempfile.mkstemp: its files are private (0600); this one follows the umask.
+    tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        with open(tmp_path, 'xb') as handle:
+            np.savez_compressed(handle, **entries)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+

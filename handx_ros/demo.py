@@ -20,6 +20,11 @@ types), annotates every clip from its geometry (features, then text at three gra
 checks the annotation against the generator's plans (``handx data check-annotation``); the
 report shows the check and a few clips' descriptions.
 
+Last, it retargets the clip onto the bimanual Allegro pair (with and without collision
+avoidance) and onto the Unitree G1 with hands (``handx retarget``), writing the
+``handx-robot-trajectory/1`` files and their metrics (fingertip and wrist errors, convergence,
+collisions, time per frame).
+
 Run: ``python -m handx_ros.demo --out demo_output`` (``make demo`` does).
 """
 
@@ -191,8 +196,10 @@ def run(out: Path, seed: int = 0, corpus_clips: int = 40) -> dict:
             entry['ik_residual_m_median'] = float(np.median(reading.ik_residual_m))
         report['sources'][kind.value] = entry
     report['corpus'] = _corpus_stage(out / 'corpus', seed, corpus_clips)
+    report['retarget'] = _retarget_stage(motion, out / 'retarget')
     (out / 'report.json').write_text(json.dumps(report, indent=2))
-    (out / 'report.md').write_text(_markdown(report) + report['corpus']['markdown'])
+    (out / 'report.md').write_text(_markdown(report) + report['corpus']['markdown']
+                                   + report['retarget']['markdown'])
     _plot(motion, results[SourceKind.KEYPOINTS][1], out / 'demo.png')
     return report
 
@@ -224,6 +231,37 @@ def _corpus_stage(folder: Path, seed: int, num_clips: int) -> dict:
             'frames_per_s': summary.frames_per_s, 'check': check_dict['overall'],
             'examples': examples,
             'markdown': '\n'.join(lines) + '\n' + check.to_markdown() + '\n'}
+
+
+def _retarget_stage(motion: BimanualMotion, folder: Path) -> dict:
+    """Retarget the clip onto the Allegro pair (with and without collision avoidance) and the
+    G1 humanoid; write the trajectories and their metrics."""
+    from handx_ros.retarget.bimanual import build_retargeter
+    from handx_ros.retarget.report import trajectory_report
+
+    runs = {}
+    lines = ['', '## Retargeting (Pinocchio)', '',
+             '| robot | frames converged | fingertip error median / p95 (mm) | wrist error '
+             'median (mm) | inter-hand penetrating frames | ms per frame (p50) |',
+             '|---|---|---|---|---|---|']
+    for label, robot, avoid in (('allegro', 'allegro', False),
+                                ('allegro, collision avoidance', 'allegro', True),
+                                ('g1_hands', 'g1_hands', False)):
+        retargeter = build_retargeter(robot, fps=motion.fps, avoid_collisions=avoid)
+        trajectory = retargeter.retarget_motion(motion, progress=True)
+        name = label.replace(', collision avoidance', '_avoid')
+        path = trajectory.save(folder / f'{name}.npz')
+        entry = trajectory_report(retargeter, trajectory, motion)
+        entry['file'] = str(path.relative_to(folder.parent))
+        runs[label] = entry
+        inter = entry.get('inter_hand_collision_rate')
+        wrist = entry.get('wrist_error_median_mm')
+        lines.append(
+            f"| {label} | {entry['converged_frames']}/{entry['frames']} | "
+            f"{entry['fingertip_error_median_mm']:.1f} / {entry['fingertip_error_p95_mm']:.1f} | "
+            f"{'-' if wrist is None else f'{wrist:.2f}'} | "
+            f"{'-' if inter is None else f'{100 * inter:.0f}%'} | {entry['time_p50_ms']:.2f} |")
+    return {'runs': runs, 'markdown': '\n'.join(lines) + '\n'}
 
 
 def _markdown(report: dict) -> str:

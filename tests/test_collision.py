@@ -149,7 +149,10 @@ def test_self_pairs_exclude_same_and_adjacent_links(right_model):
     for a, b in pairs:
         assert parent.get(links[a]) != links[b] and parent.get(links[b]) != links[a], (a, b)
     assert ('link_1.0_0', 'link_5.0_0') in pairs  # neighbouring fingers are checked
-    assert ('link_1.0_0', 'link_3.0_0') in pairs  # so are a finger's own distant links
+    # A finger's own links meet only at its joints; the palm holds each finger's first two.
+    assert excluded[('link_1.0_0', 'link_3.0_0')] == PairExclusion.SAME_FINGER
+    assert excluded[('palm_link_0', 'link_13.0_0')] == PairExclusion.PALM_PROXIMAL
+    assert ('palm_link_0', 'link_14.0_0') in pairs  # the thumb's distal links against the palm
 
 
 def test_allegro_neutral_pose_is_free_of_self_collision(right_model, left_model):
@@ -161,10 +164,11 @@ def test_allegro_neutral_pose_is_free_of_self_collision(right_model, left_model)
         assert distances.shape == (len(model.self_pairs),)
         assert distances.min() > 0.005
         assert model.min_self_distance(u) == pytest.approx(distances.min(), abs=1e-12)
-        # The only permanent contact at rest: the thumb's base against the palm.
+        # The only contact at rest, the thumb's base against the palm, is a palm-proximal
+        # pair, excluded before the neutral-pose test.
         neutral = [k for k, v in model.excluded_pairs.items()
                    if v == PairExclusion.NEUTRAL_CONTACT]
-        assert neutral == [('palm_link_0', 'link_13.0_0')]
+        assert neutral == []
 
 
 def test_crossed_fingers_overlap_is_detected(right_model):

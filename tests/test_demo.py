@@ -71,3 +71,17 @@ def test_corpus_stage_annotates_and_checks(demo_run):
     assert all(len(example['texts']) >= 3 for example in corpus['examples'])
     assert (out / 'corpus' / 'index.json').is_file()
     assert 'Annotation check' in (out / 'report.md').read_text()
+
+
+def test_retargeting_stage_reports_every_robot(demo_run):
+    out, report = demo_run
+    runs = report['retarget']['runs']
+    assert set(runs) == {'allegro', 'allegro, collision avoidance', 'g1_hands'}
+    for entry in runs.values():
+        assert (out / entry['file']).is_file()
+        assert entry['metrics']['limit_violation_count'] == 0
+    # Avoidance removes the inter-hand penetration the plain solve has.
+    assert runs['allegro, collision avoidance']['inter_hand_collision_rate'] <= 0.01
+    assert runs['allegro']['inter_hand_collision_rate'] > 0.0
+    assert runs['g1_hands']['wrist_error_median_mm'] < 5.0
+    assert 'Retargeting' in (out / 'report.md').read_text()

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from handx_gen.hand.topology import (
     NUM_POSE_JOINTS,
     HandSide,
 )
-from handx_gen.npz import read_npz
+from handx_gen.npz import read_npz, write_npz
 
 __all__ = [
     'MOTION_FORMAT',
@@ -474,16 +473,7 @@ class BimanualMotion:
             entries['betas'] = self._betas
         if self._annotation_json is not None:
             entries['annotation'] = np.array(self._annotation_json)
-        # Not tempfile.mkstemp: its files are private (0600); this one follows the umask.
-        tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
-        try:
-            with open(tmp_path, 'xb') as handle:
-                np.savez_compressed(handle, **entries)
-            os.replace(tmp_path, path)
-        except BaseException:
-            tmp_path.unlink(missing_ok=True)
-            raise
-        return path
+        return write_npz(path, entries)
 
     @classmethod
     def load(cls, path: PathLike) -> BimanualMotion:

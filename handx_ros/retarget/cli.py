@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help='where to write the trajectory')
     retarget.add_argument('--objective', default=None,
                           choices=['fingertip', 'keyvector', 'dexpilot'],
-                          help="what to match (default: keyvector, or the robot folder's)")
+                          help="what to match (default: fingertip, or the robot folder's)")
     retarget.add_argument('--backend', default='handx',
                           choices=['handx', 'dex-vector', 'dex-dexpilot'],
                           help='our solver (default) or dex-retargeting for comparison')

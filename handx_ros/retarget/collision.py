@@ -76,6 +76,8 @@ class PairExclusion(enum.Enum):
 
     SAME_BODY = 'same_body'
     ADJACENT = 'adjacent'
+    SAME_FINGER = 'same_finger'  # links of one finger meet only at their joints
+    PALM_PROXIMAL = 'palm_proximal'  # the palm and a finger's first two links
     NEUTRAL_CONTACT = 'neutral_contact'
 
 
@@ -253,6 +255,18 @@ class HandCollisionModel:
         parents = self.model.parents
         g = len(self.geometry_names)
         world = self._world_transforms(self.chain.full_q(self.chain.neutral()))
+        # Each joint's finger (the joint right below the palm that carries it; 0 on the palm)
+        # and its depth below the palm, for the exclusions a hand needs: links of one finger
+        # meet only at their joints, and a finger's first links sit on the palm.
+        palm = int(self.model.frames[self.model.getFrameId(self.chain.reference_frame)]
+                   .parentJoint)
+        finger = np.zeros(self.model.njoints, dtype=int)
+        depth = np.zeros(self.model.njoints, dtype=int)
+        for joint in range(1, self.model.njoints):
+            chain = list(self.model.supports[joint])
+            if palm in chain and joint != palm:
+                below = chain[chain.index(palm) + 1:]
+                finger[joint], depth[joint] = below[0], len(below)
         pairs = []
         excluded: dict[tuple[str, str], PairExclusion] = {}
         for i in range(g):
@@ -263,6 +277,10 @@ class HandCollisionModel:
                     excluded[names] = PairExclusion.SAME_BODY
                 elif parents[a] == b or parents[b] == a:
                     excluded[names] = PairExclusion.ADJACENT
+                elif finger[a] == finger[b] and finger[a] > 0:
+                    excluded[names] = PairExclusion.SAME_FINGER
+                elif min(depth[a], depth[b]) == 0 and max(depth[a], depth[b]) <= 2:
+                    excluded[names] = PairExclusion.PALM_PROXIMAL
                 elif self._distance(i, world[i], j, world[j]) <= tolerance:
                     excluded[names] = PairExclusion.NEUTRAL_CONTACT
                 else:

@@ -59,7 +59,7 @@ from handx_ros.retarget.spec import (
     RobotKind,
     RobotSpec,
     load_robot_spec,
-    resolve_package_share,
+    resolve_mesh_path,
 )
 
 __all__ = [
@@ -424,27 +424,10 @@ def write_urdf_with_frames(spec: RobotSpec, folder: Path) -> Path:
     for mesh in robot.iter('mesh'):
         filename = mesh.get('filename')
         if filename:
-            mesh.set('filename', str(_mesh_path(filename, source, spec.name)))
+            mesh.set('filename', str(resolve_mesh_path(filename, source)))
     target = Path(folder) / source.name
     tree.write(target, encoding='utf-8', xml_declaration=True)
     return target
-
-
-def _mesh_path(filename: str, urdf: Path, robot: str) -> Path:
-    if filename.startswith('package://'):
-        package, _, rest = filename[len('package://'):].partition('/')
-        path = resolve_package_share(package) / rest
-    elif filename.startswith('file://'):
-        path = Path(filename[len('file://'):])
-    else:
-        path = Path(filename)
-    if not path.is_absolute():
-        path = urdf.parent / path
-    path = path.resolve()
-    if not path.is_file():
-        raise RobotModelError(f'{robot}: mesh {filename!r} of {urdf.name} not found '
-                              f'(looked for {path})')
-    return path
 
 
 @contextlib.contextmanager

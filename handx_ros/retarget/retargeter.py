@@ -100,14 +100,15 @@ class RetargetConfig:
         pinch_weight: Weight of a fully projected pinch vector.
         huber_delta_m: Vector errors beyond this (metres, robot scale) count linearly, not
             quadratically (Huber loss), so that one unreachable fingertip (a thumb a robot
-            cannot place where the human's is) does not pull the others away (``None``:
-            plain least squares).
+            cannot place where the human's is) does not pull the others away (``None``, the
+            default: plain least squares; 0.02 lowered the median fingertip error on the
+            benchmark clips from 0.65 to 0.47 mm at ~35% more time per frame).
         one_euro_min_cutoff_hz: Cut-off of the One-Euro filter on the input keypoints at rest
             (``None``: no input filter).
         one_euro_beta: Speed coefficient of the One-Euro filter.
     """
 
-    objective: Objective = Objective.KEYVECTOR
+    objective: Objective = Objective.FINGERTIP
     max_iterations: int = 40
     step_tolerance_rad: float = 5e-4
     cost_tolerance: float = 1e-3
@@ -122,7 +123,7 @@ class RetargetConfig:
     pinch_off_m: float = 0.04
     pinch_gap_m: float = 0.005
     pinch_weight: float = 4.0
-    huber_delta_m: float | None = 0.02
+    huber_delta_m: float | None = None
     one_euro_min_cutoff_hz: float | None = None
     one_euro_beta: float = 0.5
 
@@ -413,19 +414,20 @@ class HandRetargeter:
         if delta is not None:
             # Huber loss on each vector's error norm, as a least-squares residual of the same
             # cost: r = phi(|e|) e/|e| with phi = sqrt(2 huber(|e|)); exact Jacobian.
-            norm = np.linalg.norm(error, axis=1)  # (m,)
+            norm = np.sqrt(np.einsum('mi,mi->m', error, error))  # (m,)
             far = norm > delta
             if far.any():
-                phi = np.sqrt(2.0 * delta * norm[far] - delta * delta)
-                unit = error[far] / norm[far, None]  # (f, 3)
-                b = phi / norm[far]  # scale across the direction
+                n_far = norm[far]
+                phi = np.sqrt(2.0 * delta * n_far - delta * delta)
+                unit = error[far] / n_far[:, None]  # (f, 3)
+                b = phi / n_far  # scale across the direction
                 a = delta / phi  # slope along it
-                M = (b[:, None, None] * np.eye(3)
-                     + (a - b)[:, None, None] * unit[:, :, None] * unit[:, None, :])
-                error = error.copy()
+                J_far = J_vec[far]  # (f, 3, n)
+                along = np.einsum('fi,fin->fn', unit, J_far)  # (f, n)
+                # (b I + (a - b) u u^T) J without forming the 3 x 3 matrices
+                J_vec[far] = (b[:, None, None] * J_far
+                              + ((a - b)[:, None] * along)[:, None, :] * unit[:, :, None])
                 error[far] *= b[:, None]
-                J_vec = J_vec.copy()
-                J_vec[far] = M @ J_vec[far]
         r = (sqrt_w[:, None] * error).ravel()
         A = (sqrt_w[:, None, None] * J_vec).reshape(-1, self.chain.nu)
         if extra is not None:
@@ -442,8 +444,12 @@ class HandRetargeter:
         u, r, converged, iterations = levenberg_marquardt(
             lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, self.chain.lower,
             self.chain.upper, self.config, u_pred=u_pred, smooth=smooth)
-        p = self.chain.positions(u, self._frame_ids)
-        error = ((p[self._task] - p[self._origin]) - targets)[self._tip_terms]  # (tips, 3)
+        if self.config.huber_delta_m is None:  # the residuals are the weighted errors
+            error = (r[:3 * sqrt_w.size] / np.repeat(sqrt_w, 3)).reshape(-1, 3)
+        else:
+            p = self.chain.positions(u, self._frame_ids)
+            error = (p[self._task] - p[self._origin]) - targets  # (m, 3)
+        error = error[self._tip_terms]  # (tips, 3)
         residual = float(np.sqrt(np.mean(np.sum(error * error, axis=1))))
         return u, converged, residual, iterations
 
@@ -533,28 +539,26 @@ def _box_newton_step(H: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarra
     """Approximately minimise ``0.5 d'Hd + g'd`` subject to ``lo <= d <= hi`` (``lo <= 0 <=
     hi``): variables at a bound that the gradient pushes outward, and then those the Newton
     step would carry past a bound, are fixed there and the rest re-solved, until the step is
-    feasible (at most n rounds). Fixed variables become identity rows of one n x n system,
-    which is cheaper than slicing sub-matrices."""
+    feasible (at most n rounds)."""
     n = g.shape[0]
     fixed = ((lo >= 0) & (g > 0)) | ((hi <= 0) & (g < 0))
-    d_fixed = np.zeros(n)
-    diagonal = np.diag_indices(n)
-    d = d_fixed
+    d = np.zeros(n)
     for _ in range(n + 1):
+        if fixed.all():
+            return d
         if fixed.any():
             free = ~fixed
-            H_m = np.where(np.outer(free, free), H, 0.0)
-            H_m[diagonal] = np.where(free, H[diagonal], 1.0)
-            rhs = np.where(free, -(g + H @ d_fixed), d_fixed)
+            rhs = -g[free] - H[free][:, fixed] @ d[fixed]
+            H_free = H[free][:, free]
         else:
-            H_m, rhs = H, -g
+            free, rhs, H_free = slice(None), -g, H
         try:
-            d = np.linalg.solve(H_m, rhs)
+            d[free] = np.linalg.solve(H_free, rhs)
         except np.linalg.LinAlgError:
-            d = np.linalg.lstsq(H_m, rhs, rcond=None)[0]
+            d[free] = np.linalg.lstsq(H_free, rhs, rcond=None)[0]
         outside = (d < lo) | (d > hi)
         if not outside.any():
             return d
-        d_fixed = np.where(outside, np.clip(d, lo, hi), d_fixed)
+        np.clip(d, lo, hi, out=d)
         fixed = fixed | outside
     return np.clip(d, lo, hi)

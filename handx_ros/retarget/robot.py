@@ -279,13 +279,12 @@ class ChainKinematics:
         model, data = self.model, self.data
         q = self.full_q(u)
         pin.computeJointJacobians(model, data, q)
-        pin.updateFramePlacements(model, data)
         k = len(frame_ids)
         p = np.empty((k, 3))
         J_v = np.empty((k, 3, model.nv))
         frame = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
-        for row, fid in enumerate(frame_ids):
-            p[row] = data.oMf[fid].translation
+        for row, fid in enumerate(frame_ids):  # only the frames asked for
+            p[row] = pin.updateFramePlacement(model, data, fid).translation
             J_v[row] = pin.getFrameJacobian(model, data, fid, frame)[:3]  # (3, nv)
         J = J_v @ self._M  # (k, 3, n)
         if self._frame_is_world:

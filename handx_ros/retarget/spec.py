@@ -48,6 +48,7 @@ __all__ = [
     'available_robots',
     'load_robot_spec',
     'package_share_dirs',
+    'resolve_mesh_path',
     'resolve_package_share',
 ]
 
@@ -234,6 +235,28 @@ def resolve_package_share(name: str) -> Path:
     install = f'; install it with `pip install {hint}`' if hint else ''
     raise RobotModelError(f'package {name!r} is not installed (looked in '
                           f'{", ".join(map(str, roots)) or "no share folders"}){install}')
+
+
+def resolve_mesh_path(uri: str, urdf_path: Path) -> Path:
+    """Absolute path of a URDF mesh reference: ``package://<name>/...`` (an installed share
+    folder), ``file://...``, or a path relative to the URDF's folder.
+
+    Raises:
+        RobotModelError: The package is not installed, or the file does not exist.
+    """
+    if uri.startswith('package://'):
+        package, _, rest = uri[len('package://'):].partition('/')
+        path = resolve_package_share(package) / rest
+    elif uri.startswith('file://'):
+        path = Path(uri[len('file://'):])
+    else:
+        path = Path(uri)
+    if not path.is_absolute():
+        path = urdf_path.parent / path
+    path = path.resolve()
+    if not path.is_file():
+        raise RobotModelError(f'mesh {uri!r} of {urdf_path} not found (looked for {path})')
+    return path
 
 
 def resolve_package_root(package: str) -> Path:

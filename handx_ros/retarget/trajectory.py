@@ -22,7 +22,6 @@ import dataclasses
 import json
 import math
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from handx_gen.errors import MotionError, MotionFormatError, unknown_choice
-from handx_gen.npz import read_npz
+from handx_gen.npz import read_npz, write_npz
 
 __all__ = ['TRAJECTORY_FORMAT', 'RobotTrajectory']
 
@@ -237,16 +236,7 @@ class RobotTrajectory:
             value = getattr(self, name)
             if value is not None:
                 entries[name] = value
-        # Not tempfile.mkstemp: its files are private (0600); this one follows the umask.
-        tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
-        try:
-            with open(tmp_path, 'xb') as handle:
-                np.savez_compressed(handle, **entries)
-            os.replace(tmp_path, path)
-        except BaseException:
-            tmp_path.unlink(missing_ok=True)
-            raise
-        return path
+        return write_npz(path, entries)
 
     @classmethod
     def load(cls, path: PathLike) -> RobotTrajectory:

@@ -38,7 +38,7 @@ from handx_ros.retarget.spec import (
     RobotKind,
     RobotSpec,
     load_robot_spec,
-    resolve_package_share,
+    resolve_mesh_path,
 )
 
 __all__ = [
@@ -257,7 +257,7 @@ def _urdf_for_mujoco(urdf_path: Path, urdf_bytes: bytes) -> str:
     if robot.tag != 'robot':
         raise RobotModelError(f'{urdf_path} is not a URDF (root element <{robot.tag}>)')
     for mesh in robot.iter('mesh'):
-        mesh.set('filename', str(_mesh_path(mesh.get('filename', ''), urdf_path)))
+        mesh.set('filename', str(resolve_mesh_path(mesh.get('filename', ''), urdf_path)))
     for old in robot.findall('mujoco'):
         robot.remove(old)
     extension = ET.Element('mujoco')
@@ -265,22 +265,6 @@ def _urdf_for_mujoco(urdf_path: Path, urdf_bytes: bytes) -> str:
                   balanceinertia='true', discardvisual='false')
     robot.insert(0, extension)
     return ET.tostring(robot, encoding='unicode')
-
-
-def _mesh_path(uri: str, urdf_path: Path) -> Path:
-    if uri.startswith('package://'):
-        package, _, rest = uri[len('package://'):].partition('/')
-        path = resolve_package_share(package) / rest
-    elif uri.startswith('file://'):
-        path = Path(uri[len('file://'):])
-    else:
-        path = Path(uri)
-        if not path.is_absolute():
-            path = urdf_path.parent / path
-    path = path.resolve()
-    if not path.is_file():
-        raise RobotModelError(f'mesh {uri!r} of {urdf_path} not found (looked for {path})')
-    return path
 
 
 def _check_names(spec: RobotSpec, urdf_path: Path, mjspec: mujoco.MjSpec) -> None:

@@ -1,0 +1,54 @@
+"""``handx retarget``: a motion file in, a trajectory file and a metrics report out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from handx_gen.data.synthetic import SynthConfig, synthesize_clip
+from handx_ros.cli import main
+from handx_ros.retarget.trajectory import TRAJECTORY_FORMAT, RobotTrajectory
+
+
+@pytest.fixture(scope='module')
+def motion_file(tmp_path_factory):
+    motion = synthesize_clip(SynthConfig(), 2, 5).motion[:30]
+    return motion, motion.save(tmp_path_factory.mktemp('motion') / 'clip.npz')
+
+
+@pytest.mark.parametrize('robot', ['allegro', 'g1_hands'])
+def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys, robot):
+    motion, path = motion_file
+    out, report = tmp_path / 'traj.npz', tmp_path / 'report.json'
+    assert main(['retarget', str(path), '--robot', robot, '--out', str(out),
+                 '--report', str(report)]) == 0
+    trajectory = RobotTrajectory.load(out)
+    assert trajectory.robot == robot and trajectory.num_frames == motion.num_frames
+    assert trajectory.info['source_motion'] == str(path)
+    assert np.load(out)['format'] == TRAJECTORY_FORMAT
+    data = json.loads(report.read_text())
+    assert data['frames'] == motion.num_frames
+    assert data['metrics']['limit_violation_count'] == 0
+    assert data['fingertip_error_median_mm'] > 0
+    printed = capsys.readouterr().out
+    assert 'fingertip error median' in printed
+    if robot == 'g1_hands':
+        assert data['wrist_error_median_mm'] < 5.0 and 'wrist position error' in printed
+    else:
+        assert trajectory.base_poses.shape == (motion.num_frames, 2, 7)
+        assert 'inter_hand_collision_rate' in data
+
+
+def test_retarget_errors_are_one_line(motion_file, tmp_path, capsys):
+    _, path = motion_file
+    assert main(['retarget', str(path), '--robot', 'shadow', '--out',
+                 str(tmp_path / 'x.npz')]) == 2
+    assert "unknown robot 'shadow'" in capsys.readouterr().err
+    assert main(['retarget', str(tmp_path / 'missing.npz'), '--out',
+                 str(tmp_path / 'x.npz')]) == 2
+    assert main(['retarget', str(path), '--robot', 'allegro_left', '--out',
+                 str(tmp_path / 'x.npz')]) == 2
+    assert 'single hand' in capsys.readouterr().err
+    assert not (tmp_path / 'x.npz').exists()
