@@ -10,15 +10,39 @@ TORCH_VERSION := 2.13.0
 PYTEST_ARGS ?=
 DEMO_OUT ?= demo_output
 
-.PHONY: setup test demo lint clean help
+.PHONY: setup osmesa test demo lint clean help
 
 help:
-	@echo 'make setup   create $(VENV) with torch $(TORCH_VERSION), the project and ROS 2 rclpy'
+	@echo 'make setup   create $(VENV) with torch $(TORCH_VERSION), the project and ROS 2 rclpy,'
+	@echo '             and install OSMesa (libosmesa6) for offscreen rendering where missing'
 	@echo 'make test    run the whole test suite (sets up first if needed)'
 	@echo 'make demo    run the pipeline end to end on shipped defaults (output in $(DEMO_OUT)/)'
 	@echo 'make lint    ruff over the repository'
 
-setup: $(STAMP)
+setup: $(STAMP) osmesa
+
+# Offscreen rendering (`handx sim --video`) runs on OSMesa when there is no display: install
+# Debian's libosmesa6 where it is missing (as root, or through passwordless sudo). A quick check
+# when present. Never fails setup: without it only rendering is unavailable, and says so.
+osmesa:
+	@set +e; \
+	if [ "$$(uname -s)" != Linux ] || \
+	  { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libOSMesa\.so'; then \
+	  exit 0; \
+	fi; \
+	hint='video rendering is unavailable until OSMesa is installed (apt-get install libosmesa6)'; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "setup: libOSMesa not found and no apt-get here; $$hint" >&2; exit 0; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=''; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo='sudo -n'; \
+	else echo "setup: libOSMesa not found and no root or passwordless sudo; $$hint" >&2; exit 0; fi; \
+	echo 'setup: installing libosmesa6 (offscreen rendering)'; \
+	apt_install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"; \
+	apt_install="$$apt_install --no-install-recommends libosmesa6"; \
+	log=$$($$apt_install 2>&1) \
+	  || log=$$($$sudo apt-get update -qq 2>&1 && $$apt_install 2>&1) \
+	  || echo "$$log"$$'\n'"setup: could not install libosmesa6; $$hint" >&2
 
 # Idempotent: re-runs only when the dependency files change. Torch is installed first and
 # pinned through constraints.txt so no later requirement can pull another (CUDA) build.

@@ -50,6 +50,10 @@ setup(
         'pin>=3.0',
         'mujoco>=3.1',
         'matplotlib>=3.7',
+        # Videos of simulated clips (handx_ros/sim/render.py): the H.264 encoder binary and
+        # Pillow for GIFs and the skeleton view.
+        'imageio-ffmpeg>=0.4.9',
+        'pillow>=9.1',
         # Robot models for retargeting (URDFs and meshes, used in place; see robot_models/).
         'example-robot-data>=4.1',
         'fourier-robot-descriptions>=0.2',

@@ -26,7 +26,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -38,6 +37,7 @@ import time
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import numpy as np  # noqa: E402
+from common import save_report  # noqa: E402
 
 from handx_gen.data.synthetic import SynthConfig, synthesize_clip  # noqa: E402
 from handx_gen.hand.topology import KEYPOINT_NAMES  # noqa: E402
@@ -188,11 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f'comma-separated subset of {",".join([*OURS, *DEX])}')
     parser.add_argument('--save', default=None, help='write the results as JSON here')
     args = parser.parse_args(argv)
-    report = run(args)
-    if args.save:
-        with open(args.save, 'w', encoding='utf-8') as handle:
-            json.dump(report, handle, indent=2)
-        print(f'saved {args.save}')
+    save_report(run(args), args.save)
     return 0
 
 

@@ -13,6 +13,7 @@ from handx_gen.errors import (
     MotionFormatError,
     RetargetError,
     RobotModelError,
+    SimulationError,
     SynthesisError,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     'MotionFormatError',
     'RetargetError',
     'RobotModelError',
+    'SimulationError',
     'SynthesisError',
     '__version__',
 ]

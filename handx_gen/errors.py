@@ -50,6 +50,11 @@ class RetargetError(HandxError):
     """Retargeting cannot run on the given input (bad keypoints, wrong shapes, bad config)."""
 
 
+class SimulationError(HandxError):
+    """A simulation scene cannot be built, or a command or trajectory cannot be played in it
+    (unknown joint names, wrong shapes, non-finite values)."""
+
+
 def unknown_choice(kind: str, value: object, valid: Iterable[object]) -> str:
     """Build the standard message for a value outside a fixed set of options.
 

@@ -23,7 +23,9 @@ report shows the check and a few clips' descriptions.
 Last, it retargets the clip onto the bimanual Allegro pair (with and without collision
 avoidance) and onto the Unitree G1 with hands (``handx retarget``), writing the
 ``handx-robot-trajectory/1`` files and their metrics (fingertip and wrist errors, convergence,
-collisions, time per frame).
+collisions, time per frame). Each trajectory is then played in MuJoCo (``handx sim``) and
+judged by the gate (``config/sim_gate.yaml``): the report lists the verdict with every reason,
+``sim/`` holds the plots and a video of the first trajectory beside the human skeleton.
 
 Run: ``python -m handx_ros.demo --out demo_output`` (``make demo`` does).
 """
@@ -197,9 +199,10 @@ def run(out: Path, seed: int = 0, corpus_clips: int = 40) -> dict:
         report['sources'][kind.value] = entry
     report['corpus'] = _corpus_stage(out / 'corpus', seed, corpus_clips)
     report['retarget'] = _retarget_stage(motion, out / 'retarget')
+    report['sim'] = _sim_stage(motion, out, report['retarget']['runs'])
     (out / 'report.json').write_text(json.dumps(report, indent=2))
     (out / 'report.md').write_text(_markdown(report) + report['corpus']['markdown']
-                                   + report['retarget']['markdown'])
+                                   + report['retarget']['markdown'] + report['sim']['markdown'])
     _plot(motion, results[SourceKind.KEYPOINTS][1], out / 'demo.png')
     return report
 
@@ -262,6 +265,48 @@ def _retarget_stage(motion: BimanualMotion, folder: Path) -> dict:
             f"{'-' if wrist is None else f'{wrist:.2f}'} | "
             f"{'-' if inter is None else f'{100 * inter:.0f}%'} | {entry['time_p50_ms']:.2f} |")
     return {'runs': runs, 'markdown': '\n'.join(lines) + '\n'}
+
+
+def _sim_stage(motion: BimanualMotion, out: Path, runs: dict) -> dict:
+    """Play each retargeted trajectory in MuJoCo, gate it, plot it; render the first."""
+    from handx_ros.retarget.trajectory import RobotTrajectory
+    from handx_ros.sim import build_scene, judge, load_gate_config, simulate
+    from handx_ros.sim.plots import plot_result
+    from handx_ros.sim.render import render_video
+
+    gate = load_gate_config()
+    results = {}
+    reasons: list[str] = []
+    lines = ['', '## Simulation (MuJoCo) and gate', '',
+             '| trajectory | verdict | contact events human / robot (recall) | deepest '
+             'penetration (mm) | joint error p95 (rad) | real time |', '|---|---|---|---|---|---|']
+    for index, (label, run) in enumerate(runs.items()):
+        trajectory = RobotTrajectory.load(out / run['file'])
+        scene = build_scene(trajectory.robot)
+        result = simulate(scene, trajectory, motion)
+        verdict = judge(result, gate)
+        name = Path(run['file']).stem
+        plot = plot_result(result, out / 'sim' / f'{name}.png', title=f'{label}: '
+                           f'{"pass" if verdict.passed else "fail"}')
+        entry = {'verdict': 'pass' if verdict.passed else 'fail',
+                 'reasons': list(verdict.reasons), 'plot': str(plot.relative_to(out)),
+                 'summary': result.summary()}
+        if index == 0:
+            video = render_video(scene.model, result.qpos_sim, out / 'sim' / f'{name}.mp4',
+                                 trajectory.fps, motion=motion)
+            entry['video'] = str(video.relative_to(out))
+        results[label] = entry
+        fid = result.fidelity
+        recall = '-' if fid is None or fid.recall is None else f'{fid.recall:.2f}'
+        events = '-' if fid is None else f'{len(fid.human)} / {len(fid.robot)} ({recall})'
+        lines.append(f'| {label} | {entry["verdict"]} | {events} | '
+                     f'{1e3 * float(result.penetration_m.max()):.1f} | '
+                     f'{float(np.percentile(result.joint_error_rad, 95)):.3f} | '
+                     f'{result.realtime_factor:.0f}x |')
+        reasons.extend(f'- {label}: {reason}' for reason in verdict.reasons)
+    if reasons:
+        lines += ['', 'Gate reasons:', '', *reasons]
+    return {'runs': results, 'markdown': '\n'.join(lines) + '\n'}
 
 
 def _markdown(report: dict) -> str:

@@ -85,3 +85,16 @@ def test_retargeting_stage_reports_every_robot(demo_run):
     assert runs['allegro']['inter_hand_collision_rate'] > 0.0
     assert runs['g1_hands']['wrist_error_median_mm'] < 5.0
     assert 'Retargeting' in (out / 'report.md').read_text()
+
+
+def test_simulation_stage_gates_every_trajectory(demo_run):
+    out, report = demo_run
+    runs = report['sim']['runs']
+    assert set(runs) == set(report['retarget']['runs'])
+    for entry in runs.values():
+        assert entry['verdict'] in ('pass', 'fail')
+        assert (entry['verdict'] == 'fail') == bool(entry['reasons'])
+        assert (out / entry['plot']).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    video = out / runs['allegro']['video']
+    assert video.stat().st_size > 10_000
+    assert 'Simulation (MuJoCo)' in (out / 'report.md').read_text()

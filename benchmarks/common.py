@@ -1,0 +1,13 @@
+"""What the benchmark scripts share (run as scripts, this folder is on ``sys.path``)."""
+
+from __future__ import annotations
+
+import json
+
+
+def save_report(report: dict, path: str | None) -> None:
+    """Write ``report`` as indented JSON to ``path`` (nothing when ``path`` is empty)."""
+    if path:
+        with open(path, 'w', encoding='utf-8') as handle:
+            json.dump(report, handle, indent=2)
+        print(f'saved {path}')

@@ -1,0 +1,278 @@
+"""The simulation gate: pass a clip to the robot only when its simulation says it is safe.
+
+:func:`judge` checks a :class:`~handx_ros.sim.evaluate.SimResult` against the thresholds of a
+:class:`GateConfig` (``config/sim_gate.yaml``) and returns a :class:`GateVerdict` with every
+failed criterion as a reason naming the measured value, the threshold and where it happened:
+
+* penetration depth in the simulation (between the hands or within the robot) and the
+  penetration the command itself asks for between the hands (the simulated hands push each
+  other back, so a command through the other hand shows there), with the link pair and time;
+* the fraction of frames penetrating deeper than the simulation's tolerance;
+* joint and fingertip tracking error (95th percentile over frames of the worst joint or tip);
+* stability (a run that stopped early fails, with its message);
+* commanded joint velocity (finite differences of the command times the frame rate);
+* optionally, the peak contact force and the contact recall against the human motion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handx_gen.config import config_from_yaml, config_kwargs
+from handx_gen.errors import ConfigError
+from handx_ros.sim.evaluate import SimResult
+
+__all__ = [
+    'GATE_CONFIG_FILE',
+    'GateCheck',
+    'GateConfig',
+    'GateVerdict',
+    'judge',
+    'load_gate_config',
+]
+
+GATE_CONFIG_FILE = 'sim_gate.yaml'
+
+
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    """Thresholds of the simulation gate. Defaults and why:
+
+    Attributes:
+        max_penetration_m: 0.005 m: soft contacts sink a fraction of a millimetre; 5 mm means
+            the command drives one link into another harder than the contact can resist.
+        max_command_penetration_m: 0.01 m: how far the commanded configuration may put one
+            hand into the other (a press with a small preload passes; a hand driven through
+            the other, whose simulation shows contact forces instead, fails).
+        max_penetrating_fraction: 0.05: at most 5 % of the frames deeper than the
+            simulation's ``penetration_tolerance_m``.
+        max_joint_error_p95_rad: 0.1 rad (5.7 deg): the servos track a free motion to a few
+            hundredths of a radian; more means a joint is blocked (a collision) or the command
+            is faster than the servo.
+        max_fingertip_error_p95_m: 0.015 m: a fingertip further than this from its commanded
+            place would miss a contact the human made (contacts count from 2 cm, HandX).
+        require_stable: True: a run that diverged or stopped early fails.
+        max_joint_velocity_rad_s: 10 rad/s commanded on any joint: about the no-load speed of
+            the hands' finger motors; faster means a jump in the retargeted command.
+        max_contact_force_n: Largest contact normal force allowed; ``None`` (default): not
+            checked (forces depend on the wrist compliance the scene assumes).
+        min_contact_recall: Smallest share of the human contact events the robot must
+            reproduce when the human motion was simulated along; ``None`` (default): not
+            checked.
+    """
+
+    max_penetration_m: float = 0.005
+    max_command_penetration_m: float = 0.01
+    max_penetrating_fraction: float = 0.05
+    max_joint_error_p95_rad: float = 0.1
+    max_fingertip_error_p95_m: float = 0.015
+    require_stable: bool = True
+    max_joint_velocity_rad_s: float = 10.0
+    max_contact_force_n: float | None = None
+    min_contact_recall: float | None = None
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == 'require_stable':
+                if not isinstance(value, bool):
+                    raise ConfigError(f'gate config require_stable must be a bool, got '
+                                      f'{value!r}')
+                continue
+            if value is None and field.name in ('max_contact_force_n', 'min_contact_recall'):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0.0:
+                raise ConfigError(f'gate config {field.name!r} must be a finite number >= 0, '
+                                  f'got {value!r}')
+            object.__setattr__(self, field.name, float(value))
+        for name in ('max_penetrating_fraction', 'min_contact_recall'):
+            value = getattr(self, name)
+            if value is not None and value > 1.0:
+                raise ConfigError(f'gate config {name!r} is a fraction in [0, 1], got {value!r}')
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> GateConfig:
+        """Thresholds from a mapping (YAML); unknown keys are rejected (valid ones listed).
+
+        Raises:
+            ConfigError: An unknown key or a bad value.
+        """
+        return cls(**config_kwargs(cls, values, 'gate'))
+
+
+def load_gate_config(path: str | Path | None = None) -> GateConfig:
+    """The gate thresholds from a YAML file (default: the installed ``config/sim_gate.yaml``).
+
+    Raises:
+        ConfigError: Unreadable file, invalid YAML, unknown keys or bad values.
+    """
+    if path is None:
+        from handx_ros.paths import config_dir
+
+        path = config_dir() / GATE_CONFIG_FILE
+    return config_from_yaml(GateConfig, path, 'gate')
+
+
+@dataclasses.dataclass(frozen=True)
+class GateCheck:
+    """One criterion: its measured value, its threshold and whether it passed.
+
+    Attributes:
+        name: ``'penetration'``, ``'command_penetration'``, ``'penetrating_fraction'``,
+            ``'joint_error'``, ``'fingertip_error'``, ``'joint_velocity'``, ``'stability'``,
+            ``'contact_force'`` or ``'contact_recall'``.
+        value: The measured value (SI units; 1.0 / 0.0 for stability).
+        threshold: The limit it is held to.
+        passed: Whether it is within the limit.
+        reason: Why it failed ('' when it passed).
+    """
+
+    name: str
+    value: float | None
+    threshold: float
+    passed: bool
+    reason: str = ''
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class GateVerdict:
+    """The gate's answer: ``passed`` only if every check passed; one reason per failed one."""
+
+    passed: bool
+    reasons: list[str]
+    checks: tuple[GateCheck, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'passed': self.passed, 'verdict': 'pass' if self.passed else 'fail',
+                'reasons': list(self.reasons), 'checks': [c.to_dict() for c in self.checks]}
+
+
+def judge(result: SimResult, gate: GateConfig | None = None) -> GateVerdict:
+    """Hold a simulation result to the gate's thresholds.
+
+    Args:
+        result: What :func:`~handx_ros.sim.evaluate.simulate` measured.
+        gate: Thresholds (default :class:`GateConfig`).
+
+    Returns:
+        The verdict, with a reason for every failed criterion.
+    """
+    gate = gate or GateConfig()
+    summary = result.summary()
+    checks = [
+        _penetration(result, gate),
+        _command_penetration(result, gate),
+        _penetrating_fraction(result, gate),
+        _tracking('joint_error', summary['joint_error_p95_rad'], gate.max_joint_error_p95_rad,
+                  'joint tracking error p95 {v:.3f} rad > {t:.3f} rad (worst joint '
+                  f'{summary["joint_error_worst_joint"]})'),
+        _tracking('fingertip_error', summary['fingertip_error_p95_m'],
+                  gate.max_fingertip_error_p95_m,
+                  'fingertip tracking error p95 {v_mm:.1f} mm > {t_mm:.1f} mm'),
+        _velocity(result, gate),
+    ]
+    if gate.require_stable:
+        checks.append(GateCheck('stability', 1.0 if result.stable else 0.0, 1.0, result.stable,
+                                '' if result.stable else
+                                f'unstable: {result.message} ({result.frames_simulated} of '
+                                f'{result.num_frames} frames simulated)'))
+    if gate.max_contact_force_n is not None:
+        force = float(summary['peak_force_n'] or 0.0)
+        ok = force <= gate.max_contact_force_n
+        checks.append(GateCheck('contact_force', force, gate.max_contact_force_n, ok,
+                                '' if ok else f'peak contact force {force:.1f} N > '
+                                f'{gate.max_contact_force_n:.1f} N'))
+    if gate.min_contact_recall is not None and result.fidelity is not None \
+            and result.fidelity.recall is not None:
+        recall = result.fidelity.recall
+        ok = recall >= gate.min_contact_recall
+        checks.append(GateCheck('contact_recall', recall, gate.min_contact_recall, ok,
+                                '' if ok else f'contact recall {recall:.2f} < '
+                                f'{gate.min_contact_recall:.2f} ({len(result.fidelity.human)} '
+                                'human contact events)'))
+    reasons = [c.reason for c in checks if not c.passed]
+    return GateVerdict(passed=not reasons, reasons=reasons, checks=tuple(checks))
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _penetration(result: SimResult, gate: GateConfig) -> GateCheck:
+    depth = result.penetration_m
+    if depth.size == 0:
+        return GateCheck('penetration', 0.0, gate.max_penetration_m, True)
+    frame = int(np.argmax(depth))
+    value = float(depth[frame])
+    if value <= gate.max_penetration_m:
+        return GateCheck('penetration', value, gate.max_penetration_m, True)
+    pair = result.penetration_pair[frame] or ('?', '?')
+    deep = np.flatnonzero(depth > gate.max_penetration_m)
+    pairs = sorted({result.penetration_pair[t] for t in deep if result.penetration_pair[t]})
+    others = [f'{a}-{b}' for a, b in pairs if (a, b) != tuple(pair)]
+    also = f'; also {", ".join(others[:4])}' if others else ''
+    return GateCheck(
+        'penetration', value, gate.max_penetration_m, False,
+        f'penetration {value * 1e3:.1f} mm > {gate.max_penetration_m * 1e3:.1f} mm between '
+        f'{pair[0]} and {pair[1]} at {frame / result.fps:.2f} s in the simulation '
+        f'({deep.size} frames deeper '
+        f'than {gate.max_penetration_m * 1e3:.1f} mm{also})')
+
+
+def _command_penetration(result: SimResult, gate: GateConfig) -> GateCheck:
+    threshold = gate.max_command_penetration_m
+    distance = result.command_distance_m
+    if distance.size == 0 or -float(distance.min()) <= threshold:
+        value = max(0.0, -float(distance.min())) if distance.size else 0.0
+        return GateCheck('command_penetration', value, threshold, True)
+    frame = int(np.argmin(distance))
+    value = -float(distance[frame])
+    pair = result.command_pair[frame] or ('?', '?')
+    deep = int(np.count_nonzero(-distance > threshold))
+    force = float(result.peak_force_n.max()) if result.peak_force_n.size else 0.0
+    return GateCheck(
+        'command_penetration', value, threshold, False,
+        f'commanded penetration {value * 1e3:.1f} mm > {threshold * 1e3:.1f} mm between '
+        f'{pair[0]} and {pair[1]} at {frame / result.fps:.2f} s ({deep} frames; the '
+        f'simulated hands push back: deepest {float(result.penetration_m.max()) * 1e3:.1f} mm, '
+        f'peak contact force {force:.0f} N)')
+
+
+def _penetrating_fraction(result: SimResult, gate: GateConfig) -> GateCheck:
+    fraction = result.penetrating_fraction()
+    ok = fraction <= gate.max_penetrating_fraction
+    tolerance = result.config.penetration_tolerance_m
+    return GateCheck('penetrating_fraction', fraction, gate.max_penetrating_fraction, ok,
+                     '' if ok else f'penetrating frames {fraction * 100:.1f} % > '
+                     f'{gate.max_penetrating_fraction * 100:.1f} % (frames deeper than '
+                     f'{tolerance * 1e3:.1f} mm)')
+
+
+def _tracking(name: str, value: float | None, threshold: float, template: str) -> GateCheck:
+    value = float(value or 0.0)
+    ok = value <= threshold
+    return GateCheck(name, value, threshold, ok, '' if ok else template.format(
+        v=value, t=threshold, v_mm=value * 1e3, t_mm=threshold * 1e3))
+
+
+def _velocity(result: SimResult, gate: GateConfig) -> GateCheck:
+    qpos, fps = result.qpos_cmd, result.fps
+    window = result.config.velocity_window
+    threshold = gate.max_joint_velocity_rad_s
+    if qpos.shape[0] <= window:
+        return GateCheck('joint_velocity', 0.0, threshold, True)
+    speed = np.abs(qpos[window:] - qpos[:-window]) * fps / window  # (F - w, n)
+    frame, joint = np.unravel_index(int(np.argmax(speed)), speed.shape)
+    value = float(speed[frame, joint])
+    ok = value <= threshold
+    return GateCheck('joint_velocity', value, threshold, ok, '' if ok else
+                     f'commanded joint velocity {value:.2f} rad/s > {threshold:.2f} rad/s '
+                     f'({result.joint_names[joint]} at {(frame + window) / fps:.2f} s)')

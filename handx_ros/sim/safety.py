@@ -1,0 +1,630 @@
+"""Command safety: the last filter between a joint target and the robot (numpy only).
+
+:class:`CommandSafety` runs at a fixed rate. Targets arrive whenever they arrive
+(:meth:`CommandSafety.submit`, e.g. from a ROS subscription callback, stamped with the time
+they were received); the controller's timer calls :meth:`CommandSafety.tick` once per period
+and publishes the :class:`SafeCommand` it returns. Whatever is submitted, every command
+``q_k`` that :meth:`~CommandSafety.tick` returns satisfies, per joint:
+
+* ``lower + margin <= q_k <= upper - margin`` (the *safe range*);
+* ``|q_k - q_{k-1}| <= max_velocity * dt``, with ``dt = 1 / rate_hz``;
+* ``|v_k - v_{k-1}| <= max_acceleration * dt``, where ``v_k = (q_k - q_{k-1}) / dt`` and the
+  state set by :meth:`~CommandSafety.reset` has ``v = 0``;
+* every value is finite.
+
+How one tick chooses the next velocity, per joint:
+
+1. **Target.** The latest accepted target, clamped to the safe range, extrapolated along the
+   target's own velocity (estimated from the last two accepted targets) for at most one
+   interval between them, so that targets arriving slower than the tick rate are followed
+   between arrivals.
+2. **Watchdog.** If no target was accepted within ``watchdog_timeout_s`` of now, the target is
+   *stale*: the desired velocity is zero, reached by decelerating at
+   ``halt_deceleration_rad_s2`` (then holding). A fresh target resumes tracking.
+3. **Braking law.** Otherwise the desired velocity is the fastest one from which the joint can
+   still come to rest relative to the (moving) target at ``max_acceleration`` without
+   overshooting it, in discrete time (reaching a target within one tick when that is allowed).
+   A target tracked at its own speed within the bounds is thus reproduced exactly.
+4. **Bounds.** The velocity is clipped to ``+-max_velocity``, then to ``v_prev +-
+   max_acceleration * dt`` (the halt rate when stale), then to the fastest velocity from which
+   the joint can stop at ``max_acceleration`` before the edge of the safe range: the limits win
+   over the halt rate. By induction the last bound never conflicts with the acceleration bound
+   (one tick of full braking from an admissible velocity is admissible), so the limits are
+   kept without a jump; the final position clamp only removes rounding, and the velocity kept
+   is the one actually done.
+
+Rejected inputs (:class:`RejectReason`): values that are not real numbers, an array of the
+wrong shape, NaN or infinity, a joint more than ``max_limit_excess_rad`` outside its limits
+(garbage, wrong units or wrong joint order, not a command to clamp), and stamps that are not
+finite numbers or arrive out of order. A rejected target changes nothing: the filter
+keeps following the last accepted target, and the watchdog keeps counting from it.
+
+Every intervention is counted by :class:`Intervention` kind (:meth:`CommandSafety.counters`):
+``rejected_input`` counts rejected submissions; every other kind counts the ticks on which it
+acted. Each :class:`SafeCommand` carries the kinds that acted on it. :func:`filter_trajectory`
+runs the same filter over a whole trajectory, one tick per frame, before it is streamed.
+
+Units: radians (metres for prismatic joints), seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handx_gen.config import config_from_yaml, config_kwargs
+from handx_gen.errors import ConfigError, MotionError, SimulationError, unknown_choice
+
+__all__ = [
+    'INTERVENTION_KINDS',
+    'CommandSafety',
+    'Intervention',
+    'RejectReason',
+    'SafeCommand',
+    'SafetyConfig',
+    'SafetyReport',
+    'filter_trajectory',
+]
+
+
+class Intervention(enum.Flag):
+    """What the filter did to a command (a tick can carry several kinds)."""
+
+    NONE = 0
+    POSITION_CLAMPED = enum.auto()  # the target lay outside the safe range, or a joint was
+    #                                 slowed to stop before the edge of the safe range
+    VELOCITY_LIMITED = enum.auto()  # the target asked for more than max_velocity
+    ACCELERATION_LIMITED = enum.auto()  # the velocity change was bounded by max_acceleration
+    STALE_HALT = enum.auto()  # no fresh target: halting (decelerating, then holding)
+    REJECTED_INPUT = enum.auto()  # a submission since the previous tick was rejected
+
+
+# The kinds, in the order of counters() and reports.
+INTERVENTION_KINDS: tuple[Intervention, ...] = (
+    Intervention.POSITION_CLAMPED, Intervention.VELOCITY_LIMITED,
+    Intervention.ACCELERATION_LIMITED, Intervention.STALE_HALT, Intervention.REJECTED_INPUT)
+
+
+class RejectReason(enum.Enum):
+    """Why :meth:`CommandSafety.submit` ignored a target."""
+
+    NOT_NUMERIC = 'not_numeric'  # not an array of real numbers
+    WRONG_SHAPE = 'wrong_shape'  # not of shape (n,)
+    NON_FINITE = 'non_finite'  # NaN or infinity
+    OUT_OF_RANGE = 'out_of_range'  # more than max_limit_excess_rad outside the joint limits
+    BAD_STAMP = 'bad_stamp'  # stamp not a finite number, or out of order
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetyConfig:
+    """Bounds of :class:`CommandSafety`. Defaults and where they come from:
+
+    Attributes:
+        max_velocity_rad_s: 6 rad/s per joint. Below every motor's rated speed in the G1
+            URDF (7-37 rad/s), so the filter, not the motor, is what limits; above the joint
+            speeds of retargeted gestures (a synthetic clap retargeted to ``g1_hands`` at
+            30 fps: 99th percentile 5.7 rad/s; to Allegro: 0.45 rad/s).
+        max_acceleration_rad_s2: 100 rad/s^2 per joint: from rest to full speed in 60 ms, and
+            a halt from full speed within 60 ms and 0.18 rad. At 30 fps it allows a velocity
+            change of 3.3 rad/s between frames.
+        watchdog_timeout_s: 0.25 s without an accepted target makes the input stale (7 frames
+            at 30 fps: a few late or lost messages do not stop the robot, a dead sender does
+            within a quarter of a second).
+        halt_deceleration_rad_s2: Deceleration of a stale halt; ``None`` (default) halts at
+            ``max_acceleration`` (the shortest smooth stop). A smaller value halts more gently,
+            except where a joint must brake harder to stay inside its limits.
+        limit_margin_rad: 0.02 rad (~1.1 deg): commands stay this far inside the URDF limits,
+            off the hard stops. Must be less than half of every joint's range.
+        max_limit_excess_rad: 0.5 rad (~29 deg): a target further outside a joint's limits is
+            rejected as garbage (degrees sent as radians, swapped joints) rather than clamped;
+            retargeting keeps targets within the limits up to solver tolerance.
+        joint_max_velocity_rad_s: Per-joint overrides of ``max_velocity_rad_s``, by joint name.
+        joint_max_acceleration_rad_s2: Per-joint overrides of ``max_acceleration_rad_s2``.
+    """
+
+    max_velocity_rad_s: float = 6.0
+    max_acceleration_rad_s2: float = 100.0
+    watchdog_timeout_s: float = 0.25
+    halt_deceleration_rad_s2: float | None = None
+    limit_margin_rad: float = 0.02
+    max_limit_excess_rad: float = 0.5
+    joint_max_velocity_rad_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    joint_max_acceleration_rad_s2: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Check every value.
+
+        Raises:
+            ConfigError: A value is not a finite number, or is out of its range; the message
+                names the key.
+        """
+        set_field = object.__setattr__
+        for name in ('max_velocity_rad_s', 'max_acceleration_rad_s2', 'watchdog_timeout_s'):
+            set_field(self, name, _number(name, getattr(self, name), allow_zero=False))
+        for name in ('limit_margin_rad', 'max_limit_excess_rad'):
+            set_field(self, name, _number(name, getattr(self, name), allow_zero=True))
+        if self.halt_deceleration_rad_s2 is not None:
+            set_field(self, 'halt_deceleration_rad_s2', _number(
+                'halt_deceleration_rad_s2', self.halt_deceleration_rad_s2, allow_zero=False))
+        for name in ('joint_max_velocity_rad_s', 'joint_max_acceleration_rad_s2'):
+            values = getattr(self, name)
+            if not isinstance(values, Mapping):
+                raise ConfigError(f'safety config {name!r} must be a mapping of joint name to '
+                                  f'value, got {values!r}')
+            checked = {}
+            for joint, value in values.items():
+                if not isinstance(joint, str):
+                    raise ConfigError(f'safety config {name!r}: joint names must be str, got '
+                                      f'{joint!r}')
+                checked[joint] = _number(f'{name}[{joint!r}]', value, allow_zero=False)
+            set_field(self, name, dict(sorted(checked.items())))
+
+    def __hash__(self) -> int:
+        return hash(tuple(
+            tuple(value.items()) if isinstance(value, Mapping) else value
+            for value in dataclasses.astuple(self)))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> SafetyConfig:
+        """Build a config from a mapping (e.g. parsed YAML), rejecting unknown keys.
+
+        Raises:
+            ConfigError: An unknown key (the message lists the valid ones) or a bad value.
+        """
+        kwargs = config_kwargs(cls, values, 'safety')
+        for name in ('joint_max_velocity_rad_s', 'joint_max_acceleration_rad_s2'):
+            if kwargs.get(name, ...) is None:  # an empty YAML mapping written as `key:`
+                kwargs[name] = {}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SafetyConfig:
+        """Read a config from a YAML file holding a mapping of settings (``yaml.safe_load``).
+
+        Raises:
+            ConfigError: Unreadable file, invalid YAML, unknown keys or bad values.
+        """
+        return config_from_yaml(cls, path, 'safety')
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain values (the inverse of :meth:`from_dict`)."""
+        out = dataclasses.asdict(self)
+        for name in ('joint_max_velocity_rad_s', 'joint_max_acceleration_rad_s2'):
+            out[name] = dict(getattr(self, name))
+        return out
+
+
+def _number(name: str, value: Any, *, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f'safety config {name!r} must be a number, got {value!r}')
+    value = float(value)
+    if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
+        bound = '>= 0' if allow_zero else '> 0'
+        raise ConfigError(f'safety config {name!r} must be finite and {bound}, got {value!r}')
+    return value
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SafeCommand:
+    """One command of :meth:`CommandSafety.tick`.
+
+    Attributes:
+        qpos: (n,) joint positions to send, in the filter's joint order (read-only).
+        qvel: (n,) joint velocities of this tick, ``(qpos - previous qpos) / dt`` (read-only).
+        time_s: The tick's time, as given to :meth:`CommandSafety.tick`.
+        stale: No fresh target: the robot is halting or holding.
+        interventions: The kinds of :class:`Intervention` that acted on this command.
+    """
+
+    qpos: np.ndarray
+    qvel: np.ndarray
+    time_s: float
+    stale: bool
+    interventions: Intervention
+
+    @property
+    def intervened(self) -> bool:
+        """Whether the filter changed anything on this tick."""
+        return self.interventions is not Intervention.NONE
+
+
+class CommandSafety:
+    """Safety filter for the joint commands of one robot, ticked at ``rate_hz``.
+
+    Use: :meth:`reset` with the measured joint state, then :meth:`submit` targets as they
+    arrive and call :meth:`tick` once per period; see the module docstring for what every
+    returned command is guaranteed to satisfy. Motion bounds are per tick of the nominal period
+    ``1 / rate_hz``; the tick times only feed the watchdog, so a late tick moves no further.
+
+    Args:
+        joint_names: (n,) unique joint names, the order of every array.
+        lower, upper: (n,) joint position limits (e.g. from the URDF), finite, lower <= upper.
+        config: Bounds; ``None``: the defaults.
+        rate_hz: Tick rate, Hz.
+
+    Raises:
+        ConfigError: Bad names, limits, rate, a joint range narrower than twice the margin, or
+            a per-joint override naming an unknown joint (the message lists the joints).
+    """
+
+    def __init__(self, joint_names: Sequence[str], lower: np.ndarray, upper: np.ndarray,
+                 config: SafetyConfig | None = None, *, rate_hz: float) -> None:
+        config = SafetyConfig() if config is None else config
+        names = tuple(joint_names) if not isinstance(joint_names, str) else ()
+        if not names or not all(isinstance(name, str) and name for name in names):
+            raise ConfigError(f'joint_names must be a non-empty sequence of non-empty str, got '
+                              f'{joint_names!r}')
+        if len(set(names)) != len(names):
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            raise ConfigError(f'joint_names must be unique, repeated: {repeated}')
+        n = len(names)
+        lower = _limits('lower', lower, n)
+        upper = _limits('upper', upper, n)
+        if np.any(lower > upper):
+            j = int(np.argmax(lower > upper))
+            raise ConfigError(f'joint {names[j]!r}: lower limit {lower[j]!r} > upper limit '
+                              f'{upper[j]!r}')
+        margin = config.limit_margin_rad
+        if np.any(upper - lower < 2.0 * margin):
+            j = int(np.argmax(upper - lower < 2.0 * margin))
+            raise ConfigError(f'joint {names[j]!r}: range {upper[j] - lower[j]!r} is narrower '
+                              f'than twice the limit margin {margin!r}')
+        if isinstance(rate_hz, bool) or not isinstance(rate_hz, (int, float)) \
+                or not (math.isfinite(rate_hz) and rate_hz > 0):
+            raise ConfigError(f'rate_hz must be finite and > 0, got {rate_hz!r}')
+        self.joint_names = names
+        self.config = config
+        self.rate_hz = float(rate_hz)
+        self.dt_s = 1.0 / self.rate_hz
+        self.lower = _frozen(lower)
+        self.upper = _frozen(upper)
+        self.safe_lower = _frozen(lower + margin)  # (n,)
+        self.safe_upper = _frozen(upper - margin)  # (n,)
+        self.max_velocity = _frozen(_per_joint(
+            names, config.max_velocity_rad_s, config.joint_max_velocity_rad_s,
+            'joint_max_velocity_rad_s'))  # (n,)
+        self.max_acceleration = _frozen(_per_joint(
+            names, config.max_acceleration_rad_s2, config.joint_max_acceleration_rad_s2,
+            'joint_max_acceleration_rad_s2'))  # (n,)
+        halt = config.halt_deceleration_rad_s2
+        self.halt_deceleration = _frozen(
+            self.max_acceleration.copy() if halt is None
+            else np.minimum(halt, self.max_acceleration))  # (n,)
+        self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
+        self._q: np.ndarray | None = None  # (n,) last command
+        self._v = np.zeros(n)  # (n,) last velocity
+        self._clear_target()
+        self._rejected_since_tick = False
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def qpos(self) -> np.ndarray | None:
+        """(n,) the last command (or the reset state); ``None`` before :meth:`reset`."""
+        return None if self._q is None else self._q.copy()
+
+    @property
+    def qvel(self) -> np.ndarray:
+        """(n,) the velocity of the last command."""
+        return self._v.copy()
+
+    def reset(self, qpos: np.ndarray) -> None:
+        """Start from the measured joint state, at rest, with no target.
+
+        A measured position outside the safe range starts at the nearest safe position (counted
+        as ``position_clamped``): commands never leave the safe range, so the first one moves
+        such a joint inwards. Counters are kept.
+
+        Raises:
+            MotionError: ``qpos`` is not (n,) finite numbers.
+        """
+        q = np.asarray(qpos)
+        if q.dtype.kind not in 'iuf' or q.shape != (self.num_joints,):
+            raise MotionError(f'reset qpos: expected ({self.num_joints},) real numbers, got '
+                              f'shape {q.shape} dtype {q.dtype}')
+        q = q.astype(np.float64)
+        if not np.all(np.isfinite(q)):
+            raise MotionError(f'reset qpos must be finite, got {q.tolist()}')
+        clamped = np.clip(q, self.safe_lower, self.safe_upper)
+        if np.any(clamped != q):
+            self._counts[Intervention.POSITION_CLAMPED] += 1
+        self._q = clamped
+        self._v = np.zeros(self.num_joints)
+        self._clear_target()
+
+    def _clear_target(self) -> None:
+        self._target: np.ndarray | None = None  # (n,) clamped to the safe range
+        self._target_clamped = False
+        self._target_stamp_s = -math.inf
+        self._target_velocity = np.zeros(self.num_joints)  # (n,)
+        self._target_interval_s = 0.0
+
+    def submit(self, qpos_target: Any, stamp_s: float) -> RejectReason | None:
+        """Offer a joint target, received at ``stamp_s`` (the clock of :meth:`tick`).
+
+        Args:
+            qpos_target: (n,) joint positions in the filter's joint order.
+            stamp_s: When the target was received. A stamp earlier than the current target's
+                by at most the watchdog timeout is out of order and rejected; an older one is
+                taken as a clock reset and accepted. Every tick judges the target by its age:
+                it is fresh while ``|now - stamp| <= watchdog_timeout_s``, so a stamp far in
+                the past or the future makes the input stale (a halt), never fresh for long.
+
+        Returns:
+            ``None`` if the target was accepted; otherwise why it was ignored (counted as
+            ``rejected_input``, reported on the next command).
+        """
+        reason = self._check(qpos_target, stamp_s)
+        if reason is not None:
+            self._counts[Intervention.REJECTED_INPUT] += 1
+            self._rejected_since_tick = True
+            return reason
+        target = np.asarray(qpos_target).astype(np.float64)  # (n,)
+        stamp_s = float(stamp_s)
+        clamped = np.clip(target, self.safe_lower, self.safe_upper)
+        interval = stamp_s - self._target_stamp_s
+        if self._target is not None and 0.0 < interval <= self.config.watchdog_timeout_s:
+            velocity = np.clip((clamped - self._target) / interval, -self.max_velocity,
+                               self.max_velocity)
+        else:
+            velocity, interval = np.zeros(self.num_joints), 0.0
+        self._target = clamped
+        self._target_clamped = bool(np.any(clamped != target))
+        self._target_stamp_s = stamp_s
+        self._target_velocity = velocity
+        self._target_interval_s = interval
+        return None
+
+    def _check(self, qpos_target: Any, stamp_s: Any) -> RejectReason | None:
+        try:
+            target = np.asarray(qpos_target)
+        except (TypeError, ValueError):  # ragged sequences
+            return RejectReason.NOT_NUMERIC
+        if target.dtype.kind not in 'iuf':
+            return RejectReason.NOT_NUMERIC
+        if target.shape != (self.num_joints,):
+            return RejectReason.WRONG_SHAPE
+        with np.errstate(over='ignore'):  # float128 beyond float64 becomes inf: rejected
+            target = target.astype(np.float64)
+        if not np.all(np.isfinite(target)):
+            return RejectReason.NON_FINITE
+        excess = self.config.max_limit_excess_rad
+        if np.any((target < self.lower - excess) | (target > self.upper + excess)):
+            return RejectReason.OUT_OF_RANGE
+        if isinstance(stamp_s, bool) \
+                or not isinstance(stamp_s, (int, float, np.integer, np.floating)):
+            return RejectReason.BAD_STAMP
+        stamp_s = float(stamp_s)
+        timeout = self.config.watchdog_timeout_s
+        if not math.isfinite(stamp_s):
+            return RejectReason.BAD_STAMP
+        if self._target_stamp_s - timeout <= stamp_s < self._target_stamp_s:
+            return RejectReason.BAD_STAMP
+        return None
+
+    def tick(self, now_s: float) -> SafeCommand:
+        """Compute the command of this period.
+
+        Args:
+            now_s: The current time (the clock of the stamps). A non-finite time counts as
+                stale input.
+
+        Raises:
+            SimulationError: :meth:`reset` was never called (no measured state to start from).
+        """
+        if self._q is None:
+            raise SimulationError('no joint state to start from: call reset(qpos) with the '
+                                  'measured joint positions before tick()')
+        q, v, dt = self._q, self._v, self.dt_s
+        vmax, amax = self.max_velocity, self.max_acceleration
+        flags = Intervention.REJECTED_INPUT if self._rejected_since_tick else Intervention.NONE
+        self._rejected_since_tick = False
+        now_s = float(now_s)
+        age = now_s - self._target_stamp_s
+        stale = self._target is None or not abs(age) <= self.config.watchdog_timeout_s
+        if stale:
+            flags |= Intervention.STALE_HALT
+            desired = np.zeros_like(q)
+            step = self.halt_deceleration * dt
+        else:
+            if self._target_clamped:
+                flags |= Intervention.POSITION_CLAMPED
+            # Extrapolate along the target's velocity for at most one interval between targets.
+            ahead = min(max(age, 0.0), self._target_interval_s)
+            moving = age < self._target_interval_s
+            target_velocity = self._target_velocity if moving else np.zeros_like(q)
+            target = np.clip(self._target + self._target_velocity * ahead, self.safe_lower,
+                             self.safe_upper)
+            gap = target - q - target_velocity * dt  # (n,) left after moving with the target
+            desired = target_velocity + np.sign(gap) * _braking_speed(np.abs(gap), amax, dt)
+            if np.any(np.abs(desired) > vmax):
+                flags |= Intervention.VELOCITY_LIMITED
+                desired = np.clip(desired, -vmax, vmax)
+            step = amax * dt
+        velocity = np.clip(desired, v - step, v + step)
+        if not stale and np.any(velocity != desired):
+            flags |= Intervention.ACCELERATION_LIMITED
+        # Limits win: never faster than what can stop at max acceleration inside the range.
+        reach_up = _braking_speed(self.safe_upper - q, amax, dt)
+        reach_down = _braking_speed(q - self.safe_lower, amax, dt)
+        bounded = np.clip(velocity, -reach_down, reach_up)
+        if np.any(bounded != velocity):
+            flags |= Intervention.POSITION_CLAMPED
+        q_new = np.clip(q + bounded * dt, self.safe_lower, self.safe_upper)
+        v_new = (q_new - q) / dt
+        self._q, self._v = q_new, v_new
+        for kind in INTERVENTION_KINDS:
+            if kind is not Intervention.REJECTED_INPUT and kind in flags:
+                self._counts[kind] += 1
+        return SafeCommand(qpos=_frozen(q_new.copy()), qvel=_frozen(v_new.copy()), time_s=now_s,
+                           stale=stale, interventions=flags)
+
+    def counters(self) -> dict[str, int]:
+        """Interventions so far by kind (lower-case names of :data:`INTERVENTION_KINDS`):
+        ``rejected_input`` counts rejected submissions, the others count ticks."""
+        return {kind.name.lower(): count for kind, count in self._counts.items()}
+
+
+def _braking_speed(distance: np.ndarray, max_acceleration: np.ndarray,
+                   dt: float) -> np.ndarray:
+    """Largest speed ``s >= 0`` to move at this tick and still stop within ``distance``.
+
+    Braking in discrete time at ``dv = max_acceleration * dt`` per tick, the distance covered
+    from choosing speed ``s = (m + r) dv`` (integer ``m``, ``0 <= r < 1``) until rest is
+    ``D(s) = dt (s + (s - dv) + ... + r dv) = dt dv ((m + 1) r + m (m + 1) / 2)``, increasing in
+    ``s``; this inverts it. ``D(s) = s dt + D(s - dv)``, so one tick of full braking from an
+    admissible speed is admissible again. Speeds below ``dv`` give ``s = distance / dt``.
+
+    Args:
+        distance: (n,) distance available, clipped at 0.
+        max_acceleration: (n,) deceleration, > 0.
+        dt: Tick period.
+
+    Returns:
+        (n,) speeds.
+    """
+    dv = max_acceleration * dt
+    x = np.maximum(distance, 0.0) / (dv * dt)  # distance in units of dv * dt
+    m = np.floor((np.sqrt(8.0 * x + 1.0) - 1.0) / 2.0)
+    m = np.where(m * (m + 1.0) / 2.0 > x, m - 1.0, m)  # rounding of the square root
+    m = np.where((m + 1.0) * (m + 2.0) / 2.0 <= x, m + 1.0, m)
+    r = (x - m * (m + 1.0) / 2.0) / (m + 1.0)
+    return (m + np.clip(r, 0.0, 1.0)) * dv
+
+
+def _limits(name: str, values: Any, n: int) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in 'iuf' or array.shape != (n,):
+        raise ConfigError(f'{name}: expected ({n},) joint limits, got shape {array.shape} '
+                          f'dtype {array.dtype}')
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(f'{name} limits must be finite, got {array.tolist()}')
+    return array
+
+
+def _per_joint(names: tuple[str, ...], default: float, overrides: Mapping[str, float],
+               what: str) -> np.ndarray:
+    for name in overrides:
+        if name not in names:
+            raise ConfigError(unknown_choice(f'joint in safety config {what!r}', name, names))
+    return np.array([overrides.get(name, default) for name in names], dtype=np.float64)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SafetyReport:
+    """What :func:`filter_trajectory` did to a trajectory.
+
+    Attributes:
+        joint_names: (n,) joint names.
+        counts: Interventions by kind, as :meth:`CommandSafety.counters`.
+        frame_flags: (T,) int, the :class:`Intervention` value of each frame's command.
+        max_deviation_rad: Largest ``|safe - input|`` over the finite input values, 0 if none.
+        worst_joint: The joint of ``max_deviation_rad`` (``None`` if it is 0).
+        rejected_frames: Indices of the frames whose target was rejected.
+    """
+
+    joint_names: tuple[str, ...]
+    counts: Mapping[str, int]
+    frame_flags: np.ndarray
+    max_deviation_rad: float
+    worst_joint: str | None
+    rejected_frames: tuple[int, ...]
+
+    @property
+    def unchanged(self) -> bool:
+        """Whether no frame needed any intervention."""
+        return not np.any(self.frame_flags)
+
+    def frames_with(self, kind: Intervention) -> np.ndarray:
+        """(k,) indices of the frames on which ``kind`` acted."""
+        return np.flatnonzero(self.frame_flags & kind.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-compatible values."""
+        return {
+            'counts': dict(self.counts),
+            'frames': int(self.frame_flags.shape[0]),
+            'frames_with_interventions': int(np.count_nonzero(self.frame_flags)),
+            'frames_by_kind': {kind.name.lower(): int(self.frames_with(kind).size)
+                               for kind in INTERVENTION_KINDS},
+            'max_deviation_rad': self.max_deviation_rad,
+            'worst_joint': self.worst_joint,
+            'rejected_frames': list(self.rejected_frames),
+        }
+
+
+def filter_trajectory(qpos: np.ndarray, fps: float, lower: np.ndarray, upper: np.ndarray,
+                      config: SafetyConfig | None = None, *,
+                      joint_names: Sequence[str] | None = None,
+                      initial_qpos: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, SafetyReport]:
+    """Run :class:`CommandSafety` over a whole trajectory, one tick per frame.
+
+    Frame ``t`` is submitted with stamp ``t / fps`` and ticked at the same time, exactly as a
+    streaming node at ``fps`` would; the result equals ticking the class by hand.
+
+    Args:
+        qpos: (T, n) joint targets; rows with NaN, infinity or absurd values are rejected like
+            any submission (the filter keeps to the last valid target).
+        fps: Frame rate, the tick rate.
+        lower, upper: (n,) joint limits.
+        config: Bounds; ``None``: the defaults.
+        joint_names: (n,) names, needed for per-joint overrides; default ``joint_0``...
+        initial_qpos: (n,) state to start from (the robot's measured state); default: the
+            first frame (clamped to the safe range; the start is at rest). Must be finite.
+
+    Returns:
+        ``(safe, report)``: (T, n) commands and a :class:`SafetyReport`.
+
+    Raises:
+        MotionError: ``qpos`` is not a (T, n) numeric array with T >= 1, or the start state
+            is not finite.
+        ConfigError: Bad limits, fps or config (as :class:`CommandSafety`).
+    """
+    targets = np.asarray(qpos)
+    n = np.asarray(lower).shape[0] if np.ndim(lower) == 1 else -1
+    if targets.dtype.kind not in 'iuf' or targets.ndim != 2 or targets.shape[0] < 1 \
+            or targets.shape[1] != n:
+        raise MotionError(f'qpos: expected shape (T, {n}) with T >= 1 of real numbers (one '
+                          f'column per joint limit), got {targets.shape} dtype {targets.dtype}')
+    with np.errstate(over='ignore'):
+        targets = targets.astype(np.float64)
+    names = tuple(f'joint_{j}' for j in range(n)) if joint_names is None else tuple(joint_names)
+    safety = CommandSafety(names, lower, upper, config, rate_hz=fps)
+    start = targets[0] if initial_qpos is None else initial_qpos
+    safety.reset(start)
+    safe = np.empty_like(targets)
+    flags = np.zeros(targets.shape[0], dtype=np.int64)
+    rejected = []
+    for t in range(targets.shape[0]):
+        stamp_s = t / safety.rate_hz
+        if safety.submit(targets[t], stamp_s) is not None:
+            rejected.append(t)
+        command = safety.tick(stamp_s)
+        safe[t] = command.qpos
+        flags[t] = command.interventions.value
+    with np.errstate(invalid='ignore', over='ignore'):
+        deviation = np.abs(safe - targets)
+    deviation[~np.isfinite(deviation)] = 0.0
+    worst = np.unravel_index(int(np.argmax(deviation)), deviation.shape)
+    max_deviation = float(deviation[worst])
+    report = SafetyReport(
+        joint_names=safety.joint_names, counts=safety.counters(), frame_flags=_frozen(flags),
+        max_deviation_rad=max_deviation,
+        worst_joint=safety.joint_names[worst[1]] if max_deviation > 0.0 else None,
+        rejected_frames=tuple(rejected))
+    return safe, report

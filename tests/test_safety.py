@@ -1,0 +1,435 @@
+"""Tests for handx_ros.sim.safety: the bounds hold for any input, and clean input is untouched."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handx_gen.errors import ConfigError, MotionError, SimulationError
+from handx_ros.retarget.robot import hand_kinematics
+from handx_ros.retarget.spec import load_robot_spec
+from handx_ros.sim.safety import (
+    INTERVENTION_KINDS,
+    CommandSafety,
+    Intervention,
+    RejectReason,
+    SafeCommand,
+    SafetyConfig,
+    filter_trajectory,
+)
+
+RATE_HZ = 100.0
+DT = 1.0 / RATE_HZ
+POSITION_TOL = 1e-12  # rad, rounding of q + v dt
+VELOCITY_TOL = 1e-9  # rad/s, rounding of second differences divided by dt
+
+
+def _allegro_limits() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    spec = load_robot_spec('allegro_left')
+    kinematics = hand_kinematics(spec, 'left')
+    chain = kinematics[0] if isinstance(kinematics, tuple) else kinematics
+    names = tuple(f'allegro_joint_{j}' for j in range(len(chain.lower)))
+    return names, np.array(chain.lower), np.array(chain.upper)
+
+
+def _random_limits(rng: np.random.Generator, n: int) -> tuple[tuple[str, ...], np.ndarray,
+                                                                np.ndarray]:
+    lower = rng.uniform(-2.0, 0.5, size=n)
+    upper = lower + rng.uniform(0.2, 3.0, size=n)
+    return tuple(f'j{j}' for j in range(n)), lower, upper
+
+
+class _Checker:
+    """Asserts the guarantees on every command of one filter."""
+
+    def __init__(self, safety: CommandSafety) -> None:
+        self.safety = safety
+        self.q_prev = safety.qpos
+        self.v_prev = np.zeros(safety.num_joints)
+        self.ticks = 0
+
+    def check(self, command: SafeCommand) -> None:
+        safety = self.safety
+        dt = safety.dt_s
+        q = command.qpos
+        assert q.shape == (safety.num_joints,)
+        assert np.all(np.isfinite(q)) and np.all(np.isfinite(command.qvel))
+        assert np.all(q >= safety.safe_lower) and np.all(q <= safety.safe_upper)
+        step = np.abs(q - self.q_prev)
+        assert np.all(step <= safety.max_velocity * dt + POSITION_TOL), \
+            f'tick {self.ticks}: step {step} above {safety.max_velocity * dt}'
+        v = (q - self.q_prev) / dt
+        np.testing.assert_allclose(command.qvel, v, rtol=0, atol=VELOCITY_TOL)
+        dv = np.abs(v - self.v_prev)
+        assert np.all(dv <= safety.max_acceleration * dt + VELOCITY_TOL), \
+            f'tick {self.ticks}: velocity change {dv} above {safety.max_acceleration * dt}'
+        assert command.stale == (Intervention.STALE_HALT in command.interventions)
+        self.q_prev, self.v_prev = q, v
+        self.ticks += 1
+
+
+def _garbage(rng: np.random.Generator, n: int, lower: np.ndarray,
+             upper: np.ndarray) -> tuple[object, RejectReason]:
+    """A target that must be rejected, and why."""
+    valid = rng.uniform(lower, upper)
+    kind = int(rng.integers(0, 12))
+    if kind < 4:
+        bad = valid.copy()
+        bad[rng.integers(0, n)] = (np.nan, np.inf, -np.inf, np.nan)[kind]
+        return bad, RejectReason.NON_FINITE
+    if kind < 6:
+        bad = valid.copy()
+        bad[rng.integers(0, n)] = (1e300, -1e300)[kind - 4]
+        return bad, RejectReason.OUT_OF_RANGE
+    if kind == 6:
+        bad = valid.copy()
+        j = int(rng.integers(0, n))
+        bad[j] = upper[j] + rng.uniform(0.6, 50.0)  # a jump far outside the limits
+        return bad, RejectReason.OUT_OF_RANGE
+    if kind == 7:
+        return np.degrees(valid) + 40.0, RejectReason.OUT_OF_RANGE  # degrees, not radians
+    if kind == 8:
+        shape = ((n + 1,), (n - 1,), (n, 1), (1, n), (), (0,))[int(rng.integers(0, 6))]
+        return np.zeros(shape), RejectReason.WRONG_SHAPE
+    if kind == 9:
+        return (None, 'joint', [1.0, 'a'] * n, valid.astype(complex))[int(rng.integers(0, 4))], \
+            RejectReason.NOT_NUMERIC
+    if kind == 10:
+        return [[1.0, 2.0], [3.0]], RejectReason.NOT_NUMERIC  # ragged
+    return np.full(n, np.longdouble('1e400')), RejectReason.NON_FINITE  # inf as float64
+
+
+def _random_run(safety: CommandSafety, seed: int, num_ticks: int) -> dict[str, int]:
+    """Drive the filter with random, often hostile input; check every command."""
+    rng = np.random.default_rng(seed)
+    n = safety.num_joints
+    lower, upper = safety.lower, safety.upper
+    excess = safety.config.max_limit_excess_rad
+    safety.reset(rng.uniform(lower - 0.3, upper + 0.3))  # may start outside: clamped
+    checker = _Checker(safety)
+    now = 0.0
+    last_accepted = -math.inf
+    target = rng.uniform(lower, upper)
+    rejected = 0
+    seen = {reason: 0 for reason in RejectReason}
+    silent_until = -math.inf
+    for _ in range(num_ticks):
+        # Time: mostly regular, sometimes jittered, jumping forward or back, or not a number.
+        u = rng.random()
+        if u < 0.93:
+            now += DT * rng.uniform(0.8, 1.2)
+        elif u < 0.96:
+            now += rng.uniform(0.3, 2.0)
+        elif u < 0.98:
+            now -= rng.uniform(0.0, 1.0)
+        tick_time = math.nan if rng.random() < 0.005 else now
+        if rng.random() < 0.01:
+            silent_until = now + rng.uniform(0.1, 1.0)  # the sender goes quiet for a while
+        for _ in range(int(rng.choice([0, 1, 1, 1, 2, 3]))):
+            if now < silent_until:
+                break
+            v = rng.random()
+            if v < 0.25:  # garbage
+                value, reason = _garbage(rng, n, lower, upper)
+                got = safety.submit(value, now)
+                assert got is reason, (value, got, reason)
+            elif v < 0.3:  # a good target with a bad stamp
+                stamp = (math.nan, math.inf, -math.inf, 'now')[int(rng.integers(0, 4))]
+                got = safety.submit(target, stamp)
+                assert got is RejectReason.BAD_STAMP
+            else:  # a valid target: small moves, jumps, or clamped just outside the limits
+                w = rng.random()
+                if w < 0.6:
+                    target = np.clip(target + rng.normal(0, 0.05, n), lower, upper)
+                elif w < 0.9:
+                    target = rng.uniform(lower, upper)
+                else:
+                    target = rng.uniform(lower - 0.9 * excess, upper + 0.9 * excess)
+                got = safety.submit(target, now)
+                if now >= last_accepted:
+                    assert got is None
+                else:  # out of order after a backward time jump, or a clock reset
+                    assert got in (None, RejectReason.BAD_STAMP)
+                if got is None:
+                    last_accepted = now
+            if got is not None:
+                rejected += 1
+                seen[got] += 1
+        command = safety.tick(tick_time)
+        checker.check(command)
+    assert safety.counters()['rejected_input'] == rejected
+    assert seen[RejectReason.NON_FINITE] and seen[RejectReason.OUT_OF_RANGE]
+    assert seen[RejectReason.WRONG_SHAPE] and seen[RejectReason.NOT_NUMERIC]
+    assert seen[RejectReason.BAD_STAMP]
+    return safety.counters()
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_random_hostile_input_never_breaks_the_bounds(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    names, lower, upper = _random_limits(rng, 5)
+    config = SafetyConfig(
+        max_velocity_rad_s=float(rng.uniform(0.5, 8.0)),
+        max_acceleration_rad_s2=float(rng.uniform(5.0, 200.0)),
+        watchdog_timeout_s=0.1, limit_margin_rad=0.02,
+        halt_deceleration_rad_s2=(None, 3.0)[seed % 2],
+        joint_max_velocity_rad_s={'j1': 0.3}, joint_max_acceleration_rad_s2={'j2': 400.0})
+    safety = CommandSafety(names, lower, upper, config, rate_hz=RATE_HZ)
+    assert safety.max_velocity[1] == 0.3 and safety.max_acceleration[2] == 400.0
+    counts = _random_run(safety, seed, 4000)
+    # Every kind of intervention happened on this input.
+    assert all(counts[kind.name.lower()] > 0 for kind in INTERVENTION_KINDS), counts
+
+
+def test_random_hostile_input_on_allegro_limits() -> None:
+    names, lower, upper = _allegro_limits()
+    safety = CommandSafety(names, lower, upper, SafetyConfig(), rate_hz=RATE_HZ)
+    _random_run(safety, 7, 3000)
+
+
+def test_rejected_input_changes_nothing() -> None:
+    names, lower, upper = ('a', 'b'), np.array([-1.0, 0.0]), np.array([1.0, 2.0])
+    safety = CommandSafety(names, lower, upper, SafetyConfig(), rate_hz=RATE_HZ)
+    safety.reset(np.array([0.0, 1.0]))
+    assert safety.submit(np.array([0.5, 1.5]), 0.0) is None
+    reference = CommandSafety(names, lower, upper, SafetyConfig(), rate_hz=RATE_HZ)
+    reference.reset(np.array([0.0, 1.0]))
+    reference.submit(np.array([0.5, 1.5]), 0.0)
+    for k in range(10):
+        now = k * DT
+        assert safety.submit(np.array([np.nan, 1.0]), now) is RejectReason.NON_FINITE
+        assert safety.submit(np.array([0.5, 1e300]), now) is RejectReason.OUT_OF_RANGE
+        assert safety.submit(np.array([0.5]), now) is RejectReason.WRONG_SHAPE
+        command = safety.tick(now)
+        expected = reference.tick(now)
+        np.testing.assert_array_equal(command.qpos, expected.qpos)
+        assert Intervention.REJECTED_INPUT in command.interventions
+    assert safety.counters()['rejected_input'] == 30
+    # The watchdog still counts from the last accepted target: garbage does not keep it alive.
+    for k in range(10, 40):
+        safety.submit(np.array([np.inf, 1.0]), k * DT)
+        command = safety.tick(k * DT)
+    assert command.stale
+
+
+def _moving_filter(config: SafetyConfig) -> tuple[CommandSafety, _Checker, float]:
+    """A filter driven to full speed towards a far target; returns it and the time."""
+    safety = CommandSafety(('a',), np.array([-10.0]), np.array([10.0]), config, rate_hz=RATE_HZ)
+    safety.reset(np.array([-9.0]))
+    checker = _Checker(safety)
+    now = 0.0
+    for _ in range(100):
+        safety.submit(np.array([9.0]), now)
+        command = safety.tick(now)
+        checker.check(command)
+        now += DT
+    assert command.qvel[0] == pytest.approx(config.max_velocity_rad_s)
+    assert Intervention.VELOCITY_LIMITED in command.interventions
+    return safety, checker, now
+
+
+@pytest.mark.parametrize('halt', [None, 10.0])
+def test_stale_input_halts_smoothly_then_resumes(halt: float | None) -> None:
+    config = SafetyConfig(max_velocity_rad_s=2.0, max_acceleration_rad_s2=20.0,
+                          watchdog_timeout_s=0.1, halt_deceleration_rad_s2=halt)
+    safety, checker, now = _moving_filter(config)
+    last_stamp = now - DT
+    speeds, stale = [], []
+    for _ in range(60):  # no submissions
+        command = safety.tick(now)
+        checker.check(command)
+        speeds.append(abs(command.qvel[0]))
+        stale.append(command.stale)
+        assert command.stale == (now - last_stamp > config.watchdog_timeout_s)
+        now += DT
+    first_stale = stale.index(True)
+    assert 5 < first_stale < 60 and all(stale[first_stale:])
+    halting = np.array(speeds[first_stale - 1:])
+    assert np.all(np.diff(halting) <= 1e-12)  # monotonically slower
+    deceleration = halt or config.max_acceleration_rad_s2
+    ticks_to_stop = math.ceil(config.max_velocity_rad_s / (deceleration * DT)) + 1
+    assert np.all(halting[ticks_to_stop:] == 0.0)
+    assert halting[ticks_to_stop - 2] > 0.0  # and not faster than the halt rate
+    held = safety.qpos
+    counts = safety.counters()
+    assert counts['stale_halt'] == 60 - first_stale
+    # A fresh target resumes tracking.
+    safety.submit(np.array([-9.5]), now)
+    command = safety.tick(now)
+    checker.check(command)
+    assert not command.stale and command.qvel[0] < 0.0 and command.qpos[0] < held[0]
+
+
+def test_unreachable_and_far_targets_are_clamped_and_approached_without_overshoot() -> None:
+    config = SafetyConfig(max_velocity_rad_s=1.0, max_acceleration_rad_s2=10.0)
+    safety = CommandSafety(('a', 'b'), np.array([-1.0, -1.0]), np.array([1.0, 1.0]), config,
+                           rate_hz=RATE_HZ)
+    safety.reset(np.array([0.0, 0.0]))
+    checker = _Checker(safety)
+    history = []
+    flags = Intervention.NONE
+    for k in range(400):
+        assert safety.submit(np.array([1.3, -0.5]), k * DT) is None  # a: 0.3 rad beyond
+        command = safety.tick(k * DT)
+        checker.check(command)
+        history.append(command.qpos)
+        flags |= command.interventions
+    history = np.array(history)
+    assert history[-1] == pytest.approx([1.0 - config.limit_margin_rad, -0.5], abs=1e-12)
+    assert history[:, 0].max() <= 1.0 - config.limit_margin_rad  # no overshoot
+    assert history[:, 1].min() >= -0.5 - 1e-12
+    assert {Intervention.POSITION_CLAMPED, Intervention.VELOCITY_LIMITED,
+            Intervention.ACCELERATION_LIMITED} <= {k for k in INTERVENTION_KINDS if k in flags}
+
+
+def _smooth_trajectory(num_frames: int, fps: float, lower: np.ndarray, upper: np.ndarray,
+                       seed: int) -> np.ndarray:
+    """Joint motion that starts at rest and stays well inside the limits and the bounds."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_frames)[:, None] / fps  # (T, 1)
+    mid, half = (lower + upper) / 2, (upper - lower) / 2
+    omega = 2 * np.pi * rng.uniform(0.3, 1.0, size=lower.shape)
+    amplitude = 0.35 * half
+    return mid - amplitude + amplitude * (1.0 - np.cos(omega * t))  # (T, n)
+
+
+def test_smooth_trajectory_passes_unchanged() -> None:
+    names, lower, upper = _allegro_limits()
+    fps = 30.0
+    qpos = _smooth_trajectory(300, fps, lower, upper, seed=3)
+    v = np.diff(qpos, axis=0) * fps
+    config = SafetyConfig()
+    assert np.abs(v).max() < 0.5 * config.max_velocity_rad_s
+    assert np.abs(np.diff(v, axis=0) * fps).max() < 0.5 * config.max_acceleration_rad_s2
+    safe, report = filter_trajectory(qpos, fps, lower, upper, config, joint_names=names)
+    np.testing.assert_allclose(safe, qpos, rtol=0, atol=1e-12)
+    assert report.unchanged and not any(report.counts.values())
+    assert report.max_deviation_rad < 1e-12 and report.rejected_frames == ()
+    # Ticking three times faster than the targets arrive: the filter extrapolates along the
+    # targets' velocity between them. Each kink of that path asks for the acceleration of one
+    # target interval within one tick, which may be bounded; the targets are still met.
+    safety = CommandSafety(names, lower, upper, config, rate_hz=3 * fps)
+    safety.reset(qpos[0])
+    checker = _Checker(safety)
+    for k in range(3 * len(qpos)):
+        if k % 3 == 0:
+            assert safety.submit(qpos[k // 3], k / (3 * fps)) is None
+        command = safety.tick(k / (3 * fps))
+        checker.check(command)
+        assert command.interventions in (Intervention.NONE, Intervention.ACCELERATION_LIMITED)
+        if k % 3 == 0:
+            np.testing.assert_allclose(command.qpos, qpos[k // 3], atol=0.005)
+
+
+def test_filter_trajectory_equals_ticking_the_class() -> None:
+    rng = np.random.default_rng(11)
+    names, lower, upper = _random_limits(rng, 4)
+    fps = 50.0
+    qpos = _smooth_trajectory(500, fps, lower, upper, seed=4)
+    qpos[100:110] += 3.0  # a jump, partly beyond the limits
+    qpos[200, 1] = np.nan
+    qpos[201, 2] = np.inf
+    qpos[202] = 1e300
+    qpos[300:330] = rng.uniform(lower - 0.4, upper + 0.4, size=(30, 4))
+    config = SafetyConfig(max_velocity_rad_s=2.0, max_acceleration_rad_s2=30.0)
+    safe, report = filter_trajectory(qpos, fps, lower, upper, config, joint_names=names)
+    safety = CommandSafety(names, lower, upper, config, rate_hz=fps)
+    safety.reset(qpos[0])
+    checker = _Checker(safety)
+    flags = []
+    for t in range(len(qpos)):
+        safety.submit(qpos[t], t / fps)
+        command = safety.tick(t / fps)
+        checker.check(command)
+        np.testing.assert_array_equal(command.qpos, safe[t])
+        flags.append(command.interventions.value)
+    np.testing.assert_array_equal(report.frame_flags, flags)
+    assert report.counts == safety.counters()
+    assert set(report.rejected_frames) >= {200, 201, 202}
+    assert report.counts['rejected_input'] == len(report.rejected_frames)
+    assert report.worst_joint in names and report.max_deviation_rad > 0.5
+    assert not report.unchanged
+    summary = report.to_dict()
+    assert summary['frames'] == 500 and summary['counts'] == report.counts
+    assert set(report.frames_with(Intervention.REJECTED_INPUT)) == set(report.rejected_frames)
+    # A given start state (the robot's measured state) is where the commands start from.
+    start = (lower + upper) / 2
+    safe2, _ = filter_trajectory(qpos, fps, lower, upper, config, joint_names=names,
+                                 initial_qpos=start)
+    assert np.all(np.abs(safe2[0] - start) <= 2.0 / fps + 1e-12)
+
+
+def test_stamps_out_of_order_are_rejected_and_odd_stamps_are_stale() -> None:
+    config = SafetyConfig(watchdog_timeout_s=0.2)
+    safety = CommandSafety(('a',), np.array([-1.0]), np.array([1.0]), config, rate_hz=RATE_HZ)
+    safety.reset(np.array([0.0]))
+    assert safety.submit(np.array([0.1]), 1.0 + 0.1) is None  # slightly ahead: clock skew
+    assert not safety.tick(1.0).stale
+    assert safety.submit(np.array([0.2]), 1.05) is RejectReason.BAD_STAMP  # out of order
+    assert safety.submit(np.array([0.2]), 0.5) is None  # much older: a clock reset
+    assert safety.tick(1.01).stale  # judged by its age
+    assert safety.submit(np.array([0.3]), 1e12) is None  # far in the future
+    assert safety.tick(1.02).stale  # is never fresh
+    assert safety.submit(np.array([0.2]), True) is RejectReason.BAD_STAMP
+    assert safety.submit(np.array([0.2]), math.nan) is RejectReason.BAD_STAMP
+    assert safety.counters()['rejected_input'] == 3
+
+
+def test_reset_and_construction_errors() -> None:
+    names, lower, upper = ('a', 'b'), np.array([-1.0, 0.0]), np.array([1.0, 0.03])
+    with pytest.raises(ConfigError, match=r"joint 'b': range .* narrower than twice"):
+        CommandSafety(names, lower, upper, SafetyConfig(), rate_hz=RATE_HZ)
+    upper = np.array([1.0, 1.0])
+    with pytest.raises(ConfigError, match='joint_names must be unique'):
+        CommandSafety(('a', 'a'), lower, upper, rate_hz=RATE_HZ)
+    with pytest.raises(ConfigError, match=r'upper: expected \(2,\)'):
+        CommandSafety(names, lower, upper[:1], rate_hz=RATE_HZ)
+    with pytest.raises(ConfigError, match='lower limits must be finite'):
+        CommandSafety(names, np.array([np.nan, 0.0]), upper, rate_hz=RATE_HZ)
+    with pytest.raises(ConfigError, match='rate_hz'):
+        CommandSafety(names, lower, upper, rate_hz=0.0)
+    with pytest.raises(ConfigError, match=r"unknown joint .* 'c'; valid options: 'a', 'b'"):
+        CommandSafety(names, lower, upper, SafetyConfig(joint_max_velocity_rad_s={'c': 1.0}),
+                      rate_hz=RATE_HZ)
+    safety = CommandSafety(names, lower, upper, rate_hz=RATE_HZ)
+    with pytest.raises(SimulationError, match=r'call reset\(qpos\)'):
+        safety.tick(0.0)
+    with pytest.raises(MotionError, match='finite'):
+        safety.reset(np.array([np.nan, 0.5]))
+    with pytest.raises(MotionError, match=r'expected \(2,\)'):
+        safety.reset(np.zeros(3))
+    safety.reset(np.array([5.0, 0.5]))  # measured outside the safe range: starts inside
+    assert safety.qpos.tolist() == [1.0 - 0.02, 0.5]
+    assert safety.counters()['position_clamped'] == 1
+    command = safety.tick(0.0)
+    assert command.stale and command.qvel.tolist() == [0.0, 0.0]  # no target yet: hold
+    with pytest.raises(ValueError):
+        command.qpos[0] = 0.0  # read-only
+    with pytest.raises(MotionError, match=r'qpos: expected shape \(T, 2\)'):
+        filter_trajectory(np.zeros((5, 3)), 30.0, lower, upper)
+
+
+def test_config_from_dict_and_yaml(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[1] / 'config' / 'safety.yaml'
+    assert SafetyConfig.from_yaml(shipped) == SafetyConfig()
+    config = SafetyConfig.from_dict({'max_velocity_rad_s': 2, 'joint_max_velocity_rad_s':
+                                     {'b': 1.0, 'a': 0.5}, 'halt_deceleration_rad_s2': 5})
+    assert config.max_velocity_rad_s == 2.0 and isinstance(config.max_velocity_rad_s, float)
+    assert SafetyConfig.from_dict(config.to_dict()) == config
+    assert hash(config) == hash(SafetyConfig.from_dict(config.to_dict()))
+    with pytest.raises(ConfigError, match=r"unknown safety config key 'max_vel'; valid options"):
+        SafetyConfig.from_dict({'max_vel': 1.0})
+    for key, value in [('max_velocity_rad_s', 0.0), ('max_acceleration_rad_s2', -1.0),
+                       ('watchdog_timeout_s', math.inf), ('limit_margin_rad', 'x'),
+                       ('halt_deceleration_rad_s2', 0.0), ('max_limit_excess_rad', True),
+                       ('joint_max_velocity_rad_s', {'a': math.nan}),
+                       ('joint_max_acceleration_rad_s2', [1.0])]:
+        with pytest.raises(ConfigError, match=key):
+            SafetyConfig.from_dict({key: value})
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('max_velocity_rad_s: 1.0\nwatchdog: 0.1\n', encoding='utf-8')
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown safety config key 'watchdog'"):
+        SafetyConfig.from_yaml(bad)
