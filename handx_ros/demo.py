@@ -394,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'demo: error: {error}', file=sys.stderr)
         return 2
     print((args.out / 'report.md').read_text())
-    print(f'demo: wrote {args.out}/report.json, report.md, demo.png, sources/, kept/ and corpus/')
+    print(f'demo: wrote {args.out}/report.json, report.md, demo.png, sources/, kept/, corpus/, '
+          'retarget/ and sim/')
     return 0 if report['sources'] else 1
 
 
