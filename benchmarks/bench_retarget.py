@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -37,7 +36,7 @@ import time
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import numpy as np  # noqa: E402
-from common import save_report  # noqa: E402
+from common import machine, save_report  # noqa: E402
 
 from handx_gen.data.synthetic import SynthConfig, synthesize_clip  # noqa: E402
 from handx_gen.hand.topology import KEYPOINT_NAMES  # noqa: E402
@@ -171,8 +170,7 @@ def run(args: argparse.Namespace) -> dict:
         'frames': int(sum(c.shape[0] for c in clips)),
         'warmup_frames_per_clip': args.warmup,
         'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
-        'machine': {'platform': platform.platform(), 'python': sys.version.split()[0],
-                    'cpus': os.cpu_count(), 'load_average_1min': os.getloadavg()[0]},
+        'machine': machine(),
         'methods': results,
         'summary': summary,
     }

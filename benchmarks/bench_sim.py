@@ -19,13 +19,11 @@ Run::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 
 import numpy as np
-from common import save_report
+from common import machine, save_report
 
 from handx_gen.data.synthetic import SynthConfig, load_primitives, synthesize_clip
 from handx_ros.retarget import retarget_motion
@@ -105,8 +103,7 @@ def run(args: argparse.Namespace) -> dict:
         'clips': args.clips,
         'motion_types': types,
         'repeats': args.repeats,
-        'machine': {'platform': platform.platform(), 'python': sys.version.split()[0],
-                    'cpus': os.cpu_count(), 'load_average_1min': os.getloadavg()[0]},
+        'machine': machine(),
         'summary': summary,
         'per_clip': clips,
     }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
 
 
 def save_report(report: dict, path: str | None) -> None:
@@ -11,3 +14,10 @@ def save_report(report: dict, path: str | None) -> None:
         with open(path, 'w', encoding='utf-8') as handle:
             json.dump(report, handle, indent=2)
         print(f'saved {path}')
+
+
+def machine() -> dict:
+    """What the numbers were measured on: platform, Python, CPUs and the load at the end."""
+    return {'platform': platform.platform(), 'python': sys.version.split()[0],
+            'cpus': os.cpu_count(), 'load_average_1min': os.getloadavg()[0]}
+

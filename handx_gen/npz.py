@@ -18,7 +18,7 @@ import numpy as np
 
 from handx_gen.errors import HandxError
 
-__all__ = ['NPZ_READ_ERRORS', 'open_npz', 'read_npz', 'write_npz']
+__all__ = ['NPZ_READ_ERRORS', 'check_entries', 'open_npz', 'read_npz', 'write_npz']
 
 # What numpy and zipfile raise for missing, corrupt, truncated or object-holding archives.
 NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
@@ -89,4 +89,35 @@ def write_npz(path: Path, entries: dict[str, np.ndarray]) -> Path:
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def check_entries(entries: dict[str, np.ndarray], expected_format: str, required: tuple[str, ...],
+                  source: str, what: str, error: type[HandxError]) -> None:
+    """Check that ``entries`` hold ``format = expected_format`` and every ``required`` entry.
+
+    Args:
+        entries: What :func:`read_npz` returned.
+        expected_format: The one supported ``format`` string.
+        required: Entry names the format needs.
+        source: The file, for messages.
+        what: The kind of file, for messages (e.g. ``'motion'``).
+        error: The error class to raise.
+
+    Raises:
+        error: No ``format`` entry, one that is not a string, another format, or missing
+            entries (all listed).
+    """
+    if 'format' not in entries:
+        raise error(f'{source}: no "format" entry; expected format {expected_format!r}')
+    found = entries['format']
+    if found.dtype.kind != 'U' or found.ndim != 0:
+        raise error(f'{source}: "format" entry is not a string (dtype {found.dtype}, shape '
+                    f'{found.shape}); expected {expected_format!r}')
+    if str(found) != expected_format:
+        raise error(f'{source}: unsupported {what} format {str(found)!r}; supported: '
+                    f'{expected_format!r}')
+    missing = [name for name in required if name not in entries]
+    if missing:
+        raise error(f'{source}: missing entries {missing}; a {expected_format} file needs '
+                    f'{list(required)}')
 

@@ -44,7 +44,7 @@ from handx_gen.hand.topology import (
     NUM_POSE_JOINTS,
     HandSide,
 )
-from handx_gen.npz import read_npz, write_npz
+from handx_gen.npz import check_entries, read_npz, write_npz
 
 __all__ = [
     'MOTION_FORMAT',
@@ -492,24 +492,8 @@ class BimanualMotion:
 
     @classmethod
     def _from_entries(cls, entries: Mapping[str, np.ndarray], source: str) -> BimanualMotion:
-        if 'format' not in entries:
-            raise MotionFormatError(
-                f'{source}: no "format" entry; expected format {MOTION_FORMAT!r}')
-        found = entries['format']
-        if found.dtype.kind != 'U' or found.ndim != 0:
-            raise MotionFormatError(
-                f'{source}: "format" entry is not a string (dtype {found.dtype}, shape '
-                f'{found.shape}); expected {MOTION_FORMAT!r}')
-        if str(found) != MOTION_FORMAT:
-            raise MotionFormatError(
-                f'{source}: unsupported motion format {str(found)!r}; supported: '
-                f'{MOTION_FORMAT!r}')
         required = ('fps', 'keypoints', 'global_orient', 'transl', 'hand_pose')
-        missing = [name for name in required if name not in entries]
-        if missing:
-            raise MotionFormatError(
-                f'{source}: missing entries {missing}; a {MOTION_FORMAT} file needs '
-                f'{list(required)}')
+        check_entries(entries, MOTION_FORMAT, required, source, 'motion', MotionFormatError)
         fps = entries['fps']
         if fps.shape != () or fps.dtype.kind not in 'fiu':
             raise MotionFormatError(

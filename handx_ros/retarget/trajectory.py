@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from handx_gen.errors import MotionError, MotionFormatError, unknown_choice
-from handx_gen.npz import read_npz, write_npz
+from handx_gen.npz import check_entries, read_npz, write_npz
 
 __all__ = ['TRAJECTORY_FORMAT', 'RobotTrajectory']
 
@@ -255,24 +255,8 @@ class RobotTrajectory:
 
     @classmethod
     def _from_entries(cls, entries: Mapping[str, np.ndarray], source: str) -> RobotTrajectory:
-        if 'format' not in entries:
-            raise MotionFormatError(
-                f'{source}: no "format" entry; expected format {TRAJECTORY_FORMAT!r}')
-        found = entries['format']
-        if found.dtype.kind != 'U' or found.ndim != 0:
-            raise MotionFormatError(
-                f'{source}: "format" entry is not a string (dtype {found.dtype}, shape '
-                f'{found.shape}); expected {TRAJECTORY_FORMAT!r}')
-        if str(found) != TRAJECTORY_FORMAT:
-            raise MotionFormatError(
-                f'{source}: unsupported robot trajectory format {str(found)!r}; supported: '
-                f'{TRAJECTORY_FORMAT!r}')
-        required = ('robot', 'fps', 'joint_names', 'qpos')
-        missing = [name for name in required if name not in entries]
-        if missing:
-            raise MotionFormatError(
-                f'{source}: missing entries {missing}; a {TRAJECTORY_FORMAT} file needs '
-                f'{list(required)}')
+        check_entries(entries, TRAJECTORY_FORMAT, ('robot', 'fps', 'joint_names', 'qpos'),
+                      source, 'robot trajectory', MotionFormatError)
         robot = _string_entry(entries, 'robot', source)
         fps = entries['fps']
         if fps.shape != () or fps.dtype.kind not in 'fiu':
