@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from handx_gen.errors import ConfigError, unknown_choice
 
-__all__ = ['config_from_yaml', 'config_kwargs']
+__all__ = ['config_from_yaml', 'config_kwargs', 'preset_values']
 
 
 class _FromDict(Protocol):
@@ -72,3 +72,17 @@ def config_from_yaml(cls: type[C], path: str | os.PathLike, what: str) -> C:
         return cls.from_dict(values)
     except ConfigError as exc:
         raise ConfigError(f'{path}: {exc}') from exc
+
+
+def preset_values(presets: Mapping[str, Mapping[str, Any]], name: object, what: str,
+                  overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of the named preset with ``overrides`` applied, for a config's
+    ``from_dict``.
+
+    Raises:
+        ConfigError: ``name`` is not a preset (the message lists them).
+    """
+    if not isinstance(name, str) or name not in presets:
+        raise ConfigError(unknown_choice(f'{what} preset', name, presets))
+    return {**presets[name], **overrides}
+

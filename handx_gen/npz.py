@@ -78,7 +78,9 @@ def read_npz(path: str | Path, error: type[HandxError], what: str) -> dict[str, 
 
 def write_npz(path: Path, entries: dict[str, np.ndarray]) -> Path:
     """Write ``entries`` as a compressed ``.npz`` at ``path`` atomically: into a temporary file
-    beside it, then renamed, so that readers never see half a file. Returns ``path``."""
+    beside it, then renamed, so that readers never see half a file. Missing parent folders are
+    created. Returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     # Not tempfile.mkstemp: its files are private (0600); this one follows the umask.
     tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
     try:

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handx_gen.config import config_kwargs
-from handx_gen.errors import ConfigError, ModelError, unknown_choice
+from handx_gen.config import config_kwargs, preset_values
+from handx_gen.errors import ConfigError, ModelError
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.masking import apply_condition
 from handx_gen.models.text_encoder import TextFeatures
@@ -123,9 +123,7 @@ class DiffusionConfig:
             ConfigError: Unknown preset name or bad override.
         """
         key = name.strip().lower() if isinstance(name, str) else name
-        if key not in _PRESETS:
-            raise ConfigError(unknown_choice('diffusion preset', name, _PRESETS))
-        return cls.from_dict({**_PRESETS[key], **overrides})
+        return cls.from_dict(preset_values(_PRESETS, key, 'diffusion', overrides))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> DiffusionConfig:

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handx_gen.config import config_kwargs
-from handx_gen.errors import ConfigError, ModelError, unknown_choice
+from handx_gen.config import config_kwargs, preset_values
+from handx_gen.errors import ConfigError, ModelError
 from handx_gen.hand.topology import HandSide
 from handx_gen.motion.features import FEATURE_LAYOUT, FeatureLayout
 
@@ -119,9 +119,7 @@ class FSQConfig:
         Raises:
             ConfigError: Unknown preset name or override.
         """
-        if name not in _PRESETS:
-            raise ConfigError(unknown_choice('tokenizer preset', name, _PRESETS))
-        return cls.from_dict({**_PRESETS[name], **overrides})
+        return cls.from_dict(preset_values(_PRESETS, name, 'tokenizer', overrides))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> FSQConfig:

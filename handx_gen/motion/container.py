@@ -459,7 +459,6 @@ class BimanualMotion:
             The path written.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entries: dict[str, np.ndarray] = {
             'format': np.array(MOTION_FORMAT),
             'fps': np.array(self._fps, dtype=np.float64),

@@ -316,8 +316,8 @@ class _ArmIK:
         u, _, converged, _ = levenberg_marquardt(evaluate, self.u, self.chain.lower,
                                                  self.chain.upper, self.config)
         self.u = u
-        T_world_frame, _ = self.chain.pose_and_jacobian(u, self.frame_id)
-        error = float(np.linalg.norm(T_world_frame.translation - T_world_target.translation))
+        p_world = self.chain.positions(u, [self.frame_id])[0]  # the arm chain's frame is world
+        error = float(np.linalg.norm(p_world - T_world_target.translation))
         return u, converged, error
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -210,54 +209,28 @@ def _groups(spec: RobotSpec) -> list[tuple[str, RobotSpec, tuple[str, ...]]]:
 
 
 def _joint_rows(group: str, source: RobotSpec, driven: tuple[str, ...]) -> list[dict]:
-    urdf = source.urdf.resolve()
-    limits = _joint_limits(urdf)
-    mimics = _mimic_joints(urdf)
-    names = list(driven) + [j for j, (leader, _, _) in mimics.items() if leader in driven]
-    rows = []
-    for joint in names:
-        if joint not in limits:
-            raise RobotModelError(f'robot {source.name!r}: joint {joint!r} is not a movable '
-                                  f'joint of {urdf.name}; its joints: '
-                                  f'{", ".join(sorted(limits))}')
-        mimic = None
-        if joint in mimics:
-            leader, multiplier, offset = mimics[joint]
-            mimic = {'joint': leader, 'multiplier': multiplier, 'offset': offset}
-        rows.append({'group': group, 'urdf_name': joint,
-                     'controller_name': source.controller_names.get(joint, joint),
-                     'lower': limits[joint][0], 'upper': limits[joint][1], 'mimic': mimic})
-    return rows
+    from handx_ros.retarget.robot import load_urdf_model
 
-
-def _joint_limits(urdf: Path) -> dict[str, tuple[float, float]]:
-    """Position limits of the URDF's one-coordinate joints, read by Pinocchio."""
-    import pinocchio as pin
-
-    try:
-        model = pin.buildModelFromUrdf(str(urdf))
-    except (RuntimeError, ValueError) as exc:
-        raise RobotModelError(f'Pinocchio cannot read {urdf}: {exc}') from exc
+    urdf = load_urdf_model(source)  # Pinocchio model and <mimic> tags, cached
+    model = urdf.model
     limits = {}
     for joint_id in range(1, model.njoints):
         joint = model.joints[joint_id]
         if joint.nq == 1:
             limits[model.names[joint_id]] = (float(model.lowerPositionLimit[joint.idx_q]),
                                              float(model.upperPositionLimit[joint.idx_q]))
-    return limits
-
-
-def _mimic_joints(urdf: Path) -> dict[str, tuple[str, float, float]]:
-    """Mimic joint -> (mimicked joint, multiplier, offset), from the URDF's <mimic> tags."""
-    try:
-        root = ET.parse(urdf).getroot()
-    except ET.ParseError as exc:
-        raise RobotModelError(f'{urdf} is not valid XML: {exc}') from exc
-    mimics = {}
-    for joint in root.iter('joint'):
-        tag = joint.find('mimic')
-        if tag is not None:
-            mimics[joint.get('name', '')] = (tag.get('joint', ''),
-                                             float(tag.get('multiplier', 1.0)),
-                                             float(tag.get('offset', 0.0)))
-    return mimics
+    names = list(driven) + [m.joint for m in urdf.mimics.values() if m.leader in driven]
+    rows = []
+    for joint in names:
+        if joint not in limits:
+            raise RobotModelError(f'robot {source.name!r}: joint {joint!r} is not a movable '
+                                  f'joint of {urdf.path.name}; its joints: '
+                                  f'{", ".join(sorted(limits))}')
+        mimic = urdf.mimics.get(joint)
+        rows.append({'group': group, 'urdf_name': joint,
+                     'controller_name': source.controller_names.get(joint, joint),
+                     'lower': limits[joint][0], 'upper': limits[joint][1],
+                     'mimic': None if mimic is None else {
+                         'joint': mimic.leader, 'multiplier': mimic.multiplier,
+                         'offset': mimic.offset}})
+    return rows

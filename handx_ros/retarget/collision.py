@@ -197,7 +197,7 @@ class HandCollisionModel:
         self.chain = chain
         self.model = chain.model
         self._data = self.model.createData()
-        self._nv_to_u = _driven_map(chain)  # (nv, n)
+        self._nv_to_u = chain.M_v_u  # (nv, n)
         moved = _moved_joints(chain, self._nv_to_u)
         base_frame = chain.model.getFrameId(chain.reference_frame)
         sources = [source] if source is not None else [GeometrySource.COLLISION,
@@ -553,23 +553,6 @@ def collision_report(models: Sequence[HandCollisionModel], qpos: Sequence[np.nda
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _driven_map(chain: ChainKinematics) -> np.ndarray:
-    """(nv, n) matrix taking driven-joint velocities to model velocities (mimic included):
-    ``q = q0 + M u`` is linear, so the columns are ``full_q(e_i) - full_q(0)``."""
-    model = chain.model
-    q_to_v = {}
-    for joint in model.joints[1:]:
-        if joint.nq == 1 and joint.nv == 1:
-            q_to_v[joint.idx_q] = joint.idx_v
-    zero = chain.full_q(np.zeros(chain.nu))
-    M = np.zeros((model.nv, chain.nu))
-    for i in range(chain.nu):
-        delta = chain.full_q(np.eye(chain.nu)[i]) - zero
-        for idx_q in np.flatnonzero(delta):
-            M[q_to_v[int(idx_q)], i] = delta[idx_q]
-    return M
-
 
 def _moved_joints(chain: ChainKinematics, nv_to_u: np.ndarray) -> set[int]:
     """Joints that move with the driven joints: the driven and mimic joints and their

@@ -287,6 +287,7 @@ class HandRetargeter:
         self._tip_terms = np.array([t.origin == self.hand.wrist and t.task in
                                     self.hand.fingertips.values() for t in self.terms])
         self._used_keypoints = np.array(sorted(set(self._h_origin) | set(self._h_task)))
+        self._keypoint_ids = self.chain.frame_ids(list(self.hand.keypoints.values()))
         wrist_id = self.chain.frame_ids([self.hand.wrist])
         self.p_base_wrist = self.chain.positions(self.chain.neutral(), wrist_id)[0]  # (3,)
         self.joint_names = self.chain.joint_names
@@ -457,10 +458,8 @@ class HandRetargeter:
 
     def robot_keypoints(self, qpos: np.ndarray) -> dict[str, np.ndarray]:
         """Mapped robot frames (human keypoint name -> (3,) position in the base frame)."""
-        names = list(self.hand.keypoints)
-        ids = self.chain.frame_ids(list(self.hand.keypoints.values()))
-        p = self.chain.positions(np.asarray(qpos, dtype=np.float64), ids)
-        return dict(zip(names, p, strict=True))
+        p = self.chain.positions(np.asarray(qpos, dtype=np.float64), self._keypoint_ids)
+        return dict(zip(self.hand.keypoints, p, strict=True))
 
     def human_targets(self, keypoints_wrist: np.ndarray) -> np.ndarray:
         """(21, 3) human keypoints mapped into the robot base frame (scale and rotation,

@@ -175,6 +175,8 @@ class ChainKinematics:
         joint_names: ``driven``.
         lower, upper: (n,) joint limits of the driven joints, from the URDF.
         reference_frame: ``frame`` (``None``: the model's world).
+        M_v_u: (nv, n) model velocities per driven-joint velocity (mimic followers included);
+            Jacobians with respect to ``u`` are ``J_v @ M_v_u``.
     """
 
     def __init__(self, urdf: UrdfModel, driven: Sequence[str], *,
@@ -219,10 +221,11 @@ class ChainKinematics:
                 q_locked[model.joints[model.getJointId(name)].idx_q] = value
         self._q0 = np.array(q_locked, dtype=np.float64)
         # Velocities from driven velocities: v = M u_dot (mimic followers scaled), so J_u = J_v M.
-        self._M = np.zeros((model.nv, n))  # (nv, n)
-        self._M[self._idx_v, np.arange(n)] = 1.0
+        self.M_v_u = np.zeros((model.nv, n))  # (nv, n), read-only once built
+        self.M_v_u[self._idx_v, np.arange(n)] = 1.0
         for _, idx_v, i, gain, _ in self._followers:
-            self._M[idx_v, i] += gain
+            self.M_v_u[idx_v, i] += gain
+        self.M_v_u.setflags(write=False)
         self.reference_frame = frame
         self._frame_id: int | None = None
         self._R_world_frame = np.eye(3)
@@ -286,7 +289,7 @@ class ChainKinematics:
         for row, fid in enumerate(frame_ids):  # only the frames asked for
             p[row] = pin.updateFramePlacement(model, data, fid).translation
             J_v[row] = pin.getFrameJacobian(model, data, fid, frame)[:3]  # (3, nv)
-        J = J_v @ self._M  # (k, 3, n)
+        J = J_v @ self.M_v_u  # (k, 3, n)
         if self._frame_is_world:
             return p, J
         R = self._R_world_frame
@@ -299,7 +302,7 @@ class ChainKinematics:
         pin.computeJointJacobians(model, data, self.full_q(u))
         pin.updateFramePlacements(model, data)
         J_v = pin.getFrameJacobian(model, data, frame_id, pin.ReferenceFrame.LOCAL)  # (6, nv)
-        return data.oMf[frame_id].copy(), J_v @ self._M
+        return data.oMf[frame_id].copy(), J_v @ self.M_v_u
 
 
 def hand_kinematics(spec: RobotSpec, side: HandSide | str | int) -> tuple[ChainKinematics,

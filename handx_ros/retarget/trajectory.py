@@ -223,7 +223,6 @@ class RobotTrajectory:
         path = Path(path)
         if path.suffix != '.npz':
             path = path.with_name(path.name + '.npz')
-        path.parent.mkdir(parents=True, exist_ok=True)
         entries: dict[str, np.ndarray] = {
             'format': np.array(TRAJECTORY_FORMAT),
             'robot': np.array(self.robot),
