@@ -10,7 +10,7 @@ TORCH_VERSION := 2.13.0
 PYTEST_ARGS ?=
 DEMO_OUT ?= demo_output
 
-.PHONY: setup osmesa test demo lint clean help
+.PHONY: setup osmesa test demo lint models clean help
 
 help:
 	@echo 'make setup   create $(VENV) with torch $(TORCH_VERSION), the project and ROS 2 rclpy,'
@@ -18,6 +18,8 @@ help:
 	@echo 'make test    run the whole test suite (sets up first if needed)'
 	@echo 'make demo    run the pipeline end to end on shipped defaults (output in $(DEMO_OUT)/)'
 	@echo 'make lint    ruff over the repository'
+	@echo 'make models  rebuild the shipped generation models (corpus seed 0, 4000 clips;'
+	@echo '             about 80 min on 2 CPU cores; see handx_gen/weights/README.md)'
 
 setup: $(STAMP) osmesa
 
@@ -70,6 +72,9 @@ test: setup
 
 demo: setup
 	$(PY) -m handx_ros.demo --out $(DEMO_OUT)
+
+models: setup
+	$(PY) training/ship.py
 
 lint: setup
 	$(PY) -m ruff check .

@@ -31,6 +31,7 @@ setup(
     name=PACKAGE_NAME,
     version='0.1.0',
     packages=find_packages(include=['handx_gen', 'handx_gen.*', 'handx_ros', 'handx_ros.*']),
+    package_data={'handx_gen': ['weights/*.pt', 'weights/README.md']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE_NAME}']),
         (SHARE, ['package.xml']),

@@ -8,9 +8,14 @@ once before timing (the encoder is timed separately, per prompt, cached and unca
 Weights are random: speed does not depend on training. One warm-up run first, then
 ``--repeats`` timed runs; p50/p95/max in milliseconds; JSON with ``--save``.
 
+With ``--shipped`` it times the shipped checkpoints end to end instead, through
+:class:`handx_gen.Generator` (prompt in, decoded :class:`BimanualMotion` with forward-kinematics
+keypoints out), a new seed per run.
+
 Run::
 
     .venv/bin/python benchmarks/bench_generation_speed.py --seconds 4 --save generation_speed.json
+    .venv/bin/python benchmarks/bench_generation_speed.py --shipped --save generation_shipped.json
 """
 
 from __future__ import annotations
@@ -52,7 +57,28 @@ def _timed(run, repeats: int) -> dict:
             'max_ms': float(ms.max()), 'repeats': repeats}
 
 
+def run_shipped(args: argparse.Namespace) -> dict:
+    from handx_gen.generate import Generator
+
+    torch.set_num_threads(args.threads)
+    generator = Generator()
+    results = {}
+    for model in ('diffusion', 'ar'):
+        seeds = iter(range(1000))
+        results[model] = _timed(lambda m=model, s=seeds: generator.generate(
+            PROMPT, model=m, seconds=args.seconds, seed=next(s)), args.repeats)
+        loaded = generator.load(model)
+        results[model]['checkpoint'] = str(loaded.path)
+        r = results[model]
+        print(f'{model:10s} {args.seconds:g} s clip, shipped, end to end: p50 '
+              f'{r["p50_ms"]:.0f} ms, p95 {r["p95_ms"]:.0f} ms', flush=True)
+    return {'benchmark': 'generation_speed_shipped', 'seconds': args.seconds,
+            'threads': args.threads, 'machine': machine(), 'results': results}
+
+
 def run(args: argparse.Namespace) -> dict:
+    if args.shipped:
+        return run_shipped(args)
     torch.set_num_threads(args.threads)
     frames = int(round(args.seconds * args.fps))
     frames -= frames % 4  # the tokenizer downsamples by 4
@@ -100,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--threads', type=int, default=os.cpu_count() or 1,
                         help='torch threads (default: all cores)')
     parser.add_argument('--repeats', type=int, default=5, help='timed runs (default 5)')
+    parser.add_argument('--shipped', action='store_true',
+                        help='time the shipped checkpoints through handx_gen.Generator')
     parser.add_argument('--save', default=None, help='write the results as JSON here')
     args = parser.parse_args(argv)
     save_report(run(args), args.save)

@@ -20,9 +20,19 @@ from handx_gen.errors import (
 
 __version__ = '0.1.0'
 
+
+def __getattr__(name: str):  # the generator imports torch: load it on first use only
+    if name == 'Generator':
+        from handx_gen.generate import Generator
+
+        return Generator
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
 __all__ = [
     'ConfigError',
     'DataSourceError',
+    'Generator',
     'HandModelError',
     'HandxError',
     'ManoModelError',

@@ -27,6 +27,11 @@ collisions, time per frame). Each trajectory is then played in MuJoCo (``handx s
 judged by the gate (``config/sim_gate.yaml``): the report lists the verdict with every reason,
 ``sim/`` holds the plots and a video of the first trajectory beside the human skeleton.
 
+Then the shipped generation models make motion (``handx generate``): a clip from text with the
+diffusion and the autoregressive model, and a reaction (the demo clip's right hand given, the
+left hand generated). The contacts of each generated clip are extracted like the corpus'; the
+diffusion clip is retargeted onto the Allegro pair and gated in MuJoCo: text to robot.
+
 Run: ``python -m handx_ros.demo --out demo_output`` (``make demo`` does).
 """
 
@@ -200,9 +205,11 @@ def run(out: Path, seed: int = 0, corpus_clips: int = 40) -> dict:
     report['corpus'] = _corpus_stage(out / 'corpus', seed, corpus_clips)
     report['retarget'] = _retarget_stage(motion, out / 'retarget')
     report['sim'] = _sim_stage(motion, out, report['retarget']['runs'])
+    report['generate'] = _generation_stage(motion, out, seed)
     (out / 'report.json').write_text(json.dumps(report, indent=2))
     (out / 'report.md').write_text(_markdown(report) + report['corpus']['markdown']
-                                   + report['retarget']['markdown'] + report['sim']['markdown'])
+                                   + report['retarget']['markdown'] + report['sim']['markdown']
+                                   + report['generate']['markdown'])
     _plot(motion, results[SourceKind.KEYPOINTS][1], out / 'demo.png')
     return report
 
@@ -309,6 +316,53 @@ def _sim_stage(motion: BimanualMotion, out: Path, runs: dict) -> dict:
     return {'runs': results, 'markdown': '\n'.join(lines) + '\n'}
 
 
+GENERATION_PROMPT = 'Both hands clap twice in front of the chest.'
+REACTION_PROMPT = 'The left hand reaches over and grasps the right wrist.'
+
+
+def _generation_stage(motion: BimanualMotion, out: Path, seed: int) -> dict:
+    """Generate with the shipped models (text, and a reaction to the demo clip's right hand),
+    extract the generated contacts, and take the diffusion clip to the robot and the gate."""
+    import time
+
+    from handx_gen.annotate.features import extract_features
+    from handx_gen.generate import Generator
+    from handx_ros.retarget.bimanual import build_retargeter
+    from handx_ros.sim import build_scene, judge, load_gate_config, simulate
+
+    folder = out / 'generate'
+    generator = Generator()
+    given = motion.segment(0, 120)
+    requests = (('diffusion', 'text', GENERATION_PROMPT, {}),
+                ('ar', 'text', GENERATION_PROMPT, {}),
+                ('diffusion', 'reaction', REACTION_PROMPT, {'given': given, 'side': 'right'}))
+    runs = []
+    lines = ['', '## Generation (shipped models)', '',
+             '| model | mode | prompt | seconds | contacts in the generated clip |',
+             '|---|---|---|---|---|']
+    for model, mode, prompt, options in requests:
+        start = time.perf_counter()
+        clip = generator.generate(prompt, model=model, mode=mode, seed=seed, **options)
+        seconds = time.perf_counter() - start
+        path = clip.save(folder / f'{model}_{mode}.npz')
+        contacts = sorted({f'{c.a.to_json()}-{c.b.to_json()}'
+                           for c in extract_features(clip).contacts})
+        runs.append({'model': model, 'mode': mode, 'prompt': prompt, 'file':
+                     str(path.relative_to(out)), 'seconds': seconds, 'contacts': contacts})
+        lines.append(f'| {model} | {mode} | {prompt} | {seconds:.2f} | '
+                     f'{", ".join(contacts) or "none"} |')
+    clip = BimanualMotion.load(out / runs[0]['file'])
+    trajectory = build_retargeter('allegro', fps=clip.fps).retarget_motion(clip)
+    trajectory.save(folder / 'diffusion_text.allegro.npz')
+    result = simulate(build_scene('allegro'), trajectory, clip)
+    verdict = judge(result, load_gate_config())
+    robot = {'robot': 'allegro', 'verdict': 'pass' if verdict.passed else 'fail',
+             'reasons': list(verdict.reasons), 'summary': result.summary()}
+    lines += ['', f'The diffusion clip on the Allegro pair: gate **{robot["verdict"]}**'
+              + ('.' if verdict.passed else ': ' + '; '.join(verdict.reasons[:3]))]
+    return {'runs': runs, 'robot': robot, 'markdown': '\n'.join(lines) + '\n'}
+
+
 def _markdown(report: dict) -> str:
     lines = [
         '# HandX demo: data pipeline', '',
@@ -395,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print((args.out / 'report.md').read_text())
     print(f'demo: wrote {args.out}/report.json, report.md, demo.png, sources/, kept/, corpus/, '
-          'retarget/ and sim/')
+          'retarget/, sim/ and generate/')
     return 0 if report['sources'] else 1
 
 

@@ -23,6 +23,7 @@ from handx_gen.annotate.check import (
     match_contacts,
     merge_contacts,
     parts_match,
+    stated_contacts_found,
     temporal_iou,
 )
 from handx_gen.data.plan import (
@@ -253,3 +254,20 @@ def test_check_corpus_cli_and_annotate_cli(tmp_path, capsys):
     skipped = check_corpus(corpus)
     assert skipped.clips == 3 and len(skipped.skipped) == 1
     assert 'no features' in skipped.skipped[0]
+
+
+def test_stated_contacts_are_found_whenever_they_happen() -> None:
+    stated = [planned(10, 40, 'left.palm', 'right.palm'),
+              planned(60, 90, 'right.thumb_tip', 'right.index_tip')]
+    # the palms touch late (no temporal overlap), the pinch uses the index shaft: both count
+    detected = [contact(100, 115, 'right.palm', 'left.palm'),
+                contact(0, 20, 'right.index', 'right.thumb_tip')]
+    found = stated_contacts_found(stated, detected)
+    assert [ok for _, ok in found] == [True, True]
+    # the exact-part rule does not accept the shaft for the tip
+    found = stated_contacts_found(stated, detected, PartMatch.EXACT)
+    assert [ok for _, ok in found] == [True, False]
+    # another pair of parts is not the stated contact
+    found = stated_contacts_found(stated, [contact(10, 40, 'left.back', 'right.palm')])
+    assert [ok for _, ok in found] == [False, False]
+    assert stated_contacts_found([], detected) == ()

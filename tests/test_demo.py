@@ -98,3 +98,23 @@ def test_simulation_stage_gates_every_trajectory(demo_run):
     video = out / runs['allegro']['video']
     assert video.stat().st_size > 10_000
     assert 'Simulation (MuJoCo)' in (out / 'report.md').read_text()
+
+
+def test_generation_stage_uses_the_shipped_models(demo_run):
+    out, report = demo_run
+    runs = report['generate']['runs']
+    assert [(r['model'], r['mode']) for r in runs] == [('diffusion', 'text'), ('ar', 'text'),
+                                                      ('diffusion', 'reaction')]
+    for run in runs:
+        clip = BimanualMotion.load(out / run['file'])
+        assert clip.num_frames == 120 and clip.texts == (run['prompt'],)
+        assert np.isfinite(clip.keypoints).all()
+    reaction = BimanualMotion.load(out / runs[2]['file'])
+    source = BimanualMotion.load(out / report['sources']['motion']['file'])
+    right = np.linalg.norm(reaction.keypoints[:, 1] - source.keypoints[:120, 1], axis=-1)
+    assert right.max() < 1e-3  # the given hand is kept
+    robot = report['generate']['robot']
+    assert robot['verdict'] in ('pass', 'fail') and (robot['verdict'] == 'fail') == \
+        bool(robot['reasons'])
+    assert (out / 'generate' / 'diffusion_text.allegro.npz').is_file()
+    assert 'Generation (shipped models)' in (out / 'report.md').read_text()

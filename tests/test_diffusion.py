@@ -278,3 +278,62 @@ def test_checkpoint_round_trip(model):
         GaussianDiffusion.from_checkpoint({**loaded, 'model': weights})
     with pytest.raises(ModelError, match='reserved'):
         model.checkpoint(model={})
+
+
+# ---------------------------------------------------------------------- geometry, patches
+
+
+def test_geometric_losses_vanish_at_the_truth_and_grow_with_error(batch):
+    raw, normalizer, x0 = batch
+    diffusion = _tiny(loss_fk=0.01, loss_contact=0.1)
+    with pytest.raises(ModelError, match='set_normalizer'):
+        diffusion.training_loss(x0, torch.zeros(x0.shape, dtype=torch.bool), _text())
+    diffusion.set_normalizer(normalizer)
+    fk, contact = diffusion.geometric_losses(x0, x0)
+    # the clip was made with default skeletons, so FK reproduces its own keypoints
+    assert float(fk) == pytest.approx(0.0, abs=1e-6)
+    assert float(contact) == pytest.approx(0.0, abs=1e-3)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x0.shape, generator=g)
+    small = diffusion.geometric_losses(x0 + 0.05 * noise, x0)
+    large = diffusion.geometric_losses(x0 + 0.3 * noise, x0)
+    assert 0 < float(small[0]) < float(large[0])
+    assert 0 < float(small[1]) < float(large[1])
+    loss, parts = diffusion.training_loss(x0, torch.zeros(x0.shape, dtype=torch.bool), _text(),
+                                          torch.Generator().manual_seed(1))
+    assert {'fk', 'contact'} <= set(parts)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in diffusion.parameters()
+               if p.grad is not None)
+
+
+def test_contact_distances_cover_hand_pairs_and_other_fingers():
+    """441 left-right keypoint pairs, then each fingertip to the 16 keypoints of the other
+    fingers of its hand (5 x 16 per hand)."""
+    from handx_gen.models.geometry import contact_distances
+
+    kp = torch.zeros(1, 1, 2, 21, 3)
+    kp[..., 0, :, 0] = -0.3 + 0.01 * torch.arange(21.0)  # left hand along x
+    kp[..., 1, :, 0] = 0.3 + 0.01 * torch.arange(21.0)  # right hand far away
+    d = contact_distances(kp)
+    assert d.shape == (1, 1, 441 + 160)
+    assert float(d[..., :441].min()) > 0.3  # between the hands: all far
+    # fingertips to other fingers' keypoints of the same hand (in a line: from 1 cm up)
+    assert float(d[..., 441:].min()) == pytest.approx(0.01, abs=1e-6)
+
+
+def test_patches_of_frames_handle_any_length(batch):
+    _, _, x0 = batch
+    diffusion = _tiny(frames_per_token=4)
+    assert diffusion.config.max_tokens == 8
+    odd = x0[:, :23]
+    mask = torch.zeros(odd.shape, dtype=torch.bool)
+    mask[:, :3] = True
+    loss, _ = diffusion.training_loss(odd, mask, _text())
+    assert torch.isfinite(loss)
+    out = diffusion.sample(_text(), 23, mask=mask, known=odd, steps=3,
+                           generator=torch.Generator().manual_seed(0))
+    assert out.shape == odd.shape
+    torch.testing.assert_close(out[mask], odd[mask], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match='frames_per_token'):
+        DiffusionConfig(frames_per_token=0)

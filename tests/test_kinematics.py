@@ -12,6 +12,7 @@ from handx_gen.errors import HandModelError
 from handx_gen.hand import kinematics
 from handx_gen.hand.kinematics import (
     forward_kinematics,
+    forward_kinematics_matrices_torch,
     forward_kinematics_torch,
     mirror_axis_angle,
     mirror_points,
@@ -251,3 +252,24 @@ def test_joint_world_rotations_chain_and_agree_with_fk():
     world_torch = kinematics.joint_world_rotations(
         torch.from_numpy(global_orient), torch.from_numpy(hand_pose))
     np.testing.assert_allclose(world_torch.numpy(), world, atol=1e-12)
+
+
+def test_fk_from_matrices_matches_axis_angle_fk_and_has_gradients():
+    from handx_gen.hand.rotations import axis_angle_to_matrix
+
+    g = torch.Generator().manual_seed(4)
+    go = torch.randn(3, 5, 3, generator=g, dtype=torch.float64)
+    hp = torch.randn(3, 5, 15, 3, generator=g, dtype=torch.float64)
+    tr = torch.randn(3, 5, 3, generator=g, dtype=torch.float64)
+    skeleton = default_skeleton(HandSide.LEFT).scaled(1.1)
+    root = axis_angle_to_matrix(go).requires_grad_()
+    local = axis_angle_to_matrix(hp)
+    out = forward_kinematics_matrices_torch(root, local, tr, skeleton)
+    torch.testing.assert_close(out, forward_kinematics_torch(go, hp, tr, skeleton), rtol=0,
+                               atol=1e-12)
+    out[..., 20, :].sum().backward()
+    assert root.grad is not None and torch.isfinite(root.grad).all() and root.grad.abs().sum() > 0
+    with pytest.raises(HandModelError, match='expected'):
+        forward_kinematics_matrices_torch(root.detach(), local[..., :14, :, :], tr, skeleton)
+    with pytest.raises(HandModelError, match='torch tensors'):
+        forward_kinematics_matrices_torch(root.detach().numpy(), local, tr, skeleton)

@@ -456,3 +456,16 @@ def test_mirrored_metadata_and_swap_hands():
 def test_swap_left_right_words():
     assert swap_left_right_words('left, Right and LEFT') == 'right, Left and RIGHT'
     assert swap_left_right_words('leftover righteous') == 'leftover righteous'
+
+
+def test_segment_keeps_frames_and_everything_else():
+    motion = _motion(num_frames=12).with_texts('a clip')
+    part = motion.segment(3, 9)
+    assert part.num_frames == 6 and part.fps == motion.fps and part.texts == ('a clip',)
+    np.testing.assert_array_equal(part.keypoints, motion.keypoints[3:9])
+    np.testing.assert_array_equal(part.hand_pose, motion.hand_pose[3:9])
+    for start, stop in ((3, 3), (-1, 4), (0, 13), (5, 2)):
+        with pytest.raises(MotionError, match='non-empty interval'):
+            motion.segment(start, stop)
+    with pytest.raises(MotionError, match='integer'):
+        motion.segment(1.5, 4)

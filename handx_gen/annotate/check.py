@@ -81,6 +81,7 @@ __all__ = [
     'match_contacts',
     'merge_contacts',
     'parts_match',
+    'stated_contacts_found',
     'temporal_iou',
 ]
 
@@ -299,6 +300,22 @@ def match_contacts(planned: Sequence[PlannedContact | ContactSpan],
         used_d.add(j)
         matches.append(ContactMatch(i, j, -neg_iou))
     return tuple(sorted(matches, key=lambda m: m.planned))
+
+
+def stated_contacts_found(planned: Iterable[PlannedContact | ContactSpan],
+                          detected: Iterable[ContactEvent | ContactSpan],
+                          rule: PartMatch = PartMatch.FINGER,
+                          broad_dominance: float = 0.5) -> tuple[tuple[ContactSpan, bool], ...]:
+    """Whether each stated contact occurs at all in a motion, whenever it happens.
+
+    For generated motion, where the timing is the model's choice: the stated contacts (a
+    plan's, merged under ``rule`` after :func:`absorb_dominated`) each paired with whether some
+    detected event joins the same two parts (under ``rule``) at any time.
+    """
+    stated = merge_contacts(absorb_dominated(planned, broad_dominance), rule)
+    events = merge_contacts(detected, rule)
+    return tuple((c, any(parts_match((c.a, c.b), (e.a, e.b), rule) for e in events))
+                 for c in stated)
 
 
 def flexion_curve(finger: FingerFeatures, num_frames: int) -> np.ndarray:

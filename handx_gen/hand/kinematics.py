@@ -38,6 +38,7 @@ from handx_gen.hand.topology import (
 __all__ = [
     'forward_kinematics',
     'joint_world_rotations',
+    'forward_kinematics_matrices_torch',
     'forward_kinematics_torch',
     'mirror_axis_angle',
     'mirror_points',
@@ -221,11 +222,50 @@ def _batch_shape(go: Array, hp: Array, tr: Array, func: str) -> tuple[int, ...]:
             f'hand_pose {tuple(hp.shape)}, transl {tuple(tr.shape)}') from None
 
 
+def forward_kinematics_matrices_torch(rot_root: Any, rot_local: Any, transl: Any,
+                                      skeleton: HandSkeleton) -> Any:
+    """Differentiable keypoints from rotation matrices (torch): for models that predict
+    rotations in a continuous form (6D) and need keypoints without an axis-angle detour.
+
+    Args:
+        rot_root: (..., 3, 3) root rotation about the wrist joint ``J[0]``.
+        rot_local: (..., 15, 3, 3) local joint rotations, MANO joint order.
+        transl: (..., 3) translation, metres.
+        skeleton: Rest joints and fingertips.
+
+    Returns:
+        (..., 21, 3) keypoints, in the dtype and on the device of ``rot_root``.
+    """
+    import torch
+
+    if not all(isinstance(v, torch.Tensor) for v in (rot_root, rot_local, transl)):
+        raise HandModelError('forward_kinematics_matrices_torch takes torch tensors')
+    if tuple(rot_root.shape[-2:]) != (3, 3) or tuple(rot_local.shape[-3:]) != (15, 3, 3) \
+            or transl.shape[-1] != 3:
+        raise HandModelError(f'forward_kinematics_matrices_torch: expected (..., 3, 3), '
+                             f'(..., 15, 3, 3) and (..., 3), got {tuple(rot_root.shape)}, '
+                             f'{tuple(rot_local.shape)}, {tuple(transl.shape)}')
+    _check_skeleton(skeleton)
+    batch = tuple(torch.broadcast_shapes(rot_root.shape[:-2], rot_local.shape[:-3],
+                                         transl.shape[:-1]))
+    dtype, device = rot_root.dtype, rot_root.device
+    joints = torch.as_tensor(skeleton.joints_rest.copy(), dtype=dtype, device=device)
+    tips = torch.as_tensor(skeleton.tips_rest.copy(), dtype=dtype, device=device)
+    return _forward_matrices(_backend(rot_root), rot_root, rot_local.to(dtype), transl.to(dtype),
+                             joints, tips, batch)
+
+
 def _forward(xp: _Backend, go: Array, hp: Array, tr: Array, joints_rest: Array, tips_rest: Array,
              batch: tuple[int, ...]) -> Array:
     """Backend-generic FK; ``joints_rest`` (16, 3) and ``tips_rest`` (5, 3) match ``xp``."""
-    rot_root = axis_angle_to_matrix(go)  # (..., 3, 3)
-    rot_local = axis_angle_to_matrix(hp)  # (..., 15, 3, 3); row i - 1 is MANO joint i
+    return _forward_matrices(xp, axis_angle_to_matrix(go), axis_angle_to_matrix(hp), tr,
+                             joints_rest, tips_rest, batch)
+
+
+def _forward_matrices(xp: _Backend, rot_root: Array, rot_local: Array, tr: Array,
+                      joints_rest: Array, tips_rest: Array, batch: tuple[int, ...]) -> Array:
+    """FK from (..., 3, 3) root and (..., 15, 3, 3) local rotations (row i - 1 is MANO
+    joint i)."""
     # Accumulated rotations and positions in evaluation order (by tree depth).
     g_all = rot_root[..., None, :, :]  # (..., 1, 3, 3)
     p_all = (joints_rest[0] + tr)[..., None, :]  # (..., 1, 3)

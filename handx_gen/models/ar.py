@@ -45,10 +45,12 @@ from torch import nn
 from handx_gen.config import config_kwargs, preset_values
 from handx_gen.errors import ConfigError, ModelError
 from handx_gen.hand.topology import HandSide
+from handx_gen.models.checkpoints import Checkpointable
 from handx_gen.models.masking import ConditionMask, MaskMode
 from handx_gen.models.text_encoder import TextFeatures
 
 __all__ = [
+    'CHECKPOINT_FORMAT',
     'ARConfig',
     'AROutput',
     'HandTokenGPT',
@@ -57,6 +59,8 @@ __all__ = [
     'deinterleave',
     'interleave',
 ]
+
+CHECKPOINT_FORMAT = 'handx-ar/1'
 
 _TYPE_TEXT, _TYPE_BOS, _TYPE_LEFT, _TYPE_RIGHT = range(4)
 
@@ -293,8 +297,12 @@ class AROutput(NamedTuple):
     loss: torch.Tensor | None
 
 
-class HandTokenGPT(nn.Module):
+class HandTokenGPT(Checkpointable, nn.Module):
     """Text-conditioned decoder-only transformer over interleaved hand tokens."""
+
+    checkpoint_format = CHECKPOINT_FORMAT
+    checkpoint_what = 'AR model'
+    config_class = ARConfig
 
     def __init__(self, config: ARConfig) -> None:
         super().__init__()

@@ -26,6 +26,19 @@ Losses (all in normalised feature units; weights in the config):
     keypoints   mean squared error on the keypoint groups of both hands (the layout stores the
                 forward-kinematics keypoints directly, wrist-relative), generated entries only:
                 an extra positional weight on top of the x0 loss
+
+and, in squared centimetres, once :meth:`GaussianDiffusion.set_normalizer` has given the
+feature statistics (the trainer does):
+
+    fk          keypoints by differentiable forward kinematics of the predicted rotations (6D
+                to matrices) and translations, against those of the clean clip, both with the
+                default hand skeleton: rotation errors weighed by how far they move the hand
+    contact     contact consistency: distances between the hands' keypoints (all 21 x 21
+                pairs) and from each fingertip to the other keypoints of its hand (other
+                fingers), predicted (forward kinematics) against the clean clip's (its own
+                keypoints), weighted by exp(-d / contact_sigma_m) for pairs closer than
+                contact_range_m in the clean clip: touching parts must stay touching, near
+                parts near
 """
 
 from __future__ import annotations
@@ -42,6 +55,8 @@ from torch import nn
 from handx_gen.config import config_kwargs, preset_values
 from handx_gen.errors import ConfigError, ModelError
 from handx_gen.hand.topology import HandSide
+from handx_gen.models.checkpoints import Checkpointable
+from handx_gen.models.geometry import geometric_losses
 from handx_gen.models.masking import apply_condition
 from handx_gen.models.text_encoder import TextFeatures
 from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup
@@ -59,9 +74,9 @@ CHECKPOINT_FORMAT = 'handx-diffusion/1'
 TextInput = TextFeatures | Sequence[torch.Tensor] | None
 
 _PRESETS: dict[str, dict[str, Any]] = {
-    'tiny': {'d_model': 64, 'num_layers': 2, 'num_heads': 4},
-    'small': {'d_model': 256, 'num_layers': 4, 'num_heads': 4},
-    'base': {'d_model': 512, 'num_layers': 8, 'num_heads': 8},
+    'tiny': {'d_model': 64, 'num_layers': 2, 'num_heads': 4, 'frames_per_token': 4},
+    'small': {'d_model': 256, 'num_layers': 4, 'num_heads': 4, 'frames_per_token': 2},
+    'base': {'d_model': 512, 'num_layers': 8, 'num_heads': 8, 'frames_per_token': 1},
 }
 
 
@@ -71,6 +86,7 @@ class DiffusionConfig:
 
     feature_dim: int = FEATURE_LAYOUT.dim  # D, features per frame (324: both hands)
     max_frames: int = 120  # longest clip, frames (4 s at 30 fps); size of the position table
+    frames_per_token: int = 2  # consecutive frames the transformer sees as one token (patch)
     d_model: int = 256  # transformer width
     num_layers: int = 4  # transformer layers (self-attention, text cross-attention, MLP)
     num_heads: int = 4  # attention heads; must divide d_model
@@ -85,10 +101,14 @@ class DiffusionConfig:
     loss_x0: float = 1.0  # weight of the x0 feature loss
     loss_velocity: float = 1.0  # weight of the frame-difference (velocity) loss
     loss_keypoints: float = 1.0  # extra weight of the keypoint-group loss
+    loss_fk: float = 0.0  # weight of the forward-kinematics keypoint loss (cm^2; needs stats)
+    loss_contact: float = 0.0  # weight of the contact-consistency loss (cm^2; needs stats)
+    contact_sigma_m: float = 0.02  # contact loss weight exp(-d / sigma) of a keypoint pair...
+    contact_range_m: float = 0.06  # ...at ground-truth distance d below this range
 
     def __post_init__(self) -> None:
-        positive = ('feature_dim', 'max_frames', 'd_model', 'num_layers', 'num_heads',
-                    'ff_mult', 'text_dim', 'diffusion_steps', 'sample_steps')
+        positive = ('feature_dim', 'max_frames', 'frames_per_token', 'd_model', 'num_layers',
+                    'num_heads', 'ff_mult', 'text_dim', 'diffusion_steps', 'sample_steps')
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -108,12 +128,18 @@ class DiffusionConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not low <= value < high:
                 raise ConfigError(f'diffusion {name} must be in [{low}, {high}), got {value!r}')
-        for name in ('guidance', 'loss_x0', 'loss_velocity', 'loss_keypoints'):
+        for name in ('guidance', 'loss_x0', 'loss_velocity', 'loss_keypoints', 'loss_fk',
+                     'loss_contact', 'contact_sigma_m', 'contact_range_m'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value < 0:
                 raise ConfigError(f'diffusion {name} must be a non-negative number, '
                                   f'got {value!r}')
+
+    @property
+    def max_tokens(self) -> int:
+        """Transformer positions: ``max_frames`` in patches of ``frames_per_token``."""
+        return -(-self.max_frames // self.frames_per_token)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> DiffusionConfig:
@@ -183,7 +209,9 @@ class TimestepEmbedding(nn.Module):
 class MotionDenoiser(nn.Module):
     """Transformer over frames that predicts x0 from a noisy clip, its condition and text.
 
-    Per frame, ``[x_t, known * mask, mask]`` is projected to ``d_model``; a learned position
+    Per frame, ``[x_t, known * mask, mask]`` (3 D values); ``frames_per_token`` consecutive
+    frames (a patch, the last frame repeated to fill the last patch) are projected together to
+    one ``d_model`` token, and each output token back to its frames. A learned position
     embedding, the step embedding and the projected pooled text are added. Each layer is
     pre-norm self-attention over frames, cross-attention to the text memory (the pooled vector
     followed by the token features) and an MLP. A dropped text (classifier-free guidance) is a
@@ -194,8 +222,9 @@ class MotionDenoiser(nn.Module):
         super().__init__()
         self.config = config
         d, dim = config.d_model, config.feature_dim
-        self.input_proj = nn.Linear(3 * dim, d)
-        self.position = nn.Parameter(torch.zeros(config.max_frames, d))
+        p = config.frames_per_token
+        self.input_proj = nn.Linear(3 * dim * p, d)
+        self.position = nn.Parameter(torch.zeros(config.max_tokens, d))
         nn.init.normal_(self.position, std=0.02)
         self.timestep = TimestepEmbedding(config)
         self.text_tokens = nn.Linear(config.text_dim, d)
@@ -208,7 +237,7 @@ class MotionDenoiser(nn.Module):
                                        norm_first=True)
             for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(d)
-        self.output = nn.Linear(d, dim)
+        self.output = nn.Linear(d, dim * p)
 
     def text_memory(
         self,
@@ -267,25 +296,36 @@ class MotionDenoiser(nn.Module):
         Returns:
             (B, T, D) the x0 prediction.
         """
-        num_frames = x_t.shape[1]
-        h = self.input_proj(torch.cat([x_t, known, mask.to(x_t.dtype)], dim=-1))  # (B, T, d)
+        batch, num_frames, dim = x_t.shape
+        p = self.config.frames_per_token
+        frames = torch.cat([x_t, known, mask.to(x_t.dtype)], dim=-1)  # (B, T, 3D)
+        pad = -num_frames % p
+        if pad:
+            frames = torch.cat([frames, frames[:, -1:].expand(-1, pad, -1)], dim=1)
+        num_tokens = frames.shape[1] // p
+        h = self.input_proj(frames.reshape(batch, num_tokens, p * 3 * dim))  # (B, N, d)
         cond = self.timestep(t) + pooled  # (B, d)
-        h = h + self.position[:num_frames][None] + cond[:, None]
+        h = h + self.position[:num_tokens][None] + cond[:, None]
         for layer in self.layers:
             h = layer(h, memory, memory_key_padding_mask=memory_padding)
-        return self.output(self.norm(h))  # (B, T, D)
+        out = self.output(self.norm(h))  # (B, N, p D)
+        return out.reshape(batch, num_tokens * p, dim)[:, :num_frames]  # (B, T, D)
 
 
 # ============================================================================== diffusion
 
 
-class GaussianDiffusion(nn.Module):
+class GaussianDiffusion(Checkpointable, nn.Module):
     """Cosine-schedule diffusion around a :class:`MotionDenoiser`: loss, DDIM sampling, I/O.
 
     Attributes:
         config: The :class:`DiffusionConfig`.
         model: The :class:`MotionDenoiser`.
     """
+
+    checkpoint_format = CHECKPOINT_FORMAT
+    checkpoint_what = 'diffusion'
+    config_class = DiffusionConfig
 
     def __init__(self, config: DiffusionConfig | None = None) -> None:
         super().__init__()
@@ -298,6 +338,23 @@ class GaussianDiffusion(nn.Module):
         alphas_cumprod = cosine_alphas_cumprod(config.diffusion_steps, config.cosine_s)
         self.register_buffer('alphas_cumprod', alphas_cumprod.float(), persistent=False)
         self.register_buffer('keypoint_dims', _keypoint_dims(), persistent=False)
+        # Feature statistics for the geometric losses (set_normalizer); not in checkpoints,
+        # which carry the normaliser themselves.
+        self.register_buffer('feature_mean', torch.zeros(config.feature_dim), persistent=False)
+        self.register_buffer('feature_std', torch.ones(config.feature_dim), persistent=False)
+        self._has_stats = False
+
+    def set_normalizer(self, normalizer: Any) -> None:
+        """Give the feature statistics (a :class:`~handx_gen.motion.features.Normalizer`) the
+        geometric losses need to turn normalised features into metres."""
+        mean = torch.tensor(normalizer.mean, dtype=torch.float32)
+        std = torch.tensor(normalizer.std, dtype=torch.float32)
+        if mean.shape != (self.config.feature_dim,) or std.shape != mean.shape:
+            raise ModelError(f'normalizer statistics must have shape ({self.config.feature_dim},),'
+                             f' got {tuple(mean.shape)} and {tuple(std.shape)}')
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std)
+        self._has_stats = True
 
     @property
     def device(self) -> torch.device:
@@ -423,7 +480,28 @@ class GaussianDiffusion(nn.Module):
         total = cfg.loss_x0 * loss_x0 + cfg.loss_velocity * loss_vel + cfg.loss_keypoints * loss_kp
         parts = {'x0': loss_x0.detach(), 'velocity': loss_vel.detach(),
                  'keypoints': loss_kp.detach()}
+        if cfg.loss_fk > 0 or cfg.loss_contact > 0:
+            loss_fk, loss_contact = self.geometric_losses(pred, x0)
+            total = total + cfg.loss_fk * loss_fk + cfg.loss_contact * loss_contact
+            parts['fk'] = loss_fk.detach()
+            parts['contact'] = loss_contact.detach()
         return total, parts
+
+    def geometric_losses(self, pred: torch.Tensor, x0: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The forward-kinematics keypoint loss and the contact-consistency loss (cm^2) of
+        normalised predictions ``pred`` against clean ``x0``, both (B, T, D).
+
+        Raises:
+            ModelError: No feature statistics (:meth:`set_normalizer`).
+        """
+        if not self._has_stats:
+            raise ModelError('the geometric losses (loss_fk, loss_contact) need the feature '
+                             'statistics: call set_normalizer(normalizer) first')
+        cfg = self.config
+        return geometric_losses(pred * self.feature_std + self.feature_mean,
+                                x0 * self.feature_std + self.feature_mean,
+                                cfg.contact_sigma_m, cfg.contact_range_m)
 
     # ------------------------------------------------------------------ sampling
 
@@ -549,44 +627,3 @@ class GaussianDiffusion(nn.Module):
         finally:
             self.train(was_training)
         return apply_condition(mask, known, x)  # final projection: given parts exact
-
-    # ------------------------------------------------------------------ checkpoints
-
-    def checkpoint(self, **extra: Any) -> dict[str, Any]:
-        """A self-describing checkpoint: format, config, weights and ``extra`` entries
-        (e.g. ``step``, ``normalizer=Normalizer.state_dict(tensors=True)``, ``text_encoder``,
-        ``data``). Loadable with ``torch.load(..., weights_only=True)``."""
-        reserved = {'format', 'config', 'model'} & set(extra)
-        if reserved:
-            raise ModelError(f'checkpoint extras may not use reserved keys {sorted(reserved)}')
-        return {'format': CHECKPOINT_FORMAT, 'config': self.config.to_dict(),
-                'model': self.state_dict(), **extra}
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: Mapping[str, Any]) -> GaussianDiffusion:
-        """Rebuild from :meth:`checkpoint` (config from the checkpoint, then weights).
-
-        Raises:
-            ModelError: Another format version, missing entries or weights that do not fit.
-        """
-        if not isinstance(checkpoint, Mapping):
-            raise ModelError(f'a diffusion checkpoint must be a mapping, got '
-                             f'{type(checkpoint).__name__}')
-        found = checkpoint.get('format')
-        if found != CHECKPOINT_FORMAT:
-            raise ModelError(f'checkpoint format is {found!r}; this code reads '
-                             f'{CHECKPOINT_FORMAT!r}')
-        missing = [key for key in ('config', 'model') if key not in checkpoint]
-        if missing:
-            raise ModelError(f'diffusion checkpoint lacks {missing}; has {sorted(checkpoint)}')
-        try:
-            config = DiffusionConfig.from_dict(checkpoint['config'])
-        except ConfigError as exc:
-            raise ModelError(f'diffusion checkpoint has a bad config: {exc}') from exc
-        diffusion = cls(config)
-        try:
-            diffusion.load_state_dict(checkpoint['model'])
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            raise ModelError(f'diffusion checkpoint weights do not fit its config: '
-                             f'{str(exc).splitlines()[0]}') from exc
-        return diffusion

@@ -29,15 +29,19 @@ from torch import nn
 from handx_gen.config import config_kwargs, preset_values
 from handx_gen.errors import ConfigError, ModelError
 from handx_gen.hand.topology import HandSide
+from handx_gen.models.checkpoints import Checkpointable
 from handx_gen.motion.features import FEATURE_LAYOUT, FeatureLayout
 
 __all__ = [
+    'CHECKPOINT_FORMAT',
     'FSQ',
     'FSQConfig',
     'HandTokenizer',
     'TokenizerOutput',
     'hand_slices',
 ]
+
+CHECKPOINT_FORMAT = 'handx-fsq-tokenizer/1'
 
 _EPS = 1e-3  # keeps tanh bounds just inside the outermost rounding boundary
 
@@ -256,11 +260,15 @@ class TokenizerOutput(NamedTuple):
     velocity_loss: torch.Tensor
 
 
-class HandTokenizer(nn.Module):
+class HandTokenizer(Checkpointable, nn.Module):
     """Convolutional FSQ autoencoder applied to each hand, weights shared across hands.
 
     Works on normalised features (see :class:`~handx_gen.motion.features.Normalizer`).
     """
+
+    checkpoint_format = CHECKPOINT_FORMAT
+    checkpoint_what = 'tokenizer'
+    config_class = FSQConfig
 
     def __init__(self, config: FSQConfig, layout: FeatureLayout = FEATURE_LAYOUT) -> None:
         super().__init__()

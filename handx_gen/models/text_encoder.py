@@ -183,12 +183,17 @@ def _load(kind: TextEncoderKind, path: Path) -> tuple[Any, Any]:
         model_cls = transformers.T5EncoderModel
     else:
         model_cls = transformers.AutoModel
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # a local load needs no progress bar
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = model_cls.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f'cannot load the {kind.value} text encoder from {path}: {exc}') \
             from exc
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
     return tokenizer, model
 
 

@@ -302,6 +302,23 @@ class BimanualMotion:
         fields.update(changes)
         return BimanualMotion(**fields)
 
+    def segment(self, start: int, stop: int) -> BimanualMotion:
+        """Frames ``[start, stop)`` (same frame rate, betas, texts and annotation).
+
+        Raises:
+            MotionError: An empty or out-of-range interval.
+        """
+        for name, value in (('start', start), ('stop', stop)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise MotionError(f'segment {name} must be an integer, got {value!r}')
+        if not 0 <= start < stop <= self.num_frames:
+            raise MotionError(f'segment [{start}, {stop}) is not a non-empty interval of the '
+                              f'{self.num_frames} frames')
+        return self._replace(global_orient=self._global_orient[start:stop],
+                             hand_pose=self._hand_pose[start:stop],
+                             transl=self._transl[start:stop],
+                             keypoints=self._keypoints[start:stop])
+
     def with_texts(self, texts: Iterable[str] | str) -> BimanualMotion:
         """A copy with other texts (a single string counts as one text)."""
         return self._replace(texts=texts)

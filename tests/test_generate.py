@@ -1,0 +1,278 @@
+"""Tests for handx_gen.generate (the Generator), `handx generate`, and the shipped checkpoints.
+
+Most tests use small untrained checkpoints written here (what is tested is the plumbing:
+conditioning, exactness of the given parts, seeds, errors); the last ones load the shipped
+models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from handx_gen.errors import ConfigError, ModelError
+from handx_gen.generate import DEFAULT_WEIGHTS, Generator, ModelKind, default_checkpoint
+from handx_gen.hand.topology import HandSide
+from handx_gen.models.ar import ARConfig, HandTokenGPT
+from handx_gen.models.checkpoints import half_precision, save_checkpoint
+from handx_gen.models.diffusion import DiffusionConfig, GaussianDiffusion
+from handx_gen.models.fsq import FSQConfig, HandTokenizer
+from handx_gen.models.masking import ConditionMask
+from handx_gen.models.text_encoder import TextEncoderConfig
+from handx_gen.motion import FEATURE_LAYOUT, BimanualMotion, FeatureGroup, Normalizer
+from handx_ros import cli
+
+FPS = 30.0
+FRAMES = 40
+PROMPT = 'Both hands clap twice.'
+
+
+def _motion(seed: int, num_frames: int = FRAMES, fps: float = FPS) -> BimanualMotion:
+    """Smooth random MANO parameters, hands of a random size (not the default one)."""
+    from handx_gen.hand.skeleton import default_skeleton
+
+    rng = np.random.default_rng(seed)
+    phase = np.linspace(0.0, np.pi, num_frames)[:, None, None]
+    orient = rng.uniform(-1, 1, (1, 2, 3)) + 0.3 * np.sin(phase + rng.uniform(0, 3, (1, 2, 3)))
+    pose = rng.uniform(-0.3, 0.3, (1, 2, 45)) + 0.3 * np.sin(phase + rng.uniform(0, 3, (1, 2,
+                                                                                      45)))
+    transl = np.array([[-0.15, 0.0, 1.0], [0.15, 0.0, 1.0]])[None] \
+        + 0.05 * np.sin(phase + rng.uniform(0, 3, (1, 2, 3)))
+    scale = rng.uniform(0.9, 1.1)
+    skeletons = [default_skeleton(side).scaled(scale) for side in HandSide]
+    return BimanualMotion.from_mano(fps, orient, pose.reshape(num_frames, 2, 15, 3), transl,
+                                    skeletons=skeletons)
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained tiny diffusion and AR checkpoints with everything the Generator reads."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp('ckpt')
+    normalizer = Normalizer.fit([FEATURE_LAYOUT.encode(_motion(s)) for s in range(4)])
+    encoder = {'name': 'minilm:all-MiniLM-L6-v2', 'kind': 'minilm', 'dim': 384,
+               'max_length': 64, 'config': TextEncoderConfig().to_dict()}
+    extra = {'normalizer': normalizer.state_dict(tensors=True), 'fps': FPS,
+             'text_encoder': encoder, 'num_frames': FRAMES, 'step': 0,
+             'data': {'train': {'corpus': 'none (test)'}}}
+    diffusion = GaussianDiffusion(DiffusionConfig.preset('tiny', max_frames=FRAMES,
+                                                         sample_steps=4))
+    tokenizer = HandTokenizer(FSQConfig.preset('tiny'))
+    ar = HandTokenGPT(ARConfig.preset('tiny', max_tokens=2 * FRAMES // 4))
+    paths = {'diffusion': folder / 'diffusion.pt', 'ar': folder / 'ar.pt'}
+    save_checkpoint(diffusion.checkpoint(**extra), paths['diffusion'])
+    save_checkpoint(half_precision(ar.checkpoint(tokenizer=tokenizer.checkpoint(), **extra)),
+                    paths['ar'])
+    return paths
+
+
+@pytest.fixture(scope='module')
+def generator(checkpoints: dict[str, Path]) -> Generator:
+    return Generator(diffusion=checkpoints['diffusion'], ar=checkpoints['ar'])
+
+
+@pytest.fixture(scope='module')
+def given() -> BimanualMotion:
+    return _motion(7)
+
+
+MODES = [
+    ('diffusion', 'reaction', {'side': 'left'}),
+    ('diffusion', 'reaction', {'side': 'right'}),
+    ('diffusion', 'inbetween', {'k': 6}),
+    ('diffusion', 'keyframes', {'frames': [0, 13, 39]}),
+    ('diffusion', 'trajectory', {'include_orient': True}),
+    ('diffusion', 'trajectory', {'side': 'right'}),
+    ('ar', 'reaction', {'side': 'right'}),
+    ('ar', 'reaction', {'side': 'left'}),
+    ('ar', 'inbetween', {'k': 9}),
+]
+
+
+@pytest.mark.parametrize(('model', 'mode', 'options'), MODES)
+def test_given_parts_match_within_a_millimetre(generator: Generator, given: BimanualMotion,
+                                               model: str, mode: str, options: dict) -> None:
+    out = generator.generate(PROMPT, model=model, mode=mode, given=given, seed=3, **options)
+    assert out.num_frames == given.num_frames and out.fps == given.fps
+    mask = ConditionMask.make(mode, given.num_frames, **options).array
+    checked = 0
+    for side in HandSide:
+        pose = mask[:, FEATURE_LAYOUT.slice(side, FeatureGroup.HAND_POSE)].all(1)
+        orient = mask[:, FEATURE_LAYOUT.slice(side, FeatureGroup.GLOBAL_ORIENT)].all(1)
+        transl = mask[:, FEATURE_LAYOUT.slice(side, FeatureGroup.TRANSL)].all(1)
+        full = pose & orient & transl  # every keypoint of the hand is given at these frames
+        error = np.linalg.norm(out.keypoints[full, side] - given.keypoints[full, side], axis=-1)
+        assert error.size == 0 or error.max() < 1e-3
+        wrist = orient & transl  # the wrist keypoint follows from these two
+        error = np.linalg.norm(out.keypoints[wrist, side, 0] - given.keypoints[wrist, side, 0],
+                               axis=-1)
+        assert error.size == 0 or error.max() < 1e-3
+        np.testing.assert_allclose(out.transl[transl, side], given.transl[transl, side],
+                                   atol=1e-6)
+        checked += int(transl.sum())
+    assert checked > 0
+    generated = ~mask.all(1)
+    assert generated.any()  # something was generated, and it is not the given motion
+    assert not np.allclose(out.keypoints[generated], given.keypoints[generated], atol=1e-3)
+    assert out.annotation['generated']['mode'] == mode
+    assert out.texts == (PROMPT,)
+
+
+def test_reaction_sizes_the_generated_hand_like_the_given_one(generator: Generator,
+                                                              given: BimanualMotion) -> None:
+    out = generator.generate(PROMPT, mode='reaction', given=given, side='left')
+    bones = [np.linalg.norm(m.keypoints[0, :, 12] - m.keypoints[0, :, 0], axis=-1)
+             for m in (out, given)]  # wrist to middle fingertip is the hand length proxy
+    middle = [np.linalg.norm(np.diff(m.keypoints[0, :, [0, 9, 10, 11, 12]], axis=0),
+                             axis=-1).sum(0) for m in (out, given)]
+    assert np.allclose(middle[0], middle[1], rtol=1e-6)  # both hands as long as the given's
+    assert bones[0].shape == (2,)
+
+
+@pytest.mark.parametrize('model', ['diffusion', 'ar'])
+def test_same_seed_same_motion(generator: Generator, model: str) -> None:
+    a = generator.generate(PROMPT, model=model, seed=11, seconds=1.2)
+    b = generator.generate(PROMPT, model=model, seed=11, seconds=1.2)
+    c = generator.generate(PROMPT, model=model, seed=12, seconds=1.2)
+    assert a.num_frames == 36
+    np.testing.assert_array_equal(a.keypoints, b.keypoints)
+    assert not np.allclose(a.keypoints, c.keypoints)
+
+
+def test_batch_reproduces_single_calls(generator: Generator) -> None:
+    batch = generator.generate_batch([PROMPT, 'The right hand waves.'], seed=5, seconds=1.0)
+    single = generator.generate('The right hand waves.', seed=6, seconds=1.0)
+    np.testing.assert_array_equal(batch[1].keypoints, single.keypoints)
+    with pytest.raises(ModelError, match='prompt 1'):
+        generator.generate_batch([PROMPT, ''], seconds=1.0)
+    with pytest.raises(ModelError, match='non-empty list'):
+        generator.generate_batch([])
+
+
+@pytest.mark.parametrize(('kwargs', 'error', 'match'), [
+    ({'text': ''}, ModelError, 'must contain text'),
+    ({'text': '   '}, ModelError, 'must contain text'),
+    ({'text': 'x' * 10_000}, ModelError, '10000 characters'),
+    ({'text': 42}, ModelError, 'string'),
+    ({'mode': 'dance'}, ConfigError, "'dance'.*'inbetween'.*'reaction'"),
+    ({'model': 'gan'}, ConfigError, "'gan'.*'diffusion'"),
+    ({'mode': 'reaction'}, ModelError, 'needs a given motion'),
+    ({'seconds': 0}, ConfigError, 'positive'),
+    ({'seconds': 60}, ModelError, 'the model makes 2 to 40 frames'),
+    ({'seed': -1}, ConfigError, 'seed'),
+    ({'model': 'ar', 'mode': 'keyframes', 'frames': [1]}, ModelError, 'cannot serve'),
+])
+def test_bad_requests_are_clear_errors(generator: Generator, given: BimanualMotion,
+                                       kwargs: dict, error: type, match: str) -> None:
+    kwargs = {'text': PROMPT, **kwargs}
+    if kwargs.get('model') == 'ar' and kwargs.get('mode') == 'keyframes':
+        kwargs['given'] = given
+    text = kwargs.pop('text')
+    with pytest.raises(error, match=match):
+        generator.generate(text, **kwargs)
+
+
+def test_given_motion_of_the_wrong_rate_length_or_type(generator: Generator) -> None:
+    with pytest.raises(ModelError, match='60 fps.*30 fps.*resample'):
+        generator.generate(PROMPT, mode='reaction', side='left', given=_motion(1, fps=60.0))
+    with pytest.raises(ModelError, match='300 frames.*2 to 40'):
+        generator.generate(PROMPT, mode='reaction', side='left', given=_motion(1, 300))
+    with pytest.raises(ModelError, match='does not match'):
+        generator.generate(PROMPT, mode='inbetween', k=3, given=_motion(1), seconds=3.0)
+    with pytest.raises(ModelError, match='BimanualMotion'):
+        generator.generate(PROMPT, mode='reaction', side='left',
+                           given=np.zeros((FRAMES, 2, 21, 3)))
+    with pytest.raises(ConfigError, match='side'):
+        generator.generate(PROMPT, mode='reaction', given=_motion(1))
+
+
+def test_bad_checkpoints_are_clear_errors(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    raw = checkpoints['diffusion'].read_bytes()
+    corrupt = tmp_path / 'corrupt.pt'
+    corrupt.write_bytes(raw[:len(raw) // 2])
+    garbage = tmp_path / 'garbage.pt'
+    garbage.write_bytes(b'not a checkpoint at all' * 50)
+    old = tmp_path / 'old.pt'
+    checkpoint = torch.load(checkpoints['diffusion'], weights_only=True)
+    save_checkpoint({**checkpoint, 'format': 'handx-diffusion/0'}, old)
+    cases = [
+        (Generator(diffusion=corrupt), 'diffusion', 'corrupted, truncated'),
+        (Generator(diffusion=garbage), 'diffusion', 'corrupted, truncated'),
+        (Generator(diffusion=old), 'diffusion', "'handx-diffusion/0'.*'handx-diffusion/1'"),
+        (Generator(ar=checkpoints['diffusion']), 'ar', "'handx-diffusion/1'.*'handx-ar/1'"),
+        (Generator(diffusion=tmp_path / 'missing.pt'), 'diffusion', 'file not found'),
+    ]
+    for generator, model, match in cases:
+        with pytest.raises(ModelError, match=match):
+            generator.generate(PROMPT, model=model)
+    lacking = tmp_path / 'lacking.pt'
+    save_checkpoint({k: v for k, v in checkpoint.items() if k != 'normalizer'}, lacking)
+    with pytest.raises(ModelError, match="lacks \\['normalizer'\\]"):
+        Generator(diffusion=lacking).generate(PROMPT)
+    with pytest.raises(ConfigError, match='device'):
+        Generator(device='warp-drive')
+
+
+def test_cli_writes_clips_and_reports_errors(checkpoints: dict[str, Path], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / 'clip.npz'
+    code = cli.main(['generate', PROMPT, '--checkpoint', str(checkpoints['diffusion']),
+                     '--seconds', '1', '--seed', '2', '--out', str(out)])
+    assert code == 0
+    clip = BimanualMotion.load(out)
+    assert clip.num_frames == 30 and clip.texts == (PROMPT,)
+    reaction = tmp_path / 'reaction.npz'
+    given = tmp_path / 'given.npz'
+    _motion(4).save(given)
+    assert cli.main(['generate', 'The left hand answers.', '--model', 'ar', '--checkpoint',
+                     str(checkpoints['ar']), '--mode', 'reaction', '--side', 'right',
+                     '--given', str(given), '--out', str(reaction)]) == 0
+    np.testing.assert_allclose(BimanualMotion.load(reaction).keypoints[:, 1],
+                               BimanualMotion.load(given).keypoints[:, 1], atol=1e-3)
+    prompts = tmp_path / 'prompts.txt'
+    prompts.write_text('# warm-up\nBoth hands clap.\n\nThe right hand waves.\n')
+    capsys.readouterr()
+    assert cli.main(['generate', '--prompts', str(prompts), '--checkpoint',
+                     str(checkpoints['diffusion']), '--seconds', '1', '--out',
+                     str(tmp_path / 'many'), '--json']) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [c['prompt'] for c in summary['clips']] == ['Both hands clap.',
+                                                       'The right hand waves.']
+    assert sorted(p.name for p in (tmp_path / 'many').iterdir()) == ['000.npz', '001.npz']
+    assert cli.main(['generate', '', '--checkpoint', str(checkpoints['diffusion']),
+                     '--out', str(out)]) == 2
+    assert 'must contain text' in capsys.readouterr().err
+    assert cli.main(['generate', 'x', '--mode', 'keyframes', '--keyframes', '1,a',
+                     '--given', str(given), '--checkpoint', str(checkpoints['diffusion']),
+                     '--out', str(out)]) == 2
+    assert 'comma-separated integers' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- shipped models
+
+
+def test_shipped_checkpoints_are_small_and_describe_their_data() -> None:
+    total = 0
+    for kind in ModelKind:
+        path = default_checkpoint(kind)
+        assert path.name == DEFAULT_WEIGHTS[kind]
+        total += path.stat().st_size
+        checkpoint = torch.load(path, weights_only=True)
+        train = checkpoint['data']['train']
+        assert train['seed'] == 0 and train['split'] == 'train' and train['clips'] > 1000
+        assert checkpoint['train']['wall_s'] > 0 and checkpoint['step'] > 0
+        assert checkpoint['text_encoder']['name'] == 'minilm:all-MiniLM-L6-v2'
+    assert total <= 30 * 1024 * 1024
+
+
+@pytest.mark.parametrize('model', ['diffusion', 'ar'])
+def test_shipped_models_generate_a_four_second_clip(model: str) -> None:
+    clip = Generator().generate(PROMPT, model=model, seed=0)
+    assert clip.num_frames == 120 and clip.fps == 30.0
+    assert np.isfinite(clip.keypoints).all()
+    # two hands of a plausible size in front of the body, not collapsed or exploded
+    span = np.ptp(clip.keypoints.reshape(-1, 3), axis=0)
+    assert 0.05 < span.max() < 1.5

@@ -1,0 +1,203 @@
+"""Tests for training/: the three scripts on a small corpus, resuming, DDP with gloo, and the
+training-set reader they share (handx_gen.models.dataset)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from handx_gen.errors import ModelError
+from handx_gen.models.ar import CHECKPOINT_FORMAT as AR_FORMAT
+from handx_gen.models.checkpoints import load_checkpoint
+from handx_gen.models.dataset import TextBank, load_clip_set, pad_frames
+from handx_gen.models.diffusion import CHECKPOINT_FORMAT as DIFFUSION_FORMAT
+from handx_gen.models.fsq import CHECKPOINT_FORMAT as TOKENIZER_FORMAT
+from handx_gen.motion import FEATURE_LAYOUT, BimanualMotion
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = ROOT / 'training'
+FRAMES = 120
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, 'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1',
+            'TOKENIZERS_PARALLELISM': 'false'}
+
+
+def _train(script: str, *args: str, torchrun: int = 0) -> subprocess.CompletedProcess:
+    if torchrun:
+        command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                   f'--nproc_per_node={torchrun}', str(TRAINING / script)]
+    else:
+        command = [sys.executable, str(TRAINING / script)]
+    result = subprocess.run([*command, *args, '--no-progress'], capture_output=True, text=True,
+                            env=_env(), timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 24-clip corpus with the shipped models' corpus settings (4 s, one motion type)."""
+    out = tmp_path_factory.mktemp('corpus') / 'c'
+    subprocess.run([sys.executable, '-m', 'handx_ros.cli', 'data', 'synth', '--out', str(out),
+                    '--clips', '24', '--seed', '3', '--workers', '1', '--no-progress',
+                    '--config', str(TRAINING / 'configs' / 'corpus.yaml')],
+                   check=True, capture_output=True, env=_env(), cwd=ROOT, timeout=600)
+    return out
+
+
+@pytest.fixture(scope='module')
+def tokenizer_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp('tok')
+    _train('train_tokenizer.py', '--config', 'tokenizer_tiny', '--corpus', str(corpus),
+           '--out', str(out), '--steps', '8', '--batch-size', '4')
+    return out
+
+
+def test_clip_set_pads_with_the_last_frame_and_caches(corpus: Path) -> None:
+    clips = load_clip_set(corpus, 'train', FRAMES)
+    assert clips.features.shape == (len(clips), FRAMES, FEATURE_LAYOUT.dim)
+    assert clips.lengths.max() <= FRAMES
+    short = int(np.argmin(clips.lengths))
+    n = int(clips.lengths[short])
+    assert n < FRAMES  # the corpus config makes 3-4 s clips
+    np.testing.assert_array_equal(clips.features[short, n:],
+                                  np.repeat(clips.features[short, n - 1:n], FRAMES - n, 0))
+    assert all(len(t) == 3 for t in clips.texts)  # semantic, interaction, articulation
+    assert (corpus / 'cache' / f'train-{FRAMES}.npz').is_file()
+    again = load_clip_set(corpus, 'train', FRAMES)
+    np.testing.assert_array_equal(again.features, clips.features)
+    assert again.texts == clips.texts and again.description == clips.description
+    # the features are those of the clip files
+    row = next(r for r in json.loads((corpus / 'index.json').read_text())['clips']
+               if r['split'] == 'train')
+    motion = BimanualMotion.load(corpus / row['file'])
+    np.testing.assert_allclose(clips.features[0, :motion.num_frames],
+                               FEATURE_LAYOUT.encode(motion)[:FRAMES])
+    with pytest.raises(ModelError, match='num_frames'):
+        load_clip_set(corpus, 'train', 1)
+    with pytest.raises(ModelError, match='no corpus|cannot read'):
+        load_clip_set(corpus / 'missing', 'train')
+
+
+def test_pad_frames_cuts_and_holds() -> None:
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.testing.assert_array_equal(pad_frames(x, 2), x[:2])
+    padded = pad_frames(x, 6)
+    np.testing.assert_array_equal(padded[4:], np.stack([x[3], x[3]]))
+
+
+class _StubEncoder:
+    """The TextEncoder interface on a fixed table (no transformer)."""
+
+    name = 'stub:table'
+    dim = 4
+    max_length = 8
+
+    class config:  # noqa: N801
+        batch_size = 2
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts):
+        from handx_gen.models.text_encoder import TextFeatures
+
+        self.calls += 1
+        lengths = [len(t.split()) for t in texts]
+        tokens = torch.zeros(len(texts), max(lengths), self.dim)
+        mask = torch.zeros(len(texts), max(lengths), dtype=torch.bool)
+        for i, n in enumerate(lengths):
+            tokens[i, :n] = float(i + 1)
+            mask[i, :n] = True
+        return TextFeatures(tokens, mask, torch.ones(len(texts), self.dim))
+
+
+def test_text_bank_encodes_each_text_once_and_reads_its_cache(tmp_path: Path) -> None:
+    encoder = _StubEncoder()
+    texts = ['a b c', 'a', 'a b c', 'd e']
+    bank = TextBank(encoder, texts, cache_dir=tmp_path)
+    assert len(bank) == 3 and encoder.calls == 2  # 3 unique texts in batches of 2
+    features = bank.features(['a', 'a b c'])
+    assert features.tokens.shape == (2, 3, 4)
+    assert features.attention_mask.tolist() == [[True, False, False], [True, True, True]]
+    cached = _StubEncoder()
+    again = TextBank(cached, texts, cache_dir=tmp_path)
+    assert cached.calls == 0
+    torch.testing.assert_close(again.features(['d e']).tokens, bank.features(['d e']).tokens)
+    with pytest.raises(ModelError, match='not in the bank'):
+        bank.features(['unknown'])
+
+
+def test_tokenizer_and_ar_train_and_describe_their_data(corpus: Path, tokenizer_run: Path,
+                                                        tmp_path: Path) -> None:
+    tokenizer = load_checkpoint(tokenizer_run / 'model.pt', TOKENIZER_FORMAT, 'tokenizer')
+    assert tokenizer['step'] == 8 and tokenizer['train']['world_size'] == 1
+    assert tokenizer['data']['train']['seed'] == 3
+    assert tokenizer['data']['train']['split'] == 'train'
+    log = [json.loads(line) for line in (tokenizer_run / 'log.jsonl').read_text().splitlines()]
+    assert any('eval' in line and 'val_keypoint_mm' in line['eval'] for line in log)
+    assert all(line['fk'] > 0 and line['contact'] >= 0 for line in log if 'loss' in line)
+    assert tokenizer['geometry']['contact'] == 0.1  # the tiny config's geometric losses
+    _train('train_ar.py', '--config', 'ar_tiny', '--corpus', str(corpus), '--tokenizer',
+           str(tokenizer_run / 'model.pt'), '--out', str(tmp_path), '--steps', '5',
+           '--batch-size', '4')
+    ar = load_checkpoint(tmp_path / 'model.pt', AR_FORMAT, 'AR model')
+    assert ar['tokenizer']['format'] == TOKENIZER_FORMAT  # self-contained
+    assert ar['text_encoder']['name'].startswith('minilm')
+    assert ar['num_frames'] == FRAMES and ar['fps'] == 30.0
+    assert ar['config']['codebook_size'] == 1000
+
+
+def test_diffusion_resumes_to_the_same_weights(corpus: Path, tmp_path: Path) -> None:
+    args = ['--config', 'diffusion_tiny', '--corpus', str(corpus), '--steps', '6',
+            '--batch-size', '4']
+    _train('train_diffusion.py', *args, '--out', str(tmp_path / 'straight'))
+    _train('train_diffusion.py', *args, '--out', str(tmp_path / 'split'), '--until', '3')
+    first = load_checkpoint(tmp_path / 'split' / 'model.pt', DIFFUSION_FORMAT, 'diffusion')
+    assert first['step'] == 3
+    resumed = _train('train_diffusion.py', *args, '--out', str(tmp_path / 'split'))
+    assert 'resuming diffusion' in resumed.stderr and 'at step 3' in resumed.stderr
+    a = load_checkpoint(tmp_path / 'straight' / 'model.pt', DIFFUSION_FORMAT, 'diffusion')
+    b = load_checkpoint(tmp_path / 'split' / 'model.pt', DIFFUSION_FORMAT, 'diffusion')
+    assert a['step'] == b['step'] == 6
+    for key, value in a['model'].items():
+        torch.testing.assert_close(b['model'][key], value, rtol=0, atol=0, msg=key)
+    assert set(a['masks']['probabilities']) == {'text', 'reaction', 'inbetween', 'keyframes',
+                                                'trajectory'}
+
+
+def test_a_run_folder_of_another_task_is_refused(corpus: Path, tokenizer_run: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(TRAINING / 'train_diffusion.py'), '--config', 'diffusion_tiny',
+         '--corpus', str(corpus), '--out', str(tokenizer_run), '--steps', '9',
+         '--no-progress'], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+    assert result.returncode == 2
+    assert 'is a tokenizer run, not diffusion' in result.stderr
+
+
+def test_unknown_config_names_the_valid_ones(corpus: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(TRAINING / 'train_tokenizer.py'), '--config', 'nope',
+         '--corpus', str(corpus), '--out', str(tmp_path)], capture_output=True, text=True,
+        env=_env(), cwd=ROOT, timeout=600)
+    assert result.returncode == 2
+    assert 'tokenizer_small' in result.stderr and 'diffusion_tiny' in result.stderr
+
+
+def test_ddp_with_gloo_on_two_processes(corpus: Path, tmp_path: Path) -> None:
+    _train('train_tokenizer.py', '--config', 'tokenizer_tiny', '--corpus', str(corpus),
+           '--out', str(tmp_path), '--steps', '4', '--batch-size', '4', torchrun=2)
+    checkpoint = load_checkpoint(tmp_path / 'model.pt', TOKENIZER_FORMAT, 'tokenizer')
+    assert checkpoint['train']['world_size'] == 2 and checkpoint['step'] == 4
+    state = torch.load(tmp_path / 'last.pt', weights_only=True)
+    assert len(state['generators']) == 2  # both ranks' batch streams, for resuming
+    assert not torch.equal(state['generators'][0], state['generators'][1])

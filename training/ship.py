@@ -1,0 +1,143 @@
+"""Build the shipped generation models from nothing: corpus, tokenizer, AR model, diffusion model.
+
+    make models                      # = .venv/bin/python training/ship.py
+    python training/ship.py --size tiny --clips 200     # a quick trial run
+
+1. The synthetic corpus: ``handx data synth --out data/corpus-s0 --clips 4000 --seed 0
+   --config training/configs/corpus.yaml`` (skipped when that corpus is already there).
+2. ``train_tokenizer.py`` and ``train_diffusion.py`` side by side, one CPU thread each (the
+   models are small: two single-threaded runs use two cores better than one run on both),
+   then ``train_ar.py`` on the trained tokenizer. Run folders under ``runs/``; an interrupted
+   run resumes where it stopped when this is run again.
+3. The usable weights (``model.pt``, EMA for the diffusion model) in float16 into
+   ``handx_gen/weights/{diffusion,ar}_<size>.pt`` (the AR file embeds its tokenizer), and
+   ``handx_gen/weights/README.md`` with the corpus, the steps and the wall times.
+
+With ``--device cuda`` the runs use the GPU (and all CPU threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WEIGHTS = ROOT / 'handx_gen' / 'weights'
+
+
+def _run(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    print('+ ' + ' '.join(command), flush=True)
+    return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+def _wait(*processes: subprocess.Popen) -> None:
+    codes = [p.wait() for p in processes]
+    if any(codes):
+        raise SystemExit(f'ship: a training run failed (exit codes {codes})')
+
+
+def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
+    """Half-precision copies of the runs' weights into handx_gen/weights, with a README."""
+    import torch
+
+    from handx_gen.models.ar import CHECKPOINT_FORMAT as AR_FORMAT
+    from handx_gen.models.checkpoints import half_precision, load_checkpoint, save_checkpoint
+    from handx_gen.models.diffusion import CHECKPOINT_FORMAT as DIFFUSION_FORMAT
+
+    written = []
+    rows = []
+    for name, fmt in (('diffusion', DIFFUSION_FORMAT), ('ar', AR_FORMAT)):
+        checkpoint = load_checkpoint(runs / f'{name}_{size}' / 'model.pt', fmt, name)
+        out = WEIGHTS / f'{name}_{size}.pt'
+        save_checkpoint(half_precision(checkpoint), out)
+        written.append(out)
+        train = checkpoint['train']
+        params = sum(v.numel() for v in checkpoint['model'].values()
+                     if torch.is_tensor(v) and v.is_floating_point())
+        rows.append((name, checkpoint, train, params, out))
+        if name == 'ar':
+            tok = checkpoint['tokenizer']
+            rows.append(('tokenizer (inside ar)', tok, tok['train'],
+                         sum(v.numel() for v in tok['model'].values()
+                             if torch.is_tensor(v) and v.is_floating_point()), out))
+    data = rows[0][1]['data']['train']
+    lines = [
+        '# Shipped generation models',
+        '',
+        f'Built by `{command}` (training/ship.py): corpus, then the runs, then this folder.',
+        '',
+        f'Corpus: synthetic, seed {data["seed"]}, '
+        f'{data["clips"]} train clips ({data["frames"]:,} frames at {data["fps"]:g} fps), '
+        f'settings `training/configs/corpus.yaml` (one motion type per clip, 3-4 s, held to '
+        f'{data["num_frames"]} frames); validation and test splits held out by composition.',
+        '',
+        '| model | steps | wall time | processes x device | parameters | file |',
+        '|---|---|---|---|---|---|',
+    ]
+    for name, _, train, params, out in rows:
+        lines.append(f'| {name} | {train["step"]:,} | {train["wall_s"] / 60:.1f} min | '
+                     f'{train["world_size"]} x {train["device"]} | {params / 1e6:.2f} M | '
+                     f'`{out.name}` ({out.stat().st_size / 2**20:.1f} MiB) |')
+    lines += ['', 'Weights are stored in float16 (loaded as float32); the diffusion weights '
+              'are the exponential moving average.', '',
+              'Training configs: `training/configs/{diffusion,tokenizer,ar}_' + size + '.yaml`; '
+              'logs were in `runs/*/log.jsonl`.', '']
+    (WEIGHTS / 'README.md').write_text('\n'.join(lines), encoding='utf-8')
+    written.append(WEIGHTS / 'README.md')
+    print(json.dumps([str(p) for p in written], indent=1))
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size', default='small', choices=['tiny', 'small', 'base'])
+    parser.add_argument('--clips', type=int, default=4000, help='corpus clips (default 4000)')
+    parser.add_argument('--seed', type=int, default=0, help='corpus seed (default 0)')
+    parser.add_argument('--corpus', type=Path, help='corpus folder (default data/corpus-s<seed>)')
+    parser.add_argument('--runs', type=Path, default=ROOT / 'runs', help='run folders')
+    parser.add_argument('--device', help='cpu or cuda (default: cuda if available)')
+    parser.add_argument('--export-only', action='store_true',
+                        help='only copy finished runs into handx_gen/weights')
+    args = parser.parse_args()
+    corpus = args.corpus or ROOT / 'data' / f'corpus-s{args.seed}'
+    command = 'make models' if (args.size, args.clips, args.seed) == ('small', 4000, 0) else \
+        f'python training/ship.py --size {args.size} --clips {args.clips} --seed {args.seed}'
+    if args.export_only:
+        export(args.runs, args.size, corpus, command)
+        return 0
+    python = sys.executable
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
+    started = time.perf_counter()
+    if not (corpus / 'index.json').is_file():
+        _wait(_run([python, '-m', 'handx_ros.cli', 'data', 'synth', '--out', str(corpus),
+                    '--clips', str(args.clips), '--seed', str(args.seed), '--config',
+                    str(ROOT / 'training' / 'configs' / 'corpus.yaml')], env))
+    single = {**env, 'OMP_NUM_THREADS': '1'} if args.device in (None, 'cpu') else env
+    device = ['--device', args.device] if args.device else []
+
+    def train(script: str, name: str, *extra: str) -> subprocess.Popen:
+        return _run([python, str(ROOT / 'training' / script), '--config',
+                     f'{name}_{args.size}', '--corpus', str(corpus), '--out',
+                     str(args.runs / f'{name}_{args.size}'), *device, *extra], single)
+
+    # one progress bar (the diffusion run, the longest); the others log to their folders
+    tokenizer = train('train_tokenizer.py', 'tokenizer', '--no-progress')
+    diffusion = train('train_diffusion.py', 'diffusion')
+    _wait(tokenizer)
+    ar = train('train_ar.py', 'ar', '--no-progress', '--tokenizer',
+               str(args.runs / f'tokenizer_{args.size}' / 'model.pt'))
+    _wait(ar, diffusion)
+    export(args.runs, args.size, corpus, command)
+    print(f'ship: done in {(time.perf_counter() - started) / 60:.1f} min', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Train the autoregressive model over interleaved left/right motion tokens.
+
+    python training/train_ar.py --config ar_small --corpus CORPUS --tokenizer TOK.pt --out RUN
+    torchrun --nproc_per_node 2 training/train_ar.py ...   # DDP, same flags
+
+The corpus is tokenised once with the frozen tokenizer; each batch draws token sequences and
+one of each clip's texts (dropped to the null text at ``model.text_dropout`` for classifier-free
+guidance). ``model.pt`` embeds the tokenizer checkpoint, so it is all
+:class:`handx_gen.Generator` needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+from handx_gen.models.ar import ARConfig, HandTokenGPT, interleave  # noqa: E402
+from handx_gen.models.checkpoints import load_checkpoint  # noqa: E402
+from handx_gen.models.fsq import CHECKPOINT_FORMAT as TOKENIZER_FORMAT  # noqa: E402
+from handx_gen.models.fsq import HandTokenizer  # noqa: E402
+
+
+@torch.no_grad()
+def tokenize(tokenizer: HandTokenizer, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """(N, 2, S) tokens of normalised features ``x`` (N, T, D)."""
+    tokenizer.eval()
+    return torch.cat([tokenizer.encode(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+
+
+class ARTask(common.Task):
+    name = 'ar'
+
+    def build(self, sections: Mapping[str, Any], train: common.TrainConfig,
+              args: argparse.Namespace, d: common.Dist) -> nn.Module:
+        self.train_config = train
+        self.tokenizer_checkpoint = load_checkpoint(args.tokenizer, TOKENIZER_FORMAT,
+                                                    'tokenizer')
+        tokenizer = HandTokenizer.from_checkpoint(self.tokenizer_checkpoint)
+        self.data = common.load_training_data(sections, args.corpus, train.num_frames, d,
+                                              progress=not args.no_progress)
+        self._check_normalizer()
+        self.train_tokens = tokenize(tokenizer, self.data.train_x)  # (N, 2, S)
+        self.val_tokens = tokenize(tokenizer, self.data.val_x)
+        config = common.model_config(ARConfig, sections, codebook_size=tokenizer.codebook_size,
+                                     text_dim=self.data.texts.dim)
+        steps = self.train_tokens.shape[-1]
+        if 2 * steps > config.max_tokens:
+            raise common.ConfigError(f'{train.num_frames} frames make {2 * steps} tokens; the '
+                                     f'model takes at most {config.max_tokens} (max_tokens)')
+        self.device = d.device
+        self.train_texts = self.data.train.texts
+        return HandTokenGPT(config).to(d.device)
+
+    def _check_normalizer(self) -> None:
+        """The tokenizer must have been trained with the statistics of this corpus."""
+        import numpy as np
+
+        stats = self.tokenizer_checkpoint.get('normalizer') or {}
+        mean = stats.get('mean')
+        if mean is None or not np.allclose(np.asarray(mean, dtype=np.float64),
+                                           self.data.normalizer.mean, atol=1e-5):
+            raise common.ModelError('the tokenizer was trained on another corpus (its '
+                                    'normalisation statistics differ); train it on this one')
+
+    def _batch(self, generator: torch.Generator, val: bool = False):
+        tokens = self.val_tokens if val else self.train_tokens
+        clips = self.data.val if val else self.data.train
+        index = torch.randint(0, tokens.shape[0], (self.train_config.batch_size,),
+                              generator=generator)
+        picks = torch.randint(0, 1 << 30, (index.numel(),), generator=generator).tolist()
+        texts = [clips.texts[i][p % len(clips.texts[i])]
+                 for i, p in zip(index.tolist(), picks, strict=True)]
+        return tokens[index].to(self.device), self.data.texts.features(texts, self.device)
+
+    def loss(self, model: nn.Module, step: int, generator: torch.Generator):
+        tokens, text = self._batch(generator)
+        null = torch.rand(tokens.shape[0], generator=generator) < \
+            self._config(model).text_dropout
+        out = model(tokens, text, null_text=null.to(self.device))
+        return out.loss, {}
+
+    @staticmethod
+    def _config(model: nn.Module) -> ARConfig:
+        return (model.module if hasattr(model, 'module') else model).config
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        generator = torch.Generator().manual_seed(12345)
+        tokens, text = self._batch(generator, val=True)
+        out = model(tokens, text)
+        accuracy = (out.logits.argmax(-1) == interleave(tokens)).float().mean()
+        return {'val_loss': float(out.loss), 'val_token_accuracy': float(accuracy)}
+
+    def checkpoint(self, model: nn.Module, step: int) -> dict[str, Any]:
+        return model.checkpoint(
+            step=step, tokenizer=dict(self.tokenizer_checkpoint),
+            normalizer=self.data.normalizer.state_dict(tensors=True),
+            text_encoder=self.data.text_encoder, data=self.data.description(),
+            fps=float(self.data.train.fps), num_frames=self.train_config.num_frames)
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_arguments(parser, 'ar_small')
+    parser.add_argument('--tokenizer', type=Path, required=True,
+                        help="tokenizer checkpoint (train_tokenizer.py's model.pt)")
+    return common.run(ARTask(), parser.parse_args())
+
+
+if __name__ == '__main__':
+    sys.exit(_main())
