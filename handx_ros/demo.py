@@ -316,7 +316,7 @@ def _sim_stage(motion: BimanualMotion, out: Path, runs: dict) -> dict:
     return {'runs': results, 'markdown': '\n'.join(lines) + '\n'}
 
 
-GENERATION_PROMPT = 'Both hands clap twice in front of the chest.'
+GENERATION_PROMPT = 'The hands move towards each other, then the palms strike together twice.'
 REACTION_PROMPT = 'The left hand reaches over and grasps the right wrist.'
 
 
