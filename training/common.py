@@ -470,6 +470,8 @@ def _run(task: Task, args: argparse.Namespace) -> int:
     if d.enabled:
         import torch.distributed as dist
 
+        del wrapped  # DDP's reducer holds gloo work: release it before the group goes
+        dist.barrier()  # leave together, so no rank tears down while another still talks
         dist.destroy_process_group()
     return 0
 
