@@ -282,8 +282,14 @@ class Generator:
         if kind is ModelKind.DIFFUSION:
             request['steps'] = steps if steps is not None else loaded.model.config.sample_steps
         request['guidance'] = guidance if guidance is not None else loaded.model.config.guidance
-        return FEATURE_LAYOUT.decode(raw, loaded.fps, skeletons=skeletons, texts=(text,),
-                                     annotation={'generated': request})
+        out = FEATURE_LAYOUT.decode(raw, loaded.fps, skeletons=skeletons)
+        keypoints = out.keypoints.copy()
+        if given is not None:  # hands given whole at a frame keep the given keypoints exactly
+            for side in HandSide:
+                whole = mask[:, _hand_dims(side)].all(axis=1)  # (T,)
+                keypoints[whole, side] = given.keypoints[whole, side]
+        return BimanualMotion(loaded.fps, out.global_orient, out.hand_pose, out.transl,
+                              keypoints, texts=(text,), annotation={'generated': request})
 
     def generate_batch(self, texts: Sequence[str], *, seed: int = 0, **options: Any
                        ) -> list[BimanualMotion]:
@@ -364,15 +370,33 @@ class Generator:
         return x[0, :frames]
 
 
+def _hand_dims(side: HandSide) -> np.ndarray:
+    """(D,) bool: the parameter groups of one hand (what decides its keypoints)."""
+    from handx_gen.motion.features import FeatureGroup
+
+    return FEATURE_LAYOUT.group_mask([(side, group) for group in (
+        FeatureGroup.TRANSL, FeatureGroup.GLOBAL_ORIENT, FeatureGroup.HAND_POSE)])
+
+
 def _skeletons(given: BimanualMotion | None, condition: ConditionMask) -> Any:
-    """Hands sized like the given motion's (fitted to its keypoints); a generated hand whose
-    keypoints are not given mirrors the other; default hands without a given motion."""
+    """Hands sized like the given motion's (fitted to its keypoints, the rest wrist where the
+    given parameters put it); a generated hand whose keypoints are not given mirrors the
+    other; default hands without a given motion."""
     if given is None:
         return None
     from handx_gen.hand.ik import fit_skeleton
+    from handx_gen.hand.skeleton import HandSkeleton
+
+    def fitted(side: HandSide) -> HandSkeleton:
+        skeleton = fit_skeleton(given.keypoints[:, side], side)
+        # FK puts the wrist at J_wrist_rest + transl: keep the given motion's offset (zero for
+        # our skeletons, the template wrist for skeletons from real MANO files)
+        wrist = np.median(given.keypoints[:, side, 0] - given.transl[:, side], axis=0)
+        shift = wrist - skeleton.joints_rest[0]
+        return HandSkeleton(side, skeleton.joints_rest + shift, skeleton.tips_rest + shift)
 
     if condition.mode is MaskMode.REACTION:
-        own = fit_skeleton(given.keypoints[:, condition.side], condition.side)
+        own = fitted(condition.side)
         other = own.mirrored()
         return (own, other) if condition.side is HandSide.LEFT else (other, own)
-    return tuple(fit_skeleton(given.keypoints[:, side], side) for side in HandSide)
+    return tuple(fitted(side) for side in HandSide)

@@ -30,9 +30,12 @@ FRAMES = 40
 PROMPT = 'Both hands clap twice.'
 
 
-def _motion(seed: int, num_frames: int = FRAMES, fps: float = FPS) -> BimanualMotion:
-    """Smooth random MANO parameters, hands of a random size (not the default one)."""
-    from handx_gen.hand.skeleton import default_skeleton
+def _motion(seed: int, num_frames: int = FRAMES, fps: float = FPS,
+            mano_like: bool = False) -> BimanualMotion:
+    """Smooth random MANO parameters, hands of a random size (not the default one);
+    ``mano_like``: skeletons as real MANO files give them (the rest wrist away from the
+    origin, joints not where the default hand has them)."""
+    from handx_gen.hand.skeleton import HandSkeleton, default_skeleton
 
     rng = np.random.default_rng(seed)
     phase = np.linspace(0.0, np.pi, num_frames)[:, None, None]
@@ -43,6 +46,12 @@ def _motion(seed: int, num_frames: int = FRAMES, fps: float = FPS) -> BimanualMo
         + 0.05 * np.sin(phase + rng.uniform(0, 3, (1, 2, 3)))
     scale = rng.uniform(0.9, 1.1)
     skeletons = [default_skeleton(side).scaled(scale) for side in HandSide]
+    if mano_like:
+        skeletons = [HandSkeleton(s.side, s.joints_rest + offset + noise[:16],
+                                  s.tips_rest + offset + noise[16:])
+                     for s, offset, noise in zip(
+                         skeletons, ([-0.09, 0.006, 0.006], [0.09, 0.006, 0.006]),
+                         rng.normal(0.0, 0.004, (2, 21, 3)), strict=True)]
     return BimanualMotion.from_mano(fps, orient, pose.reshape(num_frames, 2, 15, 3), transl,
                                     skeletons=skeletons)
 
@@ -119,6 +128,32 @@ def test_given_parts_match_within_a_millimetre(generator: Generator, given: Bima
     assert not np.allclose(out.keypoints[generated], given.keypoints[generated], atol=1e-3)
     assert out.annotation['generated']['mode'] == mode
     assert out.texts == (PROMPT,)
+
+
+@pytest.mark.parametrize(('model', 'mode', 'options'), [
+    ('diffusion', 'reaction', {'side': 'left'}), ('ar', 'inbetween', {'k': 8}),
+    ('diffusion', 'keyframes', {'frames': [2, 30]})])
+def test_given_keypoints_are_kept_for_hands_unlike_the_default(generator: Generator, model: str,
+                                                               mode: str, options: dict) -> None:
+    given = _motion(9, mano_like=True)
+    out = generator.generate(PROMPT, model=model, mode=mode, given=given, **options)
+    mask = ConditionMask.make(mode, given.num_frames, **options).array
+    for side in HandSide:
+        whole = mask[:, FEATURE_LAYOUT.slice(side, FeatureGroup.HAND_POSE)].all(1)
+        error = np.linalg.norm(out.keypoints[whole, side] - given.keypoints[whole, side], axis=-1)
+        assert error.size == 0 or error.max() < 1e-3
+    # the generated frames' wrists sit where the given skeleton puts them
+    free = ~mask[:, FEATURE_LAYOUT.slice(HandSide.RIGHT, FeatureGroup.TRANSL)].all(1)
+    offset = out.keypoints[free, 1, 0] - out.transl[free, 1]
+    np.testing.assert_allclose(offset, np.broadcast_to([0.09, 0.006, 0.006], offset.shape),
+                               atol=0.02)
+
+
+def test_trajectory_keeps_the_given_wrist_path(generator: Generator) -> None:
+    given = _motion(10, mano_like=True)
+    out = generator.generate(PROMPT, mode='trajectory', given=given, side='right')
+    error = np.linalg.norm(out.keypoints[:, 1, 0] - given.keypoints[:, 1, 0], axis=-1)
+    assert error.max() < 1e-3  # the wrist keypoint follows from the given translation
 
 
 def test_reaction_sizes_the_generated_hand_like_the_given_one(generator: Generator,
