@@ -72,12 +72,11 @@ class _Loaded:
 
     def __init__(self, kind: ModelKind, path: Path, checkpoint: Mapping[str, Any],
                  device: torch.device) -> None:
-        from handx_gen.models.ar import CHECKPOINT_FORMAT as AR_FORMAT
         from handx_gen.models.ar import HandTokenGPT
-        from handx_gen.models.diffusion import CHECKPOINT_FORMAT as DIFFUSION_FORMAT
         from handx_gen.models.diffusion import GaussianDiffusion
         from handx_gen.models.fsq import HandTokenizer
 
+        # the format was checked by the reader (Generator.load); from_checkpoint checks again
         self.kind, self.path = kind, path
         missing = [key for key in ('normalizer', 'fps', 'text_encoder')
                    if key not in checkpoint]
@@ -96,16 +95,10 @@ class _Loaded:
         trained_frames = checkpoint.get('num_frames')
         self.step = checkpoint.get('step')
         if kind is ModelKind.DIFFUSION:
-            if checkpoint.get('format') != DIFFUSION_FORMAT:
-                raise ModelError(f'{path}: checkpoint format is {checkpoint.get("format")!r}; '
-                                 f'the diffusion model reads {DIFFUSION_FORMAT!r}')
             self.model = GaussianDiffusion.from_checkpoint(checkpoint).to(device).eval()
             self.max_frames = self.model.config.max_frames
             self.downsample = 1
         else:
-            if checkpoint.get('format') != AR_FORMAT:
-                raise ModelError(f'{path}: checkpoint format is {checkpoint.get("format")!r}; '
-                                 f'the AR model reads {AR_FORMAT!r}')
             self.model = HandTokenGPT.from_checkpoint(checkpoint).to(device).eval()
             self.tokenizer = HandTokenizer.from_checkpoint(checkpoint['tokenizer']).to(
                 device).eval()

@@ -200,16 +200,21 @@ class TrainingData:
         """What the model was trained on (goes into its checkpoint)."""
         return {'train': self.train.description, 'val': self.val.description}
 
-    def batch(self, generator: torch.Generator, batch_size: int, *, val: bool = False
-              ) -> tuple[torch.Tensor, list[str]]:
-        """Random clips (normalised, (B, T, D)) and one of each clip's texts at random."""
-        x = self.val_x if val else self.train_x
+    def draw(self, generator: torch.Generator, batch_size: int, *, val: bool = False
+             ) -> tuple[torch.Tensor, list[str]]:
+        """Random clip indices (B,) of a split and one of each clip's texts at random."""
         clips = self.val if val else self.train
-        index = torch.randint(0, x.shape[0], (batch_size,), generator=generator)
+        index = torch.randint(0, len(clips), (batch_size,), generator=generator)
         picks = torch.randint(0, 1 << 30, (batch_size,), generator=generator).tolist()
         texts = [clips.texts[i][pick % len(clips.texts[i])]
                  for i, pick in zip(index.tolist(), picks, strict=True)]
-        return x[index], texts
+        return index, texts
+
+    def batch(self, generator: torch.Generator, batch_size: int, *, val: bool = False
+              ) -> tuple[torch.Tensor, list[str]]:
+        """Random clips (normalised, (B, T, D)) and one of each clip's texts at random."""
+        index, texts = self.draw(generator, batch_size, val=val)
+        return (self.val_x if val else self.train_x)[index], texts
 
 
 def load_training_data(sections: Mapping[str, Any], corpus: Path, num_frames: int, d: Dist,
@@ -240,8 +245,9 @@ def load_training_data(sections: Mapping[str, Any], corpus: Path, num_frames: in
     description = encoder.describe()
     description['config'] = encoder.config.to_dict()
     del encoder
-    to_x = lambda clips: torch.from_numpy(normalizer.normalize(clips.features)).float()  # noqa: E731
-    return TrainingData(train, val, normalizer, texts, description, to_x(train), to_x(val))
+    train_x, val_x = (torch.from_numpy(normalizer.normalize(clips.features)).float()
+                      for clips in (train, val))
+    return TrainingData(train, val, normalizer, texts, description, train_x, val_x)
 
 
 def model_config(cls: Any, sections: Mapping[str, Any], **fixed: Any) -> Any:

@@ -58,15 +58,9 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
         out = WEIGHTS / f'{name}_{size}.pt'
         save_checkpoint(half_precision(checkpoint), out)
         written.append(out)
-        train = checkpoint['train']
-        params = sum(v.numel() for v in checkpoint['model'].values()
-                     if torch.is_tensor(v) and v.is_floating_point())
-        rows.append((name, checkpoint, train, params, out))
+        rows.append((name, checkpoint, out))
         if name == 'ar':
-            tok = checkpoint['tokenizer']
-            rows.append(('tokenizer (inside ar)', tok, tok['train'],
-                         sum(v.numel() for v in tok['model'].values()
-                             if torch.is_tensor(v) and v.is_floating_point()), out))
+            rows.append(('tokenizer (inside ar)', checkpoint['tokenizer'], out))
     data = rows[0][1]['data']['train']
     lines = [
         '# Shipped generation models',
@@ -81,7 +75,10 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
         '| model | steps | wall time | processes x device | parameters | file |',
         '|---|---|---|---|---|---|',
     ]
-    for name, _, train, params, out in rows:
+    for name, checkpoint, out in rows:
+        train = checkpoint['train']
+        params = sum(v.numel() for v in checkpoint['model'].values()
+                     if torch.is_tensor(v) and v.is_floating_point())
         lines.append(f'| {name} | {train["step"]:,} | {train["wall_s"] / 60:.1f} min | '
                      f'{train["world_size"]} x {train["device"]} | {params / 1e6:.2f} M | '
                      f'`{out.name}` ({out.stat().st_size / 2**20:.1f} MiB) |')

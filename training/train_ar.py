@@ -58,7 +58,6 @@ class ARTask(common.Task):
             raise common.ConfigError(f'{train.num_frames} frames make {2 * steps} tokens; the '
                                      f'model takes at most {config.max_tokens} (max_tokens)')
         self.device = d.device
-        self.train_texts = self.data.train.texts
         return HandTokenGPT(config).to(d.device)
 
     def _check_normalizer(self) -> None:
@@ -73,13 +72,8 @@ class ARTask(common.Task):
                                     'normalisation statistics differ); train it on this one')
 
     def _batch(self, generator: torch.Generator, val: bool = False):
+        index, texts = self.data.draw(generator, self.train_config.batch_size, val=val)
         tokens = self.val_tokens if val else self.train_tokens
-        clips = self.data.val if val else self.data.train
-        index = torch.randint(0, tokens.shape[0], (self.train_config.batch_size,),
-                              generator=generator)
-        picks = torch.randint(0, 1 << 30, (index.numel(),), generator=generator).tolist()
-        texts = [clips.texts[i][p % len(clips.texts[i])]
-                 for i, p in zip(index.tolist(), picks, strict=True)]
         return tokens[index].to(self.device), self.data.texts.features(texts, self.device)
 
     def loss(self, model: nn.Module, step: int, generator: torch.Generator):

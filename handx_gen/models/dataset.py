@@ -197,7 +197,6 @@ class TextBank:
         unique = list(dict.fromkeys(texts))
         if not unique:
             raise ModelError('a text bank needs at least one text')
-        self.encoder_name = encoder.name
         self.dim = encoder.dim
         self._tokens: dict[str, torch.Tensor] = {}
         self._pooled: dict[str, torch.Tensor] = {}
