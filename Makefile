@@ -8,15 +8,20 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.handx-setup
 TORCH_VERSION := 2.13.0
 PYTEST_ARGS ?=
-DEMO_OUT ?= demo_output
+DEMO_OUT ?= demo_out
 
-.PHONY: setup osmesa test demo lint models clean help
+.PHONY: setup osmesa test demo demo-pipeline lint models clean help
 
 help:
 	@echo 'make setup   create $(VENV) with torch $(TORCH_VERSION), the project and ROS 2 rclpy,'
 	@echo '             and install OSMesa (libosmesa6) for offscreen rendering where missing'
 	@echo 'make test    run the whole test suite (sets up first if needed)'
-	@echo 'make demo    run the pipeline end to end on shipped defaults (output in $(DEMO_OUT)/)'
+	@echo 'make demo    start the ROS 2 node graph (generation, retargeting, MuJoCo gate and'
+	@echo '             streaming) as processes, drive it with a prompt, an observed one-hand'
+	@echo '             stream and teleoperation, record every /handx topic to MCAP, and write'
+	@echo '             the report to $(DEMO_OUT)/'
+	@echo 'make demo-pipeline  the library pipeline without ROS (data sources, corpus,'
+	@echo '             retargeting comparisons, gate, generation) into $(DEMO_OUT)/pipeline/'
 	@echo 'make lint    ruff over the repository'
 	@echo 'make models  rebuild the shipped generation models (corpus seed 0, 4000 clips;'
 	@echo '             about 80 min on 2 CPU cores; see handx_gen/weights/README.md)'
@@ -71,7 +76,10 @@ test: setup
 	exit $$rc
 
 demo: setup
-	$(PY) -m handx_ros.demo --out $(DEMO_OUT)
+	$(PY) -m handx_ros.demo_graph --out $(DEMO_OUT)
+
+demo-pipeline: setup
+	$(PY) -m handx_ros.demo --out $(DEMO_OUT)/pipeline
 
 models: setup
 	$(PY) training/ship.py
@@ -80,4 +88,4 @@ lint: setup
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache build install log *.egg-info
+	rm -rf $(DEMO_OUT) demo_output .pytest_cache .ruff_cache build install log *.egg-info

@@ -64,6 +64,10 @@ setup(
         # them: six is listed here, torch is already a dependency above.
         'dex-retargeting==0.5.0',
         'six',
+        # Recording ROS 2 topics to MCAP bags (handx_ros/recorder.py): rosbags writes the
+        # rosbag2 folder `ros2 bag` reads, mcap reads it back.
+        'rosbags>=0.11',
+        'mcap>=1.1',
     ],
     extras_require={
         # ROS 2 Kilted rclpy and message packages as PyPI wheels, for machines without a ROS
@@ -79,7 +83,8 @@ setup(
             'ros-diagnostic-msgs',
         ],
         # colcon builds the package in a test, as a ROS 2 user would.
-        'dev': ['pytest>=7', 'ruff>=0.4', 'colcon-core', 'colcon-ros', 'colcon-python-setup-py'],
+        'dev': ['pytest>=7', 'ruff>=0.4', 'colcon-core', 'colcon-ros', 'colcon-python-setup-py',
+                'mcap-ros2-support>=0.5'],
     },
     zip_safe=True,
     maintainer='HandX developers',
@@ -90,6 +95,10 @@ setup(
     entry_points={
         'console_scripts': [
             'handx = handx_ros.cli:main',
+            # The nodes of the demo graph (handx_ros/graph.py), for `ros2 run handx_ros X`.
+            'generation_node = handx_ros.nodes.generation_node:main',
+            'retargeting_node = handx_ros.nodes.retargeting_node:main',
+            'sim_node = handx_ros.nodes.sim_node:main',
         ],
     },
 )

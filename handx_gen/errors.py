@@ -60,6 +60,11 @@ class SimulationError(HandxError):
     (unknown joint names, wrong shapes, non-finite values)."""
 
 
+class MessageError(HandxError, ValueError):
+    """A ROS message that cannot be turned into the arrays it should carry (wrong frame id,
+    sizes, names, non-finite or absurd values, oversized payloads)."""
+
+
 def unknown_choice(kind: str, value: object, valid: Iterable[object]) -> str:
     """Build the standard message for a value outside a fixed set of options.
 

@@ -105,6 +105,26 @@ class _TwoHands:
         for hand in self.hands:
             hand.reset()
 
+    def _chains(self) -> list[tuple[RobotSpec, ChainKinematics]]:
+        """Every kinematic chain with the folder whose controller names it uses."""
+        raise NotImplementedError
+
+    def joint_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Position limits of every joint from the URDF: ``lower`` and ``upper`` (nq,), in
+        :attr:`joint_names` order (radians, metres for prismatic joints)."""
+        lower = np.full(len(self.joint_names), -np.inf)
+        upper = np.full(len(self.joint_names), np.inf)
+        for spec, chain in self._chains():
+            for joint, lo, hi in zip(chain.joint_names, chain.lower, chain.upper, strict=True):
+                column = self.joint_names.index(spec.controller_names.get(joint, joint))
+                lower[column], upper[column] = lo, hi
+        return lower, upper
+
+    def neutral_qpos(self) -> np.ndarray:
+        """(nq,) the neutral pose in :attr:`joint_names` order: zero clipped to the limits."""
+        lower, upper = self.joint_limits()
+        return np.clip(np.zeros(len(self.joint_names)), lower, upper)
+
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray) -> BimanualFrame:
         raise NotImplementedError
@@ -245,6 +265,10 @@ class PairRetargeter(_TwoHands):
         for dex in self._dex or ():
             dex.reset()
 
+    def _chains(self) -> list[tuple[RobotSpec, ChainKinematics]]:
+        return [(member, hand.chain)
+                for member, hand in zip(self.members, self.hands, strict=True)]
+
     def _dex_step(self, side: int, kp_wrist: np.ndarray) -> FrameResult:
         """A dex-retargeting solve, reported like ours: NLopt failures count as not
         converged, the residual comes from our kinematics."""
@@ -352,6 +376,10 @@ class HumanoidRetargeter(_TwoHands):
         super().reset()
         for arm in self.arms:
             arm.reset()
+
+    def _chains(self) -> list[tuple[RobotSpec, ChainKinematics]]:
+        return [(self.spec, chain) for chain in
+                [arm.chain for arm in self.arms] + [hand.chain for hand in self.hands]]
 
     def wrist_targets(self, R_world_wrist: np.ndarray, p_world_wrist: np.ndarray
                       ) -> list[pin.SE3]:

@@ -107,13 +107,6 @@ def _controller(retargeter: PairRetargeter | HumanoidRetargeter, side: int, join
 def _limits(retargeter: PairRetargeter | HumanoidRetargeter, names: list[str]
             ) -> tuple[np.ndarray, np.ndarray]:
     """(nq,) limits in trajectory order."""
-    lower = np.full(len(names), -np.inf)
-    upper = np.full(len(names), np.inf)
-    chains = [(side, hand.chain) for side, hand in enumerate(retargeter.hands)]
-    if isinstance(retargeter, HumanoidRetargeter):
-        chains += [(side, arm.chain) for side, arm in enumerate(retargeter.arms)]
-    for side, chain in chains:
-        for joint, lo, hi in zip(chain.joint_names, chain.lower, chain.upper, strict=True):
-            column = names.index(_controller(retargeter, side, joint))
-            lower[column], upper[column] = lo, hi
-    return lower, upper
+    lower, upper = retargeter.joint_limits()  # (nq,) in the retargeter's joint order
+    columns = [retargeter.joint_names.index(name) for name in names]
+    return lower[columns], upper[columns]

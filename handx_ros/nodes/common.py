@@ -1,0 +1,159 @@
+"""What every HandX node shares: counted, rate-limited rejections, health on ``/diagnostics``,
+and a ``main`` that shuts down cleanly.
+
+A node never dies on a bad message: it calls :meth:`Rejections.reject` with the topic and the
+reason, which counts it, logs at most one line per ``throttle_s`` per topic, and the counts are
+published once a second on ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``, the
+standard health topic) with every other counter of the node, so tools and tests can see them.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+__all__ = ['DIAGNOSTICS_TOPIC', 'Rejections', 'counters_from_diagnostics', 'run_node']
+
+DIAGNOSTICS_TOPIC = '/diagnostics'
+DIAGNOSTICS_PERIOD_S = 1.0
+MAX_REASON_KEYS = 100  # distinct 'topic: reason' counters kept per node
+
+
+class Rejections:
+    """Counted, rate-limited rejections of one node, and its health on ``/diagnostics``.
+
+    Args:
+        node: The node (its logger and clock are used).
+        throttle_s: At most one log line per topic in this period.
+        extra: Called at each publication for more counters (name -> number) to report.
+    """
+
+    def __init__(self, node: Node, throttle_s: float = 2.0,
+                 extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self._node = node
+        self._throttle_s = throttle_s
+        self._extra = extra
+        self._lock = threading.Lock()
+        self.counts: collections.Counter[str] = collections.Counter()  # 'topic: reason' -> n
+        self._last_log_s: dict[str, float] = {}
+        self._publisher = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
+                                                QoSProfile(depth=10,
+                                                           reliability=ReliabilityPolicy.RELIABLE))
+        self._timer = node.create_timer(DIAGNOSTICS_PERIOD_S, self.publish)
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def reject(self, topic: str, reason: str) -> None:
+        """Count a rejected message on ``topic`` and log why (rate-limited per topic).
+
+        Counts are kept per topic and reason (its first line); past :data:`MAX_REASON_KEYS`
+        distinct ones, new reasons count under ``'<topic>: other reasons'``, so hostile input
+        with ever-changing values cannot grow the counters without bound.
+        """
+        now = self._node.get_clock().now().nanoseconds * 1e-9
+        key = f'{topic}: {_first_line(reason)}'
+        with self._lock:
+            if key not in self.counts and len(self.counts) >= MAX_REASON_KEYS:
+                key = f'{topic}: other reasons'
+            self.counts[key] += 1
+            total = sum(n for k, n in self.counts.items() if k.startswith(f'{topic}: '))
+            last = self._last_log_s.get(topic)
+            log = last is None or now - last >= self._throttle_s
+            if log:
+                self._last_log_s[topic] = now
+        if log:
+            self._node.get_logger().warning(
+                f'rejected a message on {topic} ({total} so far): {reason}')
+
+    def publish(self) -> None:
+        """Publish the counters now (also done once a second by a timer): ``rejected`` (all),
+        ``rejected/<topic>: <reason>`` each, then the node's own counters."""
+        status = DiagnosticStatus()
+        status.name = self._node.get_fully_qualified_name()
+        status.hardware_id = 'handx'
+        with self._lock:
+            counts = dict(self.counts)
+        extra = dict(self._extra()) if self._extra is not None else {}
+        status.level = DiagnosticStatus.OK
+        status.message = f'{sum(counts.values())} messages rejected'
+        status.values = [KeyValue(key='rejected', value=str(sum(counts.values())))]
+        status.values += [KeyValue(key=f'rejected/{key}', value=str(n))
+                          for key, n in sorted(counts.items())]
+        status.values += [KeyValue(key=str(key), value=str(value))
+                          for key, value in extra.items()]
+        message = DiagnosticArray()
+        message.header.stamp = self._node.get_clock().now().to_msg()
+        message.status = [status]
+        self._publisher.publish(message)
+
+
+def counters_from_diagnostics(message: DiagnosticArray) -> dict[str, dict[str, str]]:
+    """Per node name, the key/value pairs of a ``/diagnostics`` message."""
+    return {status.name: {kv.key: kv.value for kv in status.values}
+            for status in message.status}
+
+
+def _first_line(text: str, limit: int = 120) -> str:
+    line = str(text).splitlines()[0] if str(text) else ''
+    return line if len(line) <= limit else line[:limit - 3] + '...'
+
+
+def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
+             threads: int = 2) -> int:
+    """Init rclpy, build the node, spin it until Ctrl-C or SIGTERM, and shut down cleanly.
+
+    Stopping never raises inside the node: SIGINT goes to rclpy's handler, which shuts the
+    context down and wakes the executor (``spin`` then ends), and on to ours, which only
+    notes it; SIGTERM is turned into SIGINT. A ``KeyboardInterrupt`` raised wherever the main
+    thread happens to be (a clean-up half done, a worker not yet joined) cannot occur. An
+    error while building the node after a stop was asked for is part of stopping.
+
+    A multi-threaded executor (``threads`` workers) keeps timers running while a callback of
+    another callback group works. Returns the process exit status.
+    """
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        if signum == signal.SIGTERM:
+            signal.raise_signal(signal.SIGINT)  # through rclpy's handler, back to this one
+        stopping.set()
+
+    # Ours first: rclpy.init installs its SIGINT handler on top and calls ours after its own.
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(args=args)
+    node = None
+    executor = MultiThreadedExecutor(num_threads=threads)
+    try:
+        node = factory()
+        executor.add_node(node)
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except Exception:
+        if not stopping.is_set():
+            raise
+    finally:
+        if node is not None:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+            executor.remove_node(node)
+            node.destroy_node()
+        executor.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 0

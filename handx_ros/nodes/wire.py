@@ -1,0 +1,73 @@
+"""Sizes read from serialized messages before they are deserialized.
+
+Deserializing a message builds one Python object per element while holding the GIL: a
+hostile ``JointTrajectory`` of a million empty points takes seconds, during which no timer of
+the node ticks and no other callback runs. The nodes subscribe to their large topics raw
+(``raw=True``: the callback gets the CDR bytes) and first read how many elements the message
+declares with :func:`sequence_length`, which costs microseconds; a message that declares too
+many is rejected there, and the rest is deserialized on a worker thread
+(:func:`rclpy.serialization.deserialize_message`) or, if small, at once.
+
+Layout (XCDR1, OMG DDS-XTypes 7.4.3; what every ROS 2 RMW writes): a 4-byte encapsulation
+header (``00 01`` little endian, ``00 00`` big endian), then the fields in order, each aligned
+to its own size relative to the end of that header; a string is a ``uint32`` length (with the
+terminating NUL) and its bytes, a sequence a ``uint32`` count and its elements. Every message
+read here starts with a ``std_msgs/Header`` (``int32 sec``, ``uint32 nanosec``,
+``string frame_id``), then ``string[]`` fields (``joint_names``), then the sequence counted.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from handx_gen.errors import MessageError
+
+__all__ = ['sequence_length']
+
+_ENCAPSULATION = {b'\x00\x00': '>', b'\x00\x01': '<'}  # CDR big / little endian
+
+
+def sequence_length(data: bytes, *, string_arrays: int = 0, what: str = 'message') -> int:
+    """The element count of the first sequence after the header and ``string_arrays``
+    ``string[]`` fields of a serialized message (``points`` of a ``JointTrajectory`` or
+    ``MultiDOFJointTrajectory`` with ``string_arrays=1``, ``poses`` of a ``PoseArray`` with
+    0), read without deserializing.
+
+    Raises:
+        MessageError: Not XCDR1, or truncated before the count.
+    """
+    view = _bytes_view(data)
+    order = _ENCAPSULATION.get(bytes(view[:2]))
+    if order is None:
+        raise MessageError(f'{what}: not a CDR-encoded message (encapsulation '
+                           f'{bytes(view[:2]).hex() or "missing"})')
+    body = view[4:]
+    offset = 8  # stamp: int32 sec, uint32 nanosec
+    offset = _skip_string(body, offset, order, what)  # frame_id
+    for _ in range(string_arrays):
+        count, offset = _uint32(body, offset, order, what)
+        if count > len(body):  # each string takes at least 4 bytes: a lie about the count
+            raise MessageError(f'{what}: declares {count} strings in {len(body)} bytes')
+        for _ in range(count):
+            offset = _skip_string(body, offset, order, what)
+    count, _ = _uint32(body, offset, order, what)
+    return count
+
+
+def _bytes_view(data: bytes | bytearray | memoryview) -> memoryview:
+    """A byte view of ``data`` (no copy)."""
+    return memoryview(data).cast('B')
+
+
+def _uint32(body: memoryview, offset: int, order: str, what: str) -> tuple[int, int]:
+    offset = (offset + 3) & ~3  # aligned to 4
+    if offset + 4 > len(body):
+        raise MessageError(f'{what}: truncated after {len(body) + 4} bytes')
+    return struct.unpack_from(f'{order}I', body, offset)[0], offset + 4
+
+
+def _skip_string(body: memoryview, offset: int, order: str, what: str) -> int:
+    length, offset = _uint32(body, offset, order, what)
+    if offset + length > len(body):
+        raise MessageError(f'{what}: truncated inside a string of {length} bytes')
+    return offset + length

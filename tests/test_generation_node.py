@@ -1,0 +1,350 @@
+"""generation_node: prompts to clips, one observed hand to reaction clips, bad input counted.
+
+One node (small DDIM step counts, so generation is quick on a CPU) and one client node run
+in this process on a private ROS context in an isolated domain, spun by the test's executor;
+messages go through DDS as between processes. The node's worker thread generates and
+publishes while the test spins.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+from ros_env import isolated_ros_env
+from std_msgs.msg import String
+from trajectory_msgs.msg import MultiDOFJointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from handx_gen.errors import ConfigError, HandxError
+from handx_gen.hand import default_skeleton, forward_kinematics
+from handx_gen.hand.topology import HandSide
+from handx_ros import conversions
+from handx_ros.graph import parameters_path
+from handx_ros.nodes.common import DIAGNOSTICS_TOPIC, counters_from_diagnostics
+from handx_ros.nodes.generation_node import (
+    MARKERS_TOPIC,
+    MOTION_TOPIC,
+    NODE_NAME,
+    OBSERVED_TOPIC,
+    PARAMETERS,
+    TEXT_TOPIC,
+    GenerationNode,
+    _resample,
+)
+
+FPS = 30.0
+OVERRIDES = {
+    'steps': 2,  # DDIM steps: quick on a CPU; quality is not tested here
+    'seconds': 1.0,
+    'reaction_steps': 2,
+    'reaction_window_s': 1.0,
+    'reaction_stride_s': 0.5,
+    'reaction_timeout_s': 0.5,
+    'queue_size': 1,
+    'torch_threads': 1,
+    'seed': 3,
+}
+STRIDE_FRAMES = 15
+
+
+class Harness:
+    """The node under test, a client node, and an executor spinning both."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.node = GenerationNode(
+            context=context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in OVERRIDES.items()])
+        self.client = rclpy.create_node('handx_test_generation_client', context=context)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.text = self.client.create_publisher(String, TEXT_TOPIC, reliable)
+        self.observed = self.client.create_publisher(PoseArray, OBSERVED_TOPIC,
+                                                     qos_profile_sensor_data)
+        self.motions: list[MultiDOFJointTrajectory] = []
+        self.markers: list[MarkerArray] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.client.create_subscription(MultiDOFJointTrajectory, MOTION_TOPIC,
+                                        self.motions.append, QoSProfile(
+                                            depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.client.create_subscription(MarkerArray, MARKERS_TOPIC, self.markers.append,
+                                        reliable)
+        self.client.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC,
+                                        self.diagnostics.append, reliable)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.client)
+        self.spin_until(lambda: self.text.get_subscription_count() > 0
+                        and self.observed.get_subscription_count() > 0, 20.0)
+
+    def spin_until(self, condition: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, f'timed out after {timeout_s} s'
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=max(0.0, min(0.02, deadline - time.monotonic())))
+
+    def counters(self) -> dict[str, Any]:
+        return self.node._counters()
+
+    def rejected(self, topic: str) -> int:
+        return sum(n for key, n in self.node.rejections.counts.items()
+                   if key.startswith(f'{topic}: '))
+
+    def close(self) -> None:
+        assert self.node.close(), 'the worker thread did not stop'
+        self.executor.shutdown()
+        self.client.destroy_node()
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope='module')
+def ros() -> Iterator[Harness]:
+    import torch
+
+    threads = torch.get_num_threads()
+    env = isolated_ros_env(seed=11)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+        patch.delenv('ROS_LOCALHOST_ONLY', raising=False)
+        patch.setenv('HF_HUB_OFFLINE', '1')
+        context = Context()
+        rclpy.init(context=context, domain_id=int(env['ROS_DOMAIN_ID']),
+                   signal_handler_options=SignalHandlerOptions.NO)
+        harness = None
+        try:
+            harness = Harness(context)
+            yield harness
+        finally:
+            if harness is not None:
+                harness.close()
+            rclpy.shutdown(context=context)
+            torch.set_num_threads(threads)
+
+
+def _one_hand_stream(side: HandSide, num: int, t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """(num,) stamps at 30 Hz and (num, 21, 3) keypoints of a slowly waving hand (smooth, so
+    linear interpolation between frames is exact to far below a millimetre)."""
+    t = np.arange(num) / FPS
+    phase = 2.0 * math.pi * 0.5 * t  # 0.5 Hz
+    orient = np.stack([0.3 * np.sin(phase), 0.2 * np.ones_like(t), 0.1 * np.cos(phase)], -1)
+    pose = np.zeros((num, 15, 3))
+    pose[:, :, 2] = 0.3 * (0.5 + 0.5 * np.sin(phase))[:, None]  # fingers curl and open
+    sign = -1.0 if side is HandSide.LEFT else 1.0
+    transl = np.stack([sign * 0.15 + 0.03 * np.sin(phase), 0.3 + 0.0 * t,
+                       1.0 + 0.02 * np.cos(phase)], -1)
+    keypoints = forward_kinematics(orient, pose, transl, default_skeleton(side))
+    return t0 + t, keypoints
+
+
+def _pose_array(keypoints: np.ndarray, stamp_s: float, frame_id: str = 'world') -> PoseArray:
+    return conversions.keypoints_to_pose_array(keypoints, stamp_s=stamp_s, frame_id=frame_id)
+
+
+def _one_hand(side: HandSide, hand: np.ndarray) -> np.ndarray:
+    both = np.full((2, 21, 3), np.nan)
+    both[side] = hand
+    return both
+
+
+def test_prompt_gives_a_clip_and_markers(ros: Harness) -> None:
+    before = len(ros.motions)
+    ros.text.publish(String(data='  Both hands clap twice.  '))
+    sent_s = ros.node.get_clock().now().nanoseconds * 1e-9
+    ros.spin_until(lambda: len(ros.motions) > before, 30.0)
+    msg = ros.motions[before]
+    motion = conversions.motion_from_msg(msg)
+    assert motion.num_frames == round(OVERRIDES['seconds'] * FPS)
+    assert motion.fps == pytest.approx(FPS)
+    assert np.isfinite(motion.keypoints).all()
+    assert sent_s - 1.0 <= conversions.stamp_to_s(msg.header.stamp) <= sent_s + 30.0
+    ros.spin_until(lambda: len(ros.markers) > 0, 5.0)
+    assert {m.id for m in ros.markers[-1].markers} == {0, 1, 2, 3}
+    assert ros.counters()['prompts_done'] >= 1
+    # the counters reach /diagnostics
+    ros.spin_until(lambda: any(
+        int(values.get('prompts_done', '0')) >= 1
+        for message in ros.diagnostics
+        for values in counters_from_diagnostics(message).values()), 5.0)
+
+
+def test_empty_and_oversized_prompts_are_rejected_and_counted(ros: Harness) -> None:
+    rejected = ros.counters()['prompts_rejected']
+    on_topic = ros.rejected(TEXT_TOPIC)
+    done = ros.counters()['prompts_done']
+    for text in ('', '   \n\t ', 'x' * 10_000):
+        ros.text.publish(String(data=text))
+    ros.spin_until(lambda: ros.counters()['prompts_rejected'] == rejected + 3, 10.0)
+    assert ros.rejected(TEXT_TOPIC) == on_topic + 3
+    keys = [key for key in ros.node.rejections.counts if key.startswith(TEXT_TOPIC)]
+    assert any('empty' in key for key in keys) and any('2000' in key for key in keys)
+    ros.spin_for(0.3)
+    assert ros.counters()['prompts_done'] == done  # nothing was generated for them
+
+
+def test_prompts_beyond_the_queue_are_rejected_never_lost(ros: Harness) -> None:
+    counters = ros.counters()
+    done, rejected = counters['prompts_done'], counters['prompts_rejected']
+    queue_full = sum(n for key, n in ros.node.rejections.counts.items() if 'queue full' in key)
+    # six prompts within microseconds: one runs, queue_size (1) waits, the rest are refused
+    for i in range(6):
+        ros.node._on_text(String(data=f'The right hand waves {i + 1} times.'))
+    assert ros.counters()['queue_length'] <= OVERRIDES['queue_size']
+
+    def settled() -> bool:
+        c = ros.counters()
+        return c['prompts_done'] + c['prompts_rejected'] - done - rejected == 6
+    ros.spin_until(settled, 30.0)
+    refused = ros.counters()['prompts_rejected'] - rejected
+    assert refused >= 1
+    assert sum(n for key, n in ros.node.rejections.counts.items()
+               if 'queue full' in key) == queue_full + refused
+    assert ros.counters()['prompts_failed'] == 0
+
+
+def test_one_observed_hand_gives_reaction_clips(ros: Harness) -> None:
+    side = HandSide.RIGHT
+    before = len(ros.motions)
+    done = ros.counters()['reactions_done']
+    t0 = ros.node.get_clock().now().nanoseconds * 1e-9
+    stamps, keypoints = _one_hand_stream(side, 31, t0)  # 1 s: reactions at 0.5 s and 1 s
+    for stamp, hand in zip(stamps, keypoints, strict=True):
+        ros.observed.publish(_pose_array(_one_hand(side, hand), float(stamp)))
+        ros.spin_for(1.0 / FPS)  # paced as a camera would be (sensor QoS is best effort)
+    ros.spin_until(lambda: ros.counters()['reactions_done'] >= done + 2, 30.0)
+    assert ros.counters()['reactions_failed'] == 0
+    ros.spin_until(lambda: len(ros.motions) >= before + 2, 5.0)
+    clips = ros.motions[before:]
+    for msg in clips:
+        clip = conversions.motion_from_msg(msg)
+        stamp = conversions.stamp_to_s(msg.header.stamp)
+        assert clip.num_frames == STRIDE_FRAMES
+        last = int(round((stamp - stamps[0]) * FPS))
+        assert stamp == pytest.approx(stamps[last], abs=1e-6)  # an observed frame's stamp
+        # the clip's last frame is that frame; the given hand is the observed one
+        expected = keypoints[last - STRIDE_FRAMES + 1:last + 1]  # (15, 21, 3)
+        error = np.linalg.norm(clip.keypoints[:, side] - expected, axis=-1).max()
+        assert error < 1e-3, f'given hand off by {error * 1e3:.2f} mm'
+        other = clip.keypoints[:, side.other]
+        assert np.isfinite(other).all()
+        assert np.linalg.norm(other - expected, axis=-1).mean() > 0.01  # generated, not copied
+    assert conversions.stamp_to_s(clips[-1].header.stamp) == pytest.approx(stamps[-1], abs=1e-6)
+    latency = ros.counters()['last_reaction_latency_s']
+    assert 0.0 < latency < 10.0
+    # the stream stops: the session ends and its buffer clears
+    assert ros.counters()['reaction_frames_buffered'] > 0
+    ros.spin_until(lambda: ros.counters()['reaction_frames_buffered'] == 0, 5.0)
+    assert ros.node._session is None
+
+
+def test_both_hands_ignored_and_bad_frames_rejected_node_alive(ros: Harness) -> None:
+    rejected = ros.rejected(OBSERVED_TOPIC)
+    ignored = ros.counters()['teleop_frames_ignored']
+    sessions = ros.counters()['reaction_sessions']
+    t0 = ros.node.get_clock().now().nanoseconds * 1e-9
+    _, left = _one_hand_stream(HandSide.LEFT, 1, t0)
+    _, right = _one_hand_stream(HandSide.RIGHT, 1, t0)
+    both = np.stack([left[0], right[0]])
+    ros.observed.publish(_pose_array(both, t0))
+    ros.spin_until(lambda: ros.counters()['teleop_frames_ignored'] == ignored + 1, 5.0)
+    assert ros.rejected(OBSERVED_TOPIC) == rejected  # plain teleop is not a rejection
+    bad = [_pose_array(both, t0, frame_id='camera')]
+    message = _pose_array(both, t0)
+    message.poses[7].position.x = float('nan')
+    bad.append(message)  # a partly NaN hand
+    message = _pose_array(both, t0)
+    message.poses[3].position.z = 1e9  # absurdly far
+    bad.append(message)
+    for message in bad:
+        ros.observed.publish(message)
+        ros.spin_for(0.05)
+    ros.spin_until(lambda: ros.rejected(OBSERVED_TOPIC) == rejected + len(bad), 5.0)
+    # 10^6 poses (56 MB): handed to the callback directly, since a best-effort transport may
+    # drop a message that large before it arrives
+    huge = PoseArray()
+    huge.header.frame_id = 'world'
+    huge.poses = [Pose(position=Point(), orientation=Quaternion(w=1.0))] * 1_000_000
+    start = time.perf_counter()
+    ros.node._on_observed(huge)
+    assert time.perf_counter() - start < 1.0  # refused by its count, not converted
+    assert ros.rejected(OBSERVED_TOPIC) == rejected + len(bad) + 1
+    assert any('poses' in key for key in ros.node.rejections.counts)
+    assert ros.counters()['reaction_sessions'] == sessions  # none of them started a session
+    # still alive: a prompt is served
+    done = ros.counters()['prompts_done']
+    ros.text.publish(String(data='Both hands rest.'))
+    ros.spin_until(lambda: ros.counters()['prompts_done'] == done + 1, 30.0)
+
+
+def test_out_of_order_frames_rejected_and_side_switch_restarts(ros: Harness) -> None:
+    rejected = ros.rejected(OBSERVED_TOPIC)
+    sessions = ros.counters()['reaction_sessions']
+    t0 = ros.node.get_clock().now().nanoseconds * 1e-9
+    stamps, keypoints = _one_hand_stream(HandSide.LEFT, 3, t0)
+    for i in (0, 1, 1, 0):  # the last two repeat and go back in time
+        ros.node._on_observed(_pose_array(_one_hand(HandSide.LEFT, keypoints[i]), stamps[i]))
+    assert ros.rejected(OBSERVED_TOPIC) == rejected + 2
+    assert ros.counters()['reaction_frames_buffered'] == 2
+    _, right = _one_hand_stream(HandSide.RIGHT, 1, t0)
+    ros.node._on_observed(_pose_array(_one_hand(HandSide.RIGHT, right[0]), stamps[2]))
+    assert ros.counters()['reaction_sessions'] == sessions + 2  # left, then right
+    assert ros.counters()['reaction_frames_buffered'] == 1
+
+
+def test_resample_keeps_observed_frames_and_fills_gaps() -> None:
+    stamps = 100.0 + np.array([0, 1, 2, 4, 5]) / FPS  # frame 3 missing
+    values = np.arange(5, dtype=float)[:, None, None] * np.ones((5, 21, 3))
+    values[3:] += 1.0  # value = frame index at each stamp
+    out = _resample(stamps, values, FPS, max_frames=60)
+    assert out.shape == (6, 21, 3)
+    np.testing.assert_allclose(out[:, 0, 0], np.arange(6), atol=1e-6)
+    assert _resample(stamps, values, FPS, max_frames=4).shape == (4, 21, 3)  # newest kept
+    np.testing.assert_allclose(_resample(stamps, values, FPS, 4)[:, 0, 0], [2, 3, 4, 5],
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize('overrides', [
+    {'model': 'gan'},
+    {'queue_size': 0},
+    {'reaction_stride_s': 3.0},  # longer than the window
+    {'seconds': 'long'},
+    {'initial_prompt': 'x' * 3000},
+])
+def test_bad_parameters_stop_the_node_at_start(ros: Harness, overrides: dict[str, Any]
+                                               ) -> None:
+    with pytest.raises(ConfigError) if 'initial_prompt' not in overrides \
+            else pytest.raises(HandxError):
+        GenerationNode('handx_generation_bad', context=ros.context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in overrides.items()])
+
+
+def test_bad_checkpoint_stops_the_node_at_start(ros: Harness, tmp_path: Any) -> None:
+    bad = tmp_path / 'model.pt'
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(HandxError, match='model.pt'):
+        GenerationNode('handx_generation_bad', context=ros.context, parameter_overrides=[
+            Parameter('diffusion_checkpoint', value=str(bad))])
+
+
+def test_parameter_file_section_matches_the_node_defaults() -> None:
+    import yaml
+
+    section = yaml.safe_load(parameters_path().read_text())[NODE_NAME]['ros__parameters']
+    assert section == PARAMETERS
+    assert {k: type(v) for k, v in section.items()} == {k: type(v) for k, v in PARAMETERS.items()}

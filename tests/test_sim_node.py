@@ -1,0 +1,268 @@
+"""sim_node: the MuJoCo gate in front of the robot, and the safe command stream (in-process
+nodes in a private domain): a passing clip streams within limits at the rate, a failing one
+streams nothing but a report with the reasons, live targets stream, stale input halts
+smoothly and fresh input resumes, bad messages are rejected and counted."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from node_harness import ros_harness  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from handx_gen.data.synthetic import SynthConfig, load_primitives, synthesize_clip  # noqa: E402
+from handx_ros import conversions  # noqa: E402
+from handx_ros.nodes.sim_node import (  # noqa: E402
+    JOINT_COMMANDS_TOPIC,
+    SIM_REPORT_TOPIC,
+    TRAJECTORY_TOPIC,
+    SimNode,
+)
+from handx_ros.retarget import build_retargeter  # noqa: E402
+from handx_ros.sim import SafetyConfig  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+ROBOT = 'allegro'
+RATE_HZ = 100.0
+DT_S = 1.0 / RATE_HZ
+SAFETY = SafetyConfig()  # config/safety.yaml holds the defaults (a safety test keeps it so)
+LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+@dataclasses.dataclass
+class Robot:
+    names: tuple[str, ...]
+    safe_lower: np.ndarray  # (n,)
+    safe_upper: np.ndarray  # (n,)
+    neutral: np.ndarray  # (n,)
+
+
+@pytest.fixture(scope='module')
+def robot() -> Robot:
+    retargeter = build_retargeter(ROBOT)
+    lower, upper = retargeter.joint_limits()
+    margin = SAFETY.limit_margin_rad
+    return Robot(retargeter.joint_names, lower + margin, upper - margin,
+                 np.clip(retargeter.neutral_qpos(), lower + margin, upper - margin))
+
+
+@pytest.fixture(scope='module')
+def clips():
+    """A wave retargeted onto the Allegro pair (passes the gate), and the same clip with the
+    right hand driven into the left for its middle third (fails it)."""
+    load_primitives()
+    config = SynthConfig(clip_duration_s=(2.0, 2.0), primitives_per_clip=(1, 1))
+    motion = synthesize_clip(config, 1, 1, motion_types=['wave']).motion
+    trajectory = build_retargeter(ROBOT, fps=motion.fps).retarget_motion(motion)
+    poses = trajectory.base_poses.copy()
+    frames = np.arange(trajectory.num_frames)
+    start, stop = trajectory.num_frames // 3, 2 * trajectory.num_frames // 3
+    weight = np.clip(np.minimum(frames - start + 5, stop + 5 - frames) / 5.0, 0.0, 1.0)
+    poses[:, 1, :3] += weight[:, None] * (poses[:, 0, :3] - poses[:, 1, :3])
+    return trajectory, dataclasses.replace(trajectory, base_poses=poses)
+
+
+@pytest.fixture(scope='module')
+def ros():
+    with ros_harness(seed=73) as harness:
+        node = harness.add(SimNode(context=harness.context))
+        states = harness.record(JointState, JOINT_COMMANDS_TOPIC)
+        commands = harness.record(JointTrajectory, f'/{ROBOT}/joint_trajectory')
+        reports = harness.record(DiagnosticArray, SIM_REPORT_TOPIC, LATCHED)
+        publisher = harness.publisher(JointTrajectory, TRAJECTORY_TOPIC)
+        harness.connect(publisher)
+        harness.wait_for(lambda: len(states) >= 5 and len(commands) >= 5,
+                         what='the command stream')
+        yield harness, node, publisher, states, commands, reports
+
+
+def _arrays(messages: list[JointState]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    stamps = np.array([conversions.stamp_to_s(m.header.stamp) for m in messages])  # (k,)
+    qpos = np.array([list(m.position) for m in messages])  # (k, n)
+    qvel = np.array([list(m.velocity) for m in messages])  # (k, n)
+    return stamps, qpos, qvel
+
+
+def _at_rest(states, count: int = 5) -> bool:
+    messages = states.messages[-count:]
+    return len(messages) == count and all(
+        not np.any(np.asarray(m.velocity)) and list(m.position) == list(messages[0].position)
+        for m in messages)
+
+
+def _check_safe(robot: Robot, messages: list[JointState]) -> None:
+    """Inside the safe range, velocity and acceleration bounded, every value finite, and the
+    published velocity the one actually done."""
+    stamps, qpos, qvel = _arrays(messages)
+    assert np.all(np.isfinite(qpos)) and np.all(np.isfinite(qvel))
+    assert np.all(qpos >= robot.safe_lower - 1e-9) and np.all(qpos <= robot.safe_upper + 1e-9)
+    assert np.all(np.abs(qvel) <= SAFETY.max_velocity_rad_s + 1e-9)
+    assert np.all(np.abs(np.diff(qvel, axis=0)) <= SAFETY.max_acceleration_rad_s2 * DT_S + 1e-6)
+    np.testing.assert_allclose(np.diff(qpos, axis=0), qvel[1:] * DT_S, atol=1e-9)
+
+
+def _reports(reports) -> list[dict]:
+    return [conversions.sim_report_from_msg(m) for m in reports.messages]
+
+
+def test_before_any_input_the_robot_holds_its_neutral_pose(ros, robot):
+    _, node, _, states, commands, _ = ros
+    first = states.messages[:5]
+    assert all(tuple(m.name) == robot.names for m in first)  # controller names, no bases
+    np.testing.assert_array_equal(np.array([list(m.position) for m in first]),
+                                  np.tile(robot.neutral, (len(first), 1)))
+    assert all(not np.any(np.asarray(m.velocity)) for m in first)
+    command = commands.messages[0]
+    assert tuple(command.joint_names) == robot.names and len(command.points) == 1
+    assert command.points[0].time_from_start.nanosec == int(2 * DT_S * 1e9)  # two ticks ahead
+    assert node._counters()['stale_ticks'] >= 5
+
+
+def test_a_passing_clip_streams_at_the_rate_inside_the_limits(ros, robot, clips):
+    harness, node, publisher, states, commands, reports = ros
+    trajectory, _ = clips
+    stamp_s = 555.5
+    start = len(states)
+    publisher.publish(conversions.trajectory_to_msg(trajectory, stamp_s=stamp_s))
+    report = harness.wait_for(lambda: _reports(reports), what='a sim report')[-1]
+    assert report['passed'] and report['reasons'] == [], report
+    assert report['motion_stamp_s'] == stamp_s and report['robot'] == ROBOT
+    assert float(report['summary']['joint_error_p95_rad']) <= 0.1
+    harness.wait_for(lambda: node._counters()['playing'], what='playback to start')
+    harness.wait_for(lambda: not node._counters()['playing'], timeout_s=30.0,
+                     what='playback to end')
+    harness.wait_for(lambda: _at_rest(states), what='the robot at rest')
+    played = states.messages[start:]
+    stamps, qpos, _ = _arrays(played)
+    _check_safe(robot, played)
+    assert all(tuple(m.name) == robot.names for m in played)
+    rate_hz = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    assert 0.8 * RATE_HZ <= rate_hz <= 1.05 * RATE_HZ  # streamed at rate_hz (a busy CPU skips)
+    assert len(played) >= 0.8 * RATE_HZ * trajectory.duration_s
+    # It played the clip: moved, and came to rest on the clip's last frame.
+    last = trajectory.qpos[-1, [trajectory.joint_index(n) for n in robot.names]]
+    assert np.ptp(qpos, axis=0).max() > 0.1
+    np.testing.assert_allclose(qpos[-1], np.clip(last, robot.safe_lower, robot.safe_upper),
+                               atol=0.02)
+    counters = node._counters()
+    assert counters['clips_passed'] == 1 and counters['clips_failed'] == 0
+    assert counters['queue_length'] == 0 and counters['gate_queue_length'] == 0
+    controller = commands.messages[-1]
+    assert tuple(controller.joint_names) == robot.names
+    assert list(controller.points[0].positions) == list(played[-1].position)
+
+
+def test_a_failing_clip_streams_nothing_but_a_report_with_the_reasons(ros, clips):
+    harness, node, publisher, states, _, reports = ros
+    _, pushed = clips
+    harness.wait_for(lambda: _at_rest(states), what='the robot at rest')
+    before = len(_reports(reports))
+    failed = node._counters()['clips_failed']
+    publisher.publish(conversions.trajectory_to_msg(pushed, stamp_s=777.25))
+    report = harness.wait_for(lambda: _reports(reports)[before:], what='a sim report')[0]
+    assert not report['passed'] and report['motion_stamp_s'] == 777.25
+    assert any('commanded penetration' in reason for reason in report['reasons'])
+    start = len(states)
+    harness.wait_for(lambda: len(states) >= start + 50, what='50 more commands')
+    held = states.messages[start - 1:]
+    assert all(list(m.position) == list(held[0].position) for m in held)
+    assert all(not np.any(np.asarray(m.velocity)) for m in held)
+    counters = node._counters()
+    assert counters['clips_failed'] == failed + 1 and counters['playing'] == 0
+    assert counters['queue_length'] == 0
+
+
+def _live_target(names: tuple[str, ...], qpos: np.ndarray, frame_id: str = 'world'
+                 ) -> JointTrajectory:
+    message = JointTrajectory()
+    message.header.stamp = conversions.stamp_from_s(time.time())
+    message.header.frame_id = frame_id
+    message.joint_names = list(names)
+    message.points = [JointTrajectoryPoint(positions=qpos.tolist())]
+    return message
+
+
+def _stream_live(publisher, robot: Robot, seconds: float, phase: float = 0.0) -> None:
+    """Live targets at 50 Hz sweeping every joint (~1 rad/s)."""
+    middle = (robot.safe_lower + robot.safe_upper) / 2
+    half = (robot.safe_upper - robot.safe_lower) / 2
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        t = time.monotonic() - start + phase
+        target = middle + 0.3 * half * np.sin(2 * np.pi * 0.7 * t)
+        publisher.publish(_live_target(robot.names, target))
+        time.sleep(0.02)
+
+
+def test_live_targets_stream_stale_input_halts_smoothly_and_fresh_input_resumes(ros, robot):
+    harness, node, publisher, states, _, _ = ros
+    live = node._counters()['live_targets']
+    stale = node._counters()['stale_ticks']
+    start = len(states)
+    _stream_live(publisher, robot, 1.5)
+    # The robot stops on the last target; the watchdog then marks the input stale.
+    harness.wait_for(lambda: node._counters()['stale_ticks'] > stale, what='stale input')
+    harness.wait_for(lambda: _at_rest(states, 10), timeout_s=10.0, what='a halt')
+    messages = states.messages[start:]
+    _check_safe(robot, messages)  # no jump anywhere: velocity and acceleration bounded
+    stamps, _, qvel = _arrays(messages)
+    speed = np.abs(qvel).max(axis=1)  # (k,)
+    moving = np.flatnonzero(speed > 0.3)
+    assert moving.size > 0.5 * RATE_HZ  # it followed the targets
+    # Halted within the watchdog timeout after the last target, then a braking ramp (counted
+    # in ticks: a late tick on a busy machine moves no further than a punctual one).
+    after = np.flatnonzero(stamps > node.last_live_target_s)
+    halted = after[speed[after] == 0.0][0]
+    ramp_ticks = np.ceil(speed[after].max() / (SAFETY.max_acceleration_rad_s2 * DT_S))
+    assert halted - after[0] + 1 <= SAFETY.watchdog_timeout_s / DT_S + ramp_ticks + 2
+    counters = node._counters()
+    assert counters['live_targets'] > live + 30
+    # Fresh input resumes.
+    start = len(states)
+    _stream_live(publisher, robot, 0.4, phase=0.3)
+    resumed = states.messages[start:]
+    assert max(np.abs(np.asarray(m.velocity)).max() for m in resumed) > 0.1
+    _check_safe(robot, resumed)
+
+
+def test_bad_trajectories_are_rejected_and_counted_and_the_stream_goes_on(ros, robot, clips):
+    harness, node, publisher, states, _, _ = ros
+    trajectory, _ = clips
+
+    def rejected() -> int:
+        return sum(n for key, n in node.rejections.counts.items()
+                   if key.startswith(f'{TRAJECTORY_TOPIC}: '))
+
+    before = rejected()
+    nan = conversions.trajectory_to_msg(trajectory, stamp_s=1.0)
+    nan.points[5].positions[3] = float('nan')
+    renamed = conversions.trajectory_to_msg(trajectory, stamp_s=1.0)
+    renamed.joint_names[0] = 'elbow'
+    long = conversions.trajectory_to_msg(trajectory, stamp_s=1.0)
+    long.points = [long.points[0]] * (conversions.MAX_TRAJECTORY_POINTS + 1)
+    wrong_frame = _live_target(robot.names, robot.neutral, frame_id='camera')
+    wild = _live_target(robot.names, robot.neutral + 3.0)  # far outside the limits
+    for message in (nan, renamed, long, wrong_frame, wild):
+        publisher.publish(message)
+    harness.wait_for(lambda: rejected() >= before + 5, what='five rejections')
+    text = ' '.join(key for key in node.rejections.counts if key.startswith(TRAJECTORY_TOPIC))
+    assert 'camera' in text and 'joint names' in text and 'out_of_range' in text
+    assert '9001' in text and 'finite' in text
+    sent = node._counters()['commands_sent']
+    harness.wait_for(lambda: node._counters()['commands_sent'] >= sent + 20,
+                     what='the stream going on')
+    counters = node._counters()
+    assert counters['safety/rejected_input'] >= 1
+    assert counters['queue_length'] == 0 and counters['gate_queue_length'] == 0
+    assert rejected() == before + 5
