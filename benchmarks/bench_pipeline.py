@@ -9,7 +9,8 @@ as ``make demo`` does, and measures from a client process (this one):
 * **teleop**: observed two-hand frames stream at 30 Hz on ``/handx/observed_hands``; each probe
   waits until the commands are still, then publishes a frame of another pose and times the
   first streamed command that moves (retargeting node, sim node's safety filter and timer,
-  three hops of DDS). p50/p99 over ``--probes``;
+  three hops of DDS), and the live target it caused on ``/handx/robot_trajectory`` (the
+  retargeting node's share). p50/p99 over ``--probes``;
 * **jitter**: the intervals of the command stream against the configured rate, by header
   stamp (the sim node's timer) and by arrival here.
 
@@ -71,6 +72,7 @@ class Client:
         )
         from sensor_msgs.msg import JointState
         from std_msgs.msg import String
+        from trajectory_msgs.msg import JointTrajectory
 
         rclpy.init()
         self.rclpy = rclpy
@@ -78,6 +80,12 @@ class Client:
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.lock = threading.Lock()
         self.commands: list[tuple[float, float, np.ndarray]] = []  # (arrival, stamp, qpos)
+        self.last_move_s = time.monotonic()  # arrival of the last command that moved
+        self.probe_sent_s: float | None = None  # a probe waiting for its answer
+        self.probe_base = np.zeros(0)  # the commanded position when it was sent
+        self.latencies: list[float] = []  # probe to the first command that moved, seconds
+        self.target_latencies: list[float] = []  # probe to its live target from retargeting
+        self.target_seen = False
         self.reports: list[tuple[float, object]] = []
         self.nodes_seen: set[str] = set()
         self.node.create_subscription(JointState, '/handx/joint_commands', self._command,
@@ -87,6 +95,8 @@ class Client:
             QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics,
+                                      reliable)
+        self.node.create_subscription(JointTrajectory, '/handx/robot_trajectory', self._target,
                                       reliable)
         self.text = self.node.create_publisher(String, '/handx/text_command', reliable)
         self.observed = self.node.create_publisher(PoseArray, '/handx/observed_hands',
@@ -99,8 +109,25 @@ class Client:
     def _command(self, message) -> None:
         now = time.monotonic()
         stamp = message.header.stamp.sec + 1e-9 * message.header.stamp.nanosec
+        qpos = np.array(message.position)
         with self.lock:
-            self.commands.append((now, stamp, np.array(message.position)))
+            previous = self.commands[-1][2] if self.commands else None
+            self.commands.append((now, stamp, qpos))
+            if previous is None or np.max(np.abs(qpos - previous)) >= STILL_RAD:
+                self.last_move_s = now
+            # The probe's answer is timed here, on arrival: the measuring loop never polls.
+            if self.probe_sent_s is not None and \
+                    np.max(np.abs(qpos - self.probe_base)) > MOVED_RAD:
+                self.latencies.append(now - self.probe_sent_s)
+                self.probe_sent_s = None
+
+    def _target(self, message) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if self.probe_sent_s is not None and not self.target_seen and \
+                    len(message.points) == 1:
+                self.target_latencies.append(now - self.probe_sent_s)
+                self.target_seen = True
 
     def _report(self, message) -> None:
         with self.lock:
@@ -112,6 +139,7 @@ class Client:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self.thread.join(5.0)
         self.node.destroy_node()
         self.rclpy.shutdown()
 
@@ -162,50 +190,45 @@ def teleop_latency(client: Client, nodes: NodeProcesses, probes: int) -> dict:
     keypoints = compose_clip().keypoints.astype(np.float64)  # (T, 2, 21, 3)
     poses = [keypoints[0], keypoints[int(1.5 * FPS)]]  # open hands, left fist
     period = 1.0 / 30.0
-    latencies: list[float] = []
     stamp_jitter: list[float] = []
     pose, next_send = 0, time.monotonic()
-    probe_sent: float | None = None
-    probe_base: np.ndarray | None = None
-    still_since: float | None = None
     deadline = time.monotonic() + 30.0 + 2.0 * probes
     with client.lock:
         start_index = len(client.commands)
-    while len(latencies) < probes and time.monotonic() < deadline:
-        now = time.monotonic()
+        client.latencies.clear()
+        client.target_latencies.clear()
+    # Frames go out at 30 Hz. Once the commands have been still for 0.1 s, the next frame is
+    # a probe: the other pose; the client's callback times the first command that moves.
+    while time.monotonic() < deadline:
         with client.lock:
-            recent = client.commands[-2:]
-        if probe_sent is not None and recent:
-            moved = [c for c in client.commands[-20:]
-                     if c[0] > probe_sent and np.max(np.abs(c[2] - probe_base)) > MOVED_RAD]
-            if moved:
-                latencies.append(moved[0][0] - probe_sent)
-                probe_sent, still_since = None, None
-        elif probe_sent is None and len(recent) == 2:
-            still = np.max(np.abs(recent[1][2] - recent[0][2])) < STILL_RAD
-            still_since = (still_since or now) if still else None
-            if still_since is not None and now - still_since > 0.1:
-                pose = 1 - pose  # the probe: the other pose, published now
-                probe_base = recent[1][2]
-                client.observed.publish(keypoints_to_pose_array(poses[pose],
-                                                                stamp_s=_ros_now(client)))
-                probe_sent = time.monotonic()
-                next_send = probe_sent + period
-                continue
-        if now >= next_send:
-            client.observed.publish(keypoints_to_pose_array(poses[pose],
-                                                            stamp_s=_ros_now(client)))
-            next_send += period
-        time.sleep(0.0005)
+            if len(client.latencies) >= probes:
+                break
+            probe = (client.probe_sent_s is None and client.commands and
+                     time.monotonic() - client.last_move_s > 0.1)
+            if probe:
+                pose = 1 - pose
+                message = keypoints_to_pose_array(poses[pose], stamp_s=_ros_now(client))
+                client.probe_base = client.commands[-1][2]
+                client.target_seen = False
+                client.probe_sent_s = time.monotonic()
+        if not probe:
+            message = keypoints_to_pose_array(poses[pose], stamp_s=_ros_now(client))
+        client.observed.publish(message)  # a probe: sent at most a few µs after its time
+        next_send += period
+        time.sleep(max(0.0, next_send - time.monotonic()))
     with client.lock:
+        latencies = list(client.latencies)
+        targets = list(client.target_latencies)
+        client.probe_sent_s = None
         stream = client.commands[start_index:]
     stamps = np.array([c[1] for c in stream])
     arrivals = np.array([c[0] for c in stream])
-    rate = nodes.overrides.get('handx_sim', {}).get('rate_hz', 100.0)
+    rate = nodes.overrides['handx_sim']['rate_hz']
     if stamps.size > 2:
         stamp_jitter = list(np.abs(np.diff(stamps) - 1.0 / rate))
     return {'probes': len(latencies), 'observed_to_command_ms': percentiles_ms(latencies)
             if latencies else None,
+            'observed_to_target_ms': percentiles_ms(targets) if targets else None,
             'command_rate_hz': float((stamps.size - 1) / (stamps[-1] - stamps[0]))
             if stamps.size > 2 else None,
             'stamp_jitter_ms': percentiles_ms(stamp_jitter) if stamp_jitter else None,
@@ -221,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--robot', default='allegro')
     parser.add_argument('--model', default='diffusion', choices=['diffusion', 'ar'])
-    parser.add_argument('--rate-hz', type=float, default=100.0, help='command rate')
+    parser.add_argument('--rate-hz', type=float, default=200.0,
+                        help='command rate (default 200, as config/nodes.yaml)')
     parser.add_argument('--prompts', type=int, default=3, help='text prompts to time (max 3)')
     parser.add_argument('--probes', type=int, default=100, help='teleop probes')
     parser.add_argument('--save', help='write the JSON report here')
@@ -250,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     if teleop:
         print(f"teleop observed frame -> command: p50 {teleop['p50']:.2f} ms, p99 "
               f"{teleop['p99']:.2f} ms over {teleop['n']} probes")
+        target = report['teleop']['observed_to_target_ms']
+        if target:
+            print(f"  of which observed frame -> live target (retargeting node): p50 "
+                  f"{target['p50']:.2f} ms, p99 {target['p99']:.2f} ms")
     if report['text']['first_command_ms']:
         print(f"text -> first command: p50 {report['text']['first_command_ms']['p50']:.0f} ms")
     jitter = report['teleop']['stamp_jitter_ms']

@@ -85,6 +85,7 @@ __all__ = [
     'QUAT_NORM_TOLERANCE',
     'SIDES',
     'SIM_REPORT_NAME',
+    'MAX_OBSERVED_BYTES',
     'ObservedFrame',
     'controller_command_msg',
     'hand_markers_msg',
@@ -94,6 +95,7 @@ __all__ = [
     'live_target_from_msg',
     'motion_from_msg',
     'motion_to_msg',
+    'observed_from_cdr',
     'observed_from_msg',
     'sim_report_from_msg',
     'sim_report_msg',
@@ -563,6 +565,42 @@ def observed_from_msg(msg: PoseArray, *, frame_id: str = 'world') -> ObservedFra
     present.flags.writeable = False
     return ObservedFrame(stamp_s=stamp_to_s(msg.header.stamp), keypoints=keypoints,
                          present=present)
+
+
+MAX_OBSERVED_BYTES = 65536  # 42 poses take 2.4 kB; the rest would be a frame id
+
+
+def observed_from_cdr(data: bytes, *, frame_id: str = 'world') -> ObservedFrame:
+    """:func:`observed_from_msg` for a serialized ``PoseArray`` (a raw subscription's bytes),
+    read in place: no 42 ``Pose`` objects are built (0.05 ms instead of 0.9 ms here).
+
+    Raises:
+        MessageError: As :func:`observed_from_msg`, more than :data:`MAX_OBSERVED_BYTES`
+            (refused before anything is read), and bytes that are not a whole XCDR1
+            ``PoseArray``.
+    """
+    from handx_ros.nodes.wire import read_header
+
+    what = 'observed hands'
+    if len(data) > MAX_OBSERVED_BYTES:
+        raise MessageError(f'{what}: {len(data)} bytes > {MAX_OBSERVED_BYTES}')
+    header = read_header(data, what=what)
+    count, offset = header.uint32(header.end, what)
+    _check_count(what, count, _NUM_HAND_POSES, _NUM_HAND_POSES, 'poses')
+    if header.frame_id != frame_id:
+        raise MessageError(f'{what}: frame_id must be {frame_id!r}, got '
+                           f'{_shown(header.frame_id)}')
+    offset = (offset + 7) & ~7  # Pose: float64 position (3) and orientation (4), aligned to 8
+    if offset + count * 56 > len(header.body):
+        raise MessageError(f'{what}: truncated inside its {count} poses')
+    poses = np.frombuffer(header.body, dtype=f'{header.order}f8', count=count * 7,
+                          offset=offset).reshape(count, 7)
+    flat = poses[:, :3].astype(np.float64)  # (42, 3), native byte order, a copy
+    keypoints, present = _observed_keypoints(what, flat.reshape(2, NUM_KEYPOINTS, 3))
+    keypoints.flags.writeable = False
+    present.flags.writeable = False
+    return ObservedFrame(stamp_s=float(header.sec) + float(header.nanosec) * 1e-9,
+                         keypoints=keypoints, present=present)
 
 
 # ---------------------------------------------------------------------------- robot trajectory

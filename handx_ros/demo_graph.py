@@ -73,7 +73,7 @@ class DemoGraphConfig:
     prompt: str = GENERATION_PROMPT
     reaction_s: float = 4.0
     teleop_s: float = 4.0
-    rate_hz: float = 100.0
+    rate_hz: float = 200.0
     timeout_s: float = 120.0
     domain_id: int | None = None
     video: bool = True
@@ -266,7 +266,7 @@ class GraphClient:
             '/handx/robot_trajectory': JointTrajectory, '/handx/sim_report': DiagnosticArray,
             '/handx/joint_commands': JointState, f'/{robot}/joint_trajectory':
             JointTrajectory, '/diagnostics': DiagnosticArray}
-        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)  # 2 s at 100 Hz
+        reliable = QoSProfile(depth=400, reliability=ReliabilityPolicy.RELIABLE)  # 2 s at 200 Hz
         # Our own inputs are recorded from the start (the others once their publishers show).
         self.recorder = None if recording is None else McapRecorder(
             self.node, recording, self.topics,
@@ -292,7 +292,7 @@ class GraphClient:
         self.observed = self.node.create_publisher(PoseArray, '/handx/observed_hands',
                                                    qos_profile_sensor_data)
         # One thread: the callbacks only append; rclpy's multi-threaded executor here left
-        # subscriptions unserved for up to 0.5 s, and the 100 Hz commands overflowed.
+        # subscriptions unserved for up to 0.5 s, and the streamed commands overflowed.
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
@@ -565,7 +565,7 @@ def _figures(out: Path, plot: dict[str, Any], report: dict[str, Any],
         times = np.array([t for t, _ in commands]) - t0
         qpos = np.array([list(m.position) for _, m in commands])  # (N, nq)
         names = list(commands[-1][1].name)
-        fig, ax = plt.subplots(figsize=(11, 4.5))
+        fig, ax = plt.subplots(figsize=(12, 4.5))
         spread = np.ptp(qpos, axis=0)
         for j in np.argsort(spread)[::-1][:6]:
             ax.plot(times, qpos[:, j], lw=1.2, label=names[j])
@@ -576,7 +576,8 @@ def _figures(out: Path, plot: dict[str, Any], report: dict[str, Any],
         ax.set(xlabel='time since the prompt (s)', ylabel='commanded position (rad)',
                title=f'/handx/joint_commands on {config.robot} ({len(commands)} messages, '
                      f'{report["streaming"].get("rate_hz", 0):.0f} Hz)')
-        ax.legend(fontsize=7, loc='lower right', ncol=2)
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0), title='most moved',
+                  title_fontsize=7)
         fig.tight_layout()
         fig.savefig(out / 'commands.png', dpi=100)
         plt.close(fig)

@@ -354,6 +354,46 @@ def test_observed_from_msg_rejects(name: str) -> None:
     msg, match = _observed_case(name)
     with pytest.raises(MessageError, match=match):
         conv.observed_from_msg(msg)
+    if name == 'million':  # 56 MB: refused by its size before anything is read
+        match = f'56000028 bytes > {conv.MAX_OBSERVED_BYTES}'
+    with pytest.raises(MessageError, match=match):
+        conv.observed_from_cdr(serialize_message(msg))
+
+
+@pytest.mark.parametrize('seed', [12, 13])
+def test_observed_from_cdr_reads_what_observed_from_msg_reads(seed: int) -> None:
+    keypoints = _observed_keypoints(seed)
+    keypoints[seed % 2] = np.nan  # one hand absent
+    for frame_id, hands in (('world', keypoints), ('map', _observed_keypoints(seed + 1))):
+        msg = conv.keypoints_to_pose_array(hands, stamp_s=STAMP_S + seed, frame_id=frame_id)
+        data = serialize_message(msg)
+        fast = conv.observed_from_cdr(data, frame_id=frame_id)
+        slow = conv.observed_from_msg(msg, frame_id=frame_id)
+        assert fast.stamp_s == slow.stamp_s
+        np.testing.assert_array_equal(fast.keypoints, slow.keypoints)
+        np.testing.assert_array_equal(fast.present, slow.present)
+        assert not fast.keypoints.flags.writeable
+
+
+def test_observed_from_cdr_reads_big_endian_and_refuses_broken_bytes() -> None:
+    import struct
+
+    keypoints = _observed_keypoints(14)
+    # Big endian, written by hand: header, 'world', 42 poses (position, orientation w=1).
+    body = struct.pack('>iI', 5, 250_000_000) + struct.pack('>I', 6) + b'world\x00'
+    body += b'\x00' * (-len(body) % 4) + struct.pack('>I', 42)
+    body += b'\x00' * (-len(body) % 8)
+    body += b''.join(struct.pack('>7d', *p, 0.0, 0.0, 0.0, 1.0) for p in keypoints.reshape(-1, 3))
+    frame = conv.observed_from_cdr(b'\x00\x00\x00\x00' + body)
+    assert frame.stamp_s == 5.25
+    np.testing.assert_array_equal(frame.keypoints, keypoints)
+    data = serialize_message(conv.keypoints_to_pose_array(keypoints, stamp_s=1.0))
+    for broken, match in ((data[:-8], 'truncated inside its 42 poses'),
+                          (data[:10], 'truncated'), (b'', 'not a CDR-encoded message'),
+                          (b'\x07\x07' + data[2:], 'not a CDR-encoded message'),
+                          (data + b'\x00' * conv.MAX_OBSERVED_BYTES, 'bytes >')):
+        with pytest.raises(MessageError, match=match):
+            conv.observed_from_cdr(broken)
 
 
 def test_keypoints_to_pose_array_rejects_what_observed_from_msg_would() -> None:

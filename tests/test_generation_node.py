@@ -18,10 +18,12 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion
+from node_harness import inflated_message
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import serialize_message
 from rclpy.signals import SignalHandlerOptions
 from ros_env import isolated_ros_env
 from std_msgs.msg import String
@@ -220,6 +222,11 @@ def test_prompts_beyond_the_queue_are_rejected_never_lost(ros: Harness) -> None:
 
 def test_one_observed_hand_gives_reaction_clips(ros: Harness) -> None:
     side = HandSide.RIGHT
+    # Every clip published so far has arrived (one per generation): none of an earlier test
+    # is taken for a reaction below.
+    counters = ros.counters()
+    ros.spin_until(lambda: len(ros.motions) >= counters['prompts_done']
+                   + counters['reactions_done'], 10.0)
     before = len(ros.motions)
     done = ros.counters()['reactions_done']
     t0 = ros.node.get_clock().now().nanoseconds * 1e-9
@@ -275,16 +282,20 @@ def test_both_hands_ignored_and_bad_frames_rejected_node_alive(ros: Harness) -> 
         ros.observed.publish(message)
         ros.spin_for(0.05)
     ros.spin_until(lambda: ros.rejected(OBSERVED_TOPIC) == rejected + len(bad), 5.0)
-    # 10^6 poses (56 MB): handed to the callback directly, since a best-effort transport may
-    # drop a message that large before it arrives
-    huge = PoseArray()
-    huge.header.frame_id = 'world'
-    huge.poses = [Pose(position=Point(), orientation=Quaternion(w=1.0))] * 1_000_000
+    # 10^6 poses (56 MB): handed to the callback directly (serialized, as the raw subscription
+    # gets it), since a best-effort transport may drop a message that large before it arrives
+    def poses(n: int) -> PoseArray:
+        message = PoseArray()
+        message.header.frame_id = 'world'
+        message.poses = [Pose(position=Point(), orientation=Quaternion(w=1.0))
+                         for _ in range(n)]
+        return message
+
     start = time.perf_counter()
-    ros.node._on_observed(huge)
-    assert time.perf_counter() - start < 1.0  # refused by its count, not converted
+    ros.node._on_observed(inflated_message(poses, 1_000_000))
+    assert time.perf_counter() - start < 1.0  # refused by its size, not converted
     assert ros.rejected(OBSERVED_TOPIC) == rejected + len(bad) + 1
-    assert any('poses' in key for key in ros.node.rejections.counts)
+    assert any('56000028 bytes' in key for key in ros.node.rejections.counts)
     assert ros.counters()['reaction_sessions'] == sessions  # none of them started a session
     # still alive: a prompt is served
     done = ros.counters()['prompts_done']
@@ -298,11 +309,13 @@ def test_out_of_order_frames_rejected_and_side_switch_restarts(ros: Harness) -> 
     t0 = ros.node.get_clock().now().nanoseconds * 1e-9
     stamps, keypoints = _one_hand_stream(HandSide.LEFT, 3, t0)
     for i in (0, 1, 1, 0):  # the last two repeat and go back in time
-        ros.node._on_observed(_pose_array(_one_hand(HandSide.LEFT, keypoints[i]), stamps[i]))
+        ros.node._on_observed(serialize_message(
+            _pose_array(_one_hand(HandSide.LEFT, keypoints[i]), stamps[i])))
     assert ros.rejected(OBSERVED_TOPIC) == rejected + 2
     assert ros.counters()['reaction_frames_buffered'] == 2
     _, right = _one_hand_stream(HandSide.RIGHT, 1, t0)
-    ros.node._on_observed(_pose_array(_one_hand(HandSide.RIGHT, right[0]), stamps[2]))
+    ros.node._on_observed(serialize_message(
+        _pose_array(_one_hand(HandSide.RIGHT, right[0]), stamps[2])))
     assert ros.counters()['reaction_sessions'] == sessions + 2  # left, then right
     assert ros.counters()['reaction_frames_buffered'] == 1
 

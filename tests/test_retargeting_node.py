@@ -29,6 +29,7 @@ from handx_ros.nodes.common import counters_from_diagnostics  # noqa: E402
 from handx_ros.nodes.retargeting_node import (  # noqa: E402
     MOTION_TOPIC,
     OBSERVED_TOPIC,
+    PARAMETERS,
     TRAJECTORY_TOPIC,
     RetargetingNode,
 )
@@ -175,7 +176,8 @@ def test_teleop_frame_becomes_a_live_target(ros, motion):
                 before)
     message = _live(trajectories)[before]
     assert conversions.stamp_to_s(message.header.stamp) == stamp
-    retargeter = build_retargeter(ROBOT, RetargetConfig(prediction=0.0))  # as the node's
+    retargeter = build_retargeter(ROBOT, RetargetConfig(  # as the node's
+        prediction=0.0, max_iterations=PARAMETERS['teleop_max_iterations']))
     stamp_s, qpos = conversions.live_target_from_msg(message,
                                                      joint_names=retargeter.joint_names)
     R = np.empty((2, 3, 3))

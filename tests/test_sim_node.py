@@ -15,6 +15,7 @@ pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from node_harness import ros_harness  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
@@ -76,7 +77,8 @@ def clips():
 @pytest.fixture(scope='module')
 def ros():
     with ros_harness(seed=73) as harness:
-        node = harness.add(SimNode(context=harness.context))
+        node = harness.add(SimNode(context=harness.context, parameter_overrides=[
+            Parameter('rate_hz', value=RATE_HZ)]))
         states = harness.record(JointState, JOINT_COMMANDS_TOPIC)
         commands = harness.record(JointTrajectory, f'/{ROBOT}/joint_trajectory')
         reports = harness.record(DiagnosticArray, SIM_REPORT_TOPIC, LATCHED)

@@ -17,7 +17,11 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -111,7 +115,7 @@ def _first_line(text: str, limit: int = 120) -> str:
 
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
-             threads: int = 2) -> int:
+             threads: int = 1) -> int:
     """Init rclpy, build the node, spin it until Ctrl-C or SIGTERM, and shut down cleanly.
 
     Stopping never raises inside the node: SIGINT goes to rclpy's handler, which shuts the
@@ -120,8 +124,11 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
     thread happens to be (a clean-up half done, a worker not yet joined) cannot occur. An
     error while building the node after a stop was asked for is part of stopping.
 
-    A multi-threaded executor (``threads`` workers) keeps timers running while a callback of
-    another callback group works. Returns the process exit status.
+    One executor thread by default: the nodes' callbacks are short (long work runs on their
+    worker threads), and rclpy's multi-threaded executor here delayed 100 Hz timer ticks and
+    subscriptions by up to 0.5 s at times, where the single-threaded one keeps the streaming
+    tick jitter p99 under 3.5 ms. ``threads`` > 1 gives a multi-threaded executor. Returns
+    the process exit status.
     """
     stopping = threading.Event()
 
@@ -134,7 +141,8 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=args)
     node = None
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = (SingleThreadedExecutor() if threads == 1 else
+                MultiThreadedExecutor(num_threads=threads))
     try:
         node = factory()
         executor.add_node(node)

@@ -198,7 +198,7 @@ class GenerationNode(Node):
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.create_subscription(PoseArray, OBSERVED_TOPIC, self._on_observed,
                                  qos_profile_sensor_data,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+                                 callback_group=MutuallyExclusiveCallbackGroup(), raw=True)
         timers = MutuallyExclusiveCallbackGroup()
         self.create_timer(min(0.1, params['reaction_timeout_s'] / 2.0), self._check_session,
                           callback_group=timers)
@@ -325,9 +325,10 @@ class GenerationNode(Node):
 
     # ------------------------------------------------------------------ reactions
 
-    def _on_observed(self, msg: PoseArray) -> None:
+    def _on_observed(self, data: bytes) -> None:
+        """A serialized observed frame (raw: read in place, a huge one refused by its size)."""
         try:
-            frame = conversions.observed_from_msg(msg, frame_id=self.frame_id)
+            frame = conversions.observed_from_cdr(data, frame_id=self.frame_id)
         except MessageError as error:
             self.rejections.reject(OBSERVED_TOPIC, str(error))
             return

@@ -18,13 +18,64 @@ read here starts with a ``std_msgs/Header`` (``int32 sec``, ``uint32 nanosec``,
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 from handx_gen.errors import MessageError
 
-__all__ = ['sequence_length']
+__all__ = ['CdrHeader', 'read_header', 'sequence_length']
 
 _ENCAPSULATION = {b'\x00\x00': '>', b'\x00\x01': '<'}  # CDR big / little endian
+
+
+@dataclasses.dataclass(frozen=True)
+class CdrHeader:
+    """The ``std_msgs/Header`` at the start of a serialized message, and where it ends.
+
+    Attributes:
+        order: ``'<'`` (little endian) or ``'>'`` (big endian), for :mod:`struct` and NumPy.
+        body: The bytes after the 4-byte encapsulation header (offsets count from here).
+        sec: Stamp seconds.
+        nanosec: Stamp nanoseconds.
+        frame_id: The frame id.
+        end: Offset in ``body`` just after the frame id.
+    """
+
+    order: str
+    body: memoryview
+    sec: int
+    nanosec: int
+    frame_id: str
+    end: int
+
+    def uint32(self, offset: int, what: str = 'message') -> tuple[int, int]:
+        """The ``uint32`` at ``offset`` (aligned to 4 first) and the offset after it.
+
+        Raises:
+            MessageError: Truncated there.
+        """
+        return _uint32(self.body, offset, self.order, what)
+
+
+def read_header(data: bytes, *, what: str = 'message') -> CdrHeader:
+    """The header of a serialized message that starts with a ``std_msgs/Header``.
+
+    Raises:
+        MessageError: Not XCDR1, or truncated inside the header.
+    """
+    view = _bytes_view(data)
+    order = _ENCAPSULATION.get(bytes(view[:2]))
+    if order is None:
+        raise MessageError(f'{what}: not a CDR-encoded message (encapsulation '
+                           f'{bytes(view[:2]).hex() or "missing"})')
+    body = view[4:]
+    if len(body) < 8:
+        raise MessageError(f'{what}: truncated after {len(view)} bytes')
+    sec, nanosec = struct.unpack_from(f'{order}iI', body, 0)
+    length, start = _uint32(body, 8, order, what)
+    end = _skip_string(body, 8, order, what)
+    frame_id = bytes(body[start:end]).rstrip(b'\x00').decode('utf-8', errors='replace')
+    return CdrHeader(order, body, sec, nanosec, frame_id, end)
 
 
 def sequence_length(data: bytes, *, string_arrays: int = 0, what: str = 'message') -> int:
@@ -36,14 +87,8 @@ def sequence_length(data: bytes, *, string_arrays: int = 0, what: str = 'message
     Raises:
         MessageError: Not XCDR1, or truncated before the count.
     """
-    view = _bytes_view(data)
-    order = _ENCAPSULATION.get(bytes(view[:2]))
-    if order is None:
-        raise MessageError(f'{what}: not a CDR-encoded message (encapsulation '
-                           f'{bytes(view[:2]).hex() or "missing"})')
-    body = view[4:]
-    offset = 8  # stamp: int32 sec, uint32 nanosec
-    offset = _skip_string(body, offset, order, what)  # frame_id
+    header = read_header(data, what=what)
+    body, order, offset = header.body, header.order, header.end
     for _ in range(string_arrays):
         count, offset = _uint32(body, offset, order, what)
         if count > len(body):  # each string takes at least 4 bytes: a lie about the count
