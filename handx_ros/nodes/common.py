@@ -25,6 +25,8 @@ from rclpy.executors import (
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from handx_gen.errors import HandxError
+
 __all__ = ['DIAGNOSTICS_TOPIC', 'Rejections', 'counters_from_diagnostics', 'run_node']
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
@@ -122,7 +124,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
     context down and wakes the executor (``spin`` then ends), and on to ours, which only
     notes it; SIGTERM is turned into SIGINT. A ``KeyboardInterrupt`` raised wherever the main
     thread happens to be (a clean-up half done, a worker not yet joined) cannot occur. An
-    error while building the node after a stop was asked for is part of stopping.
+    error while building the node after a stop was asked for is part of stopping; a
+    :class:`~handx_gen.errors.HandxError` before that (a bad parameter, an unknown robot: the
+    node logs it) gives exit status 1.
 
     One executor thread by default: the nodes' callbacks are short (long work runs on their
     worker threads), and rclpy's multi-threaded executor here delayed 100 Hz timer ticks and
@@ -141,6 +145,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=args)
     node = None
+    status = 0
     executor = (SingleThreadedExecutor() if threads == 1 else
                 MultiThreadedExecutor(num_threads=threads))
     try:
@@ -149,6 +154,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
         executor.spin()
     except ExternalShutdownException:
         pass
+    except HandxError:
+        if not stopping.is_set():
+            status = 1  # it cannot start: the node logged why, in one line
     except Exception:
         if not stopping.is_set():
             raise
@@ -164,4 +172,4 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             rclpy.shutdown()
         for number, handler in previous.items():
             signal.signal(number, handler)
-    return 0
+    return status

@@ -592,10 +592,7 @@ def _torch_threads() -> int:
 
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run handx_ros generation_node``; exit status 1 when it cannot start."""
-    try:
-        return run_node(GenerationNode, args)
-    except HandxError:
-        return 1  # already logged by the node, in one line
+    return run_node(GenerationNode, args)
 
 
 if __name__ == '__main__':

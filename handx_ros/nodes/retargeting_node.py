@@ -278,10 +278,7 @@ class RetargetingNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run handx_ros retargeting_node``; exit status 1 when it cannot start."""
-    try:
-        return run_node(RetargetingNode, args)
-    except HandxError:
-        return 1  # already logged by the node, in one line
+    return run_node(RetargetingNode, args)
 
 
 if __name__ == '__main__':

@@ -405,10 +405,7 @@ class SimNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run handx_ros sim_node``; exit status 1 when it cannot start."""
-    try:
-        return run_node(SimNode, args)
-    except HandxError:
-        return 1  # already logged by the node, in one line
+    return run_node(SimNode, args)
 
 
 if __name__ == '__main__':
