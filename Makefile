@@ -23,8 +23,8 @@ help:
 	@echo 'make demo-pipeline  the library pipeline without ROS (data sources, corpus,'
 	@echo '             retargeting comparisons, gate, generation) into $(DEMO_OUT)/pipeline/'
 	@echo 'make lint    ruff over the repository'
-	@echo 'make models  rebuild the shipped generation models (corpus seed 0, 4000 clips;'
-	@echo '             about 80 min on 2 CPU cores; see handx_gen/weights/README.md)'
+	@echo 'make models  rebuild the shipped generation models and the evaluator (corpus seed 0,'
+	@echo '             4000 clips; about 3 h on 2 CPU cores; see handx_gen/weights/README.md)'
 
 setup: $(STAMP) osmesa
 

@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     'handx_gen.data.cli',
     'handx_gen.annotate.cli',
     'handx_gen.generate_cli',
+    'handx_gen.eval.cli',
     'handx_ros.retarget.cli',
     'handx_ros.sim.cli',
 )

@@ -4,7 +4,6 @@ training-set reader they share (handx_gen.models.dataset)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from corpus_helpers import build_corpus
+from corpus_helpers import env as _env
+from corpus_helpers import train as _train
 
 from handx_gen.errors import ModelError
 from handx_gen.models.ar import CHECKPOINT_FORMAT as AR_FORMAT
@@ -26,32 +28,10 @@ TRAINING = ROOT / 'training'
 FRAMES = 120
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, 'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1',
-            'TOKENIZERS_PARALLELISM': 'false'}
-
-
-def _train(script: str, *args: str, torchrun: int = 0) -> subprocess.CompletedProcess:
-    if torchrun:
-        command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                   f'--nproc_per_node={torchrun}', str(TRAINING / script)]
-    else:
-        command = [sys.executable, str(TRAINING / script)]
-    result = subprocess.run([*command, *args, '--no-progress'], capture_output=True, text=True,
-                            env=_env(), timeout=600, cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 24-clip corpus with the shipped models' corpus settings (4 s, one motion type)."""
-    out = tmp_path_factory.mktemp('corpus') / 'c'
-    subprocess.run([sys.executable, '-m', 'handx_ros.cli', 'data', 'synth', '--out', str(out),
-                    '--clips', '24', '--seed', '3', '--workers', '1', '--no-progress',
-                    '--config', str(TRAINING / 'configs' / 'corpus.yaml')],
-                   check=True, capture_output=True, env=_env(), cwd=ROOT, timeout=600)
-    return out
+    return build_corpus(tmp_path_factory.mktemp('corpus') / 'c')
 
 
 @pytest.fixture(scope='module')

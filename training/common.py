@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -233,6 +234,7 @@ def load_training_data(sections: Mapping[str, Any], corpus: Path, num_frames: in
     val = load_clip_set(corpus, 'val', num_frames, progress=show)
     if d.main:
         barrier(d)
+    train = data_subset(train, sections.get('data'))
     normalizer = train.normalizer()
     encoder_values = {'cache_size': 0, **(sections.get('text_encoder') or {})}
     encoder = TextEncoder(TextEncoderConfig.from_dict(encoder_values))
@@ -248,6 +250,29 @@ def load_training_data(sections: Mapping[str, Any], corpus: Path, num_frames: in
     train_x, val_x = (torch.from_numpy(normalizer.normalize(clips.features)).float()
                       for clips in (train, val))
     return TrainingData(train, val, normalizer, texts, description, train_x, val_x)
+
+
+def data_subset(clips: Any, values: Mapping[str, Any] | None) -> Any:
+    """The train clips a run's ``data:`` section asks for: ``fraction`` (in (0, 1], default
+    1) of them, drawn without replacement by ``seed`` (default 0); the same fraction and seed
+    give the same clips, and a smaller fraction's clips are among a larger one's."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - {'fraction', 'seed'})
+    if unknown:
+        raise ConfigError(f'unknown data keys {unknown}; valid: fraction, seed')
+    fraction, seed = values.get('fraction', 1.0), values.get('seed', 0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0.0 < fraction <= 1.0:
+        raise ConfigError(f'data fraction must be in (0, 1], got {fraction!r}')
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f'data seed must be a non-negative integer, got {seed!r}')
+    if fraction >= 1.0:
+        return clips
+    count = max(1, math.ceil(fraction * len(clips)))
+    order = np.random.default_rng(seed).permutation(len(clips))
+    subset = clips.subset(np.sort(order[:count]))
+    return dataclasses.replace(subset, description={**subset.description,
+                                                    'fraction': fraction, 'fraction_seed': seed})
 
 
 def model_config(cls: Any, sections: Mapping[str, Any], **fixed: Any) -> Any:

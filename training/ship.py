@@ -10,9 +10,14 @@
    then ``train_ar.py`` on the trained tokenizer, beside the diffusion run's second cosine
    cycle (:data:`DIFFUSION_SECOND_CYCLE`). Run folders under ``runs/``; an interrupted
    run resumes where it stopped when this is run again.
-3. The usable weights (``model.pt``, EMA for the diffusion model) in float16 into
-   ``handx_gen/weights/{diffusion,ar}_<size>.pt`` (the AR file embeds its tokenizer), and
-   ``handx_gen/weights/README.md`` with the corpus, the steps and the wall times.
+3. ``train_evaluator.py`` (the text-motion evaluator of ``handx eval``) on the same corpus
+   once the others are done.
+4. The usable weights (``model.pt``, EMA for the diffusion model) in float16 into
+   ``handx_gen/weights/{diffusion,ar,evaluator}_<size>.pt`` (the AR file embeds its
+   tokenizer), and ``handx_gen/weights/README.md`` with the corpus, the steps and the wall
+   times.
+
+``--evaluator-only`` trains (or resumes) and exports the evaluator alone.
 
 With ``--device cuda`` the runs use the GPU (and all CPU threads).
 """
@@ -48,6 +53,45 @@ def _wait(*processes: subprocess.Popen) -> None:
     codes = [p.wait() for p in processes]
     if any(codes):
         raise SystemExit(f'ship: a training run failed (exit codes {codes})')
+
+
+EVALUATOR_HEADING = '## Evaluator'
+
+
+def _evaluator_section() -> str:
+    """The README's evaluator section as it is now (kept when the generators are exported)."""
+    path = WEIGHTS / 'README.md'
+    text = path.read_text(encoding='utf-8') if path.is_file() else ''
+    return text[text.index(EVALUATOR_HEADING):] if EVALUATOR_HEADING in text else ''
+
+
+def export_evaluator(runs: Path, size: str, command: str) -> list[Path]:
+    """The evaluator run's weights in float16 into handx_gen/weights, and its README section."""
+    import torch
+
+    from handx_gen.eval.evaluator import EVALUATOR_FORMAT
+    from handx_gen.models.checkpoints import half_precision, load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(runs / f'evaluator_{size}' / 'model.pt', EVALUATOR_FORMAT,
+                                 'evaluator')
+    out = save_checkpoint(half_precision(checkpoint), WEIGHTS / f'evaluator_{size}.pt')
+    train, data = checkpoint['train'], checkpoint['data']['train']
+    params = sum(v.numel() for v in checkpoint['model'].values()
+                 if torch.is_tensor(v) and v.is_floating_point())
+    section = '\n'.join([
+        EVALUATOR_HEADING, '',
+        f'`{out.name}` ({out.stat().st_size / 2**20:.1f} MiB, {params / 1e6:.2f} M parameters): '
+        f'the contrastive text-motion evaluator of `handx eval`, built by `{command}`. '
+        f'Trained {train["step"]:,} steps in {train["wall_s"] / 60:.1f} min '
+        f'({train["world_size"]} x {train["device"]}) on the train split of the corpus of seed '
+        f'{data["seed"]} ({data["clips"]} clips, every description of each), never on '
+        f'generated motion; config `training/configs/evaluator_{size}.yaml`.', ''])
+    path = WEIGHTS / 'README.md'
+    text = path.read_text(encoding='utf-8') if path.is_file() else '# Shipped models\n'
+    head = text.split(EVALUATOR_HEADING)[0].rstrip('\n')
+    path.write_text(f'{head}\n\n{section}', encoding='utf-8')
+    print(json.dumps([str(out), str(path)], indent=1))
+    return [out, path]
 
 
 def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
@@ -97,6 +141,9 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
               'are the exponential moving average.', '',
               'Training configs: `training/configs/{diffusion,tokenizer,ar}_' + size + '.yaml`; '
               'logs were in `runs/*/log.jsonl`.', '']
+    evaluator = _evaluator_section()
+    if evaluator:
+        lines += [evaluator.rstrip('\n'), '']
     (WEIGHTS / 'README.md').write_text('\n'.join(lines), encoding='utf-8')
     written.append(WEIGHTS / 'README.md')
     print(json.dumps([str(p) for p in written], indent=1))
@@ -113,12 +160,18 @@ def main() -> int:
     parser.add_argument('--device', help='cpu or cuda (default: cuda if available)')
     parser.add_argument('--export-only', action='store_true',
                         help='only copy finished runs into handx_gen/weights')
+    parser.add_argument('--evaluator-only', action='store_true',
+                        help='only train (or resume) and export the evaluator')
     args = parser.parse_args()
     corpus = args.corpus or ROOT / 'data' / f'corpus-s{args.seed}'
     command = 'make models' if (args.size, args.clips, args.seed) == ('small', 4000, 0) else \
         f'python training/ship.py --size {args.size} --clips {args.clips} --seed {args.seed}'
+    if args.evaluator_only:
+        command = 'python training/ship.py --evaluator-only' if command == 'make models' \
+            else f'{command} --evaluator-only'
     if args.export_only:
         export(args.runs, args.size, corpus, command)
+        export_evaluator(args.runs, args.size, command)
         return 0
     python = sys.executable
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
@@ -135,6 +188,10 @@ def main() -> int:
                      f'{name}_{args.size}', '--corpus', str(corpus), '--out',
                      str(args.runs / f'{name}_{args.size}'), *device, *extra], single)
 
+    if args.evaluator_only:
+        _wait(train('train_evaluator.py', 'evaluator'))
+        export_evaluator(args.runs, args.size, command)
+        return 0
     # one progress bar (the diffusion run, the longest); the others log to their folders
     tokenizer = train('train_tokenizer.py', 'tokenizer', '--no-progress')
     diffusion = train('train_diffusion.py', 'diffusion')
@@ -147,6 +204,8 @@ def main() -> int:
                     str(DIFFUSION_SECOND_CYCLE[args.size])))
     _wait(ar)
     export(args.runs, args.size, corpus, command)
+    _wait(train('train_evaluator.py', 'evaluator', '--no-progress'))
+    export_evaluator(args.runs, args.size, command)
     print(f'ship: done in {(time.perf_counter() - started) / 60:.1f} min', flush=True)
     return 0
 
