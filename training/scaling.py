@@ -108,7 +108,6 @@ def score_cell(model_path: Path, clips: list[Any], text_emb: Any, reference_emb:
                progress: bool) -> dict[str, Any]:
     """Generate one clip per prompt and score them."""
     import numpy as np
-    import torch
 
     from handx_gen.eval.evaluate import embedding_metrics, feature_metrics
     from handx_gen.generate import Generator
@@ -131,8 +130,6 @@ def score_cell(model_path: Path, clips: list[Any], text_emb: Any, reference_emb:
     embedding = embedding_metrics(evaluator.embed_motions(motions), text_emb, reference_emb,
                                   settings)
     contacts = feature_metrics(clips, motions)['contact_all_found']
-    del generator
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return {'params': int(params), 'fid': embedding['fid'], 'top3': embedding['top3'],
             'mm_dist': embedding['mm_dist'], 'contact_all_found': contacts,
             'seconds_per_clip': float(np.median(seconds))}

@@ -252,9 +252,8 @@ def _paste(retrieved: Any, given: Any, condition: dict[str, Any]) -> Any:
     mask = ConditionMask.make(condition['mode'], frames, **options)
     raw = np.where(mask.array, FEATURE_LAYOUT.encode(given),
                    pad_frames(FEATURE_LAYOUT.encode(retrieved), frames))
-    out = FEATURE_LAYOUT.decode(raw, given.fps, skeletons=_skeletons(given, mask),
-                                texts=given.texts)
-    return out
+    return FEATURE_LAYOUT.decode(raw, given.fps, skeletons=_skeletons(given, mask),
+                                 texts=given.texts)
 
 
 def random_motion(like: Any, normalizer: Any, rng: np.random.Generator) -> Any:
@@ -448,8 +447,6 @@ def evaluate(clips: Sequence[EvalClip], evaluator: Any, *, sources: Sequence[str
         for task in tasks:
             if source == 'ground_truth' and task != 'text':
                 continue  # the same clips in every task
-            if source == 'ar' and task not in ('text', 'reaction', 'inbetween'):
-                continue
             motions, seconds = produce(source, clips, task, settings, generator=generator,
                                        retrieval=retrieval, progress=progress)
             groups = None
