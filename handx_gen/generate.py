@@ -172,19 +172,14 @@ class Generator:
         return self._models[kind]
 
     def _encoder(self, loaded: _Loaded) -> Any:
-        from handx_gen.models.text_encoder import TextEncoder, TextEncoderConfig
+        from handx_gen.models.text_encoder import encoder_from_description
 
         values = dict(loaded.text_encoder.get('config') or {})
-        values['device'] = str(self.device)
         values.pop('cache_size', None)
         key = repr(sorted(values.items()))
         if key not in self._encoders:
-            os.environ.setdefault('HF_HUB_OFFLINE', '1')
-            encoder = TextEncoder(TextEncoderConfig.from_dict(values))
-            if encoder.name != loaded.text_encoder.get('name', encoder.name):
-                raise ModelError(f'{loaded.path}: trained with text encoder '
-                                 f'{loaded.text_encoder.get("name")!r}, loaded {encoder.name!r}')
-            self._encoders[key] = encoder
+            self._encoders[key] = encoder_from_description(loaded.text_encoder, self.device,
+                                                           loaded.path)
         return self._encoders[key]
 
     # ------------------------------------------------------------------ generation

@@ -261,17 +261,10 @@ class Evaluator:
     def text_encoder(self) -> Any:
         """The frozen text encoder the evaluator was trained with (loaded once)."""
         if self._encoder is None:
-            from handx_gen.models.text_encoder import TextEncoder, TextEncoderConfig
+            from handx_gen.models.text_encoder import encoder_from_description
 
-            os.environ.setdefault('HF_HUB_OFFLINE', '1')
-            values = dict(self.text_encoder_info.get('config') or {})
-            values['device'] = str(self.device)
-            encoder = TextEncoder(TextEncoderConfig.from_dict(values))
-            if encoder.name != self.text_encoder_info.get('name', encoder.name):
-                raise ModelError(f'{self.path}: trained with text encoder '
-                                 f'{self.text_encoder_info.get("name")!r}, loaded '
-                                 f'{encoder.name!r}')
-            self._encoder = encoder
+            self._encoder = encoder_from_description(self.text_encoder_info, self.device,
+                                                     self.path)
         return self._encoder
 
     @torch.no_grad()

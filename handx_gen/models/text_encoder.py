@@ -34,6 +34,7 @@ __all__ = [
     'TextEncoderKind',
     'TextFeatures',
     'bundled_minilm_path',
+    'encoder_from_description',
     'validate_prompt',
 ]
 
@@ -325,3 +326,23 @@ class TextEncoder:
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
         lengths = mask.sum(1).tolist()
         return [(hidden[i, :n].clone(), pooled[i].clone()) for i, n in enumerate(lengths)]
+
+
+def encoder_from_description(description: Mapping[str, Any], device: str | torch.device,
+                             source: str | os.PathLike) -> TextEncoder:
+    """The frozen encoder a checkpoint was trained with, from its ``text_encoder`` entry
+    (:meth:`TextEncoder.describe` plus ``config``), on ``device``, offline.
+
+    Raises:
+        ModelError: The loaded encoder is not the one named in the description (``source``,
+            the checkpoint, is named in the message).
+    """
+    values = dict(description.get('config') or {})
+    values['device'] = str(device)
+    values.pop('cache_size', None)
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    encoder = TextEncoder(TextEncoderConfig.from_dict(values))
+    if encoder.name != description.get('name', encoder.name):
+        raise ModelError(f'{source}: trained with text encoder {description.get("name")!r}, '
+                         f'loaded {encoder.name!r}')
+    return encoder
