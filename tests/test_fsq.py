@@ -80,6 +80,29 @@ def test_tokenizer_shapes_and_hands_are_independent():
     assert torch.allclose(model.decode(other)[..., left], model.decode(tokens)[..., left])
 
 
+def test_bimanual_stage_starts_as_the_independent_decoding_and_couples_the_hands():
+    torch.manual_seed(0)
+    plain = HandTokenizer(FSQConfig.preset('tiny')).eval()
+    joint = HandTokenizer(FSQConfig.preset('tiny', joint_depth=1)).eval()
+    missing = joint.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith('joint.') for key in missing)
+    x = _smooth_features(2, 16)
+    tokens = plain.encode(x)
+    assert torch.equal(joint.encode(x), tokens)  # the stage never touches the tokens
+    with torch.no_grad():
+        assert torch.equal(joint.decode(tokens), plain.decode(tokens))  # zero-initialised
+        for param in joint.joint.parameters():
+            param.normal_(0.0, 0.1)
+        other = tokens.clone()
+        other[:, HandSide.RIGHT] = (other[:, HandSide.RIGHT] + 1) % joint.codebook_size
+        left = hand_slices()[HandSide.LEFT]
+        # Now the right hand's tokens move the left hand's features too.
+        assert not torch.allclose(joint.decode(other)[..., left],
+                                  joint.decode(tokens)[..., left])
+    with pytest.raises(ConfigError, match='joint_depth'):
+        FSQConfig(joint_depth=-1)
+
+
 def test_tokenizer_overfits_one_batch():
     torch.manual_seed(0)
     model = HandTokenizer(FSQConfig.preset('tiny'))

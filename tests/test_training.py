@@ -181,3 +181,137 @@ def test_ddp_with_gloo_on_two_processes(corpus: Path, tmp_path: Path) -> None:
     state = torch.load(tmp_path / 'last.pt', weights_only=True)
     assert len(state['generators']) == 2  # both ranks' batch streams, for resuming
     assert not torch.equal(state['generators'][0], state['generators'][1])
+
+
+def _config(path: Path, text: str) -> str:
+    path.write_text(text, encoding='utf-8')
+    return str(path)
+
+
+def _fails(script: str, *args: str) -> str:
+    """stderr of a training run that must fail with a clear error (exit status 2)."""
+    result = subprocess.run([sys.executable, str(TRAINING / script), *args, '--no-progress'],
+                            capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=600)
+    assert result.returncode == 2, result.stderr[-2000:]
+    return result.stderr
+
+
+def test_diffusion_fine_tunes_from_a_checkpoint(corpus: Path, tokenizer_run: Path,
+                                               tmp_path: Path) -> None:
+    data = ['--corpus', str(corpus), '--batch-size', '4']
+    _train('train_diffusion.py', '--config', 'diffusion_tiny', *data, '--steps', '3',
+           '--out', str(tmp_path / 'base'))
+    base = tmp_path / 'base' / 'model.pt'
+    # At learning rate 0 a fine-tuning run keeps the weights it started from, exactly.
+    frozen = _config(tmp_path / 'lr0.yaml', 'model: {preset: tiny, loss_contact: 0.3}\n'
+                     'train: {steps: 2, lr: 0.0, lr_min: 0.0, warmup_steps: 1}\n')
+    result = _train('train_diffusion.py', '--config', frozen, *data, '--init', str(base),
+                    '--out', str(tmp_path / 'same'))
+    assert 'starting from the weights of' in result.stderr
+    a = load_checkpoint(base, DIFFUSION_FORMAT, 'diffusion')
+    b = load_checkpoint(tmp_path / 'same' / 'model.pt', DIFFUSION_FORMAT, 'diffusion')
+    assert b['step'] == 2 and b['config']['loss_contact'] == 0.3
+    assert b['train']['init']['file'] == str(base) and b['train']['init']['step'] == 3
+    assert b['train']['init']['train']['wall_s'] == a['train']['wall_s']  # for the README
+    for key, value in a['model'].items():
+        torch.testing.assert_close(b['model'][key], value, rtol=0, atol=0, msg=key)
+    # Learning moves them; a resumed fine-tuning run does not read --init again.
+    _train('train_diffusion.py', '--config', 'diffusion_tiny', *data, '--steps', '2',
+           '--init', str(base), '--out', str(tmp_path / 'tuned'))
+    c = load_checkpoint(tmp_path / 'tuned' / 'model.pt', DIFFUSION_FORMAT, 'diffusion')
+    assert any(not torch.equal(c['model'][k], v) for k, v in a['model'].items())
+    # Weights of another architecture, another kind of checkpoint, or no fine-tuning support.
+    wide = _config(tmp_path / 'wide.yaml', 'model: {preset: tiny, d_model: 32}\n')
+    assert 'do not fit' in _fails('train_diffusion.py', '--config', wide, *data, '--init',
+                                  str(base), '--out', str(tmp_path / 'x'))
+    assert 'this code reads' in _fails('train_diffusion.py', '--config', 'diffusion_tiny',
+                                       *data, '--init', str(tokenizer_run / 'model.pt'),
+                                       '--out', str(tmp_path / 'y'))
+    assert 'cannot start from a checkpoint' in _fails(
+        'train_ar.py', '--config', 'ar_tiny', *data, '--tokenizer',
+        str(tokenizer_run / 'model.pt'), '--init', str(base), '--out', str(tmp_path / 'z'))
+
+
+def test_tokenizer_fine_tuning_keeps_its_tokens(corpus: Path, tokenizer_run: Path,
+                                                 tmp_path: Path) -> None:
+    from handx_gen.models.fsq import HandTokenizer
+    from handx_gen.motion.features import Normalizer
+
+    joint = _config(tmp_path / 'joint.yaml', 'model: {preset: tiny, joint_depth: 1}\n'
+                    'geometry: {fk: 0.01, contact: 0.3}\n'
+                    'train: {steps: 4, lr: 2.0e-3, warmup_steps: 1}\n')
+    # From an AR checkpoint too: the tokenizer inside it is taken.
+    original = load_checkpoint(tokenizer_run / 'model.pt', TOKENIZER_FORMAT, 'tokenizer')
+    torch.save({'format': AR_FORMAT, 'tokenizer': original}, tmp_path / 'ar.pt')
+    for source in (tokenizer_run / 'model.pt', tmp_path / 'ar.pt'):
+        out = tmp_path / source.stem
+        _train('train_tokenizer.py', '--config', joint, '--corpus', str(corpus),
+               '--batch-size', '4', '--init', str(source), '--out', str(out))
+        if source.stem == 'model':  # resumed on a longer schedule: still fine-tuning
+            resumed = _train('train_tokenizer.py', '--config', joint, '--corpus', str(corpus),
+                             '--batch-size', '4', '--out', str(out), '--steps', '6')
+            assert 'resuming tokenizer' in resumed.stderr
+        tuned = load_checkpoint(out / 'model.pt', TOKENIZER_FORMAT, 'tokenizer')
+        assert tuned['config']['joint_depth'] == 1
+        assert tuned['train']['init']['file'] == str(source)
+        assert tuned['step'] == (6 if source.stem == 'model' else 4)
+        changed = {key for key, value in original['model'].items()
+                   if not torch.equal(tuned['model'][key], value)}
+        assert changed and not any(key.split('.')[0] in ('encoder', 'to_latent',
+                                                         'hand_embedding') for key in changed)
+        before = HandTokenizer.from_checkpoint(original).eval()
+        after = HandTokenizer.from_checkpoint(tuned).eval()
+        clips = load_clip_set(corpus, 'train', FRAMES)
+        x = torch.from_numpy(Normalizer.from_state_dict(original['normalizer'])
+                             .normalize(clips.features)).float()
+        with torch.no_grad():
+            tokens = before.encode(x)
+            assert torch.equal(after.encode(x), tokens)  # an AR model trained on them still fits
+            assert not torch.allclose(after.decode(tokens), before.decode(tokens))
+    other = _config(tmp_path / 'other.yaml', 'model: {preset: tiny, channels: 48}\n')
+    assert 'other settings' in _fails('train_tokenizer.py', '--config', other, '--corpus',
+                                      str(corpus), '--init', str(tokenizer_run / 'model.pt'),
+                                      '--out', str(tmp_path / 'w'))
+
+
+def test_ship_lists_every_run_of_a_fine_tuned_model() -> None:
+    sys.path.insert(0, str(TRAINING))
+    import ship
+
+    first = {'step': 8000, 'wall_s': 600.0}
+    second = {'step': 3000, 'wall_s': 60.0, 'init': {'file': 'a.pt', 'step': 8000,
+                                                     'train': first}}
+    third = {'step': 10, 'wall_s': 1.0, 'init': {'file': 'b.pt', 'step': 3000,
+                                                 'train': second}}
+    assert [t['step'] for t in ship._chain(third)] == [8000, 3000, 10]
+    assert ship._chain(first) == [first]
+    assert ship._has_config('tokenizer_joint', 'small') and ship._has_config('diffusion',
+                                                                             'tiny')
+    assert not ship._has_config('tokenizer_joint', 'tiny')
+
+
+def test_every_run_config_is_valid() -> None:
+    sys.path.insert(0, str(TRAINING))
+    import common
+
+    from handx_gen.eval.evaluator import EvaluatorConfig
+    from handx_gen.models.ar import ARConfig
+    from handx_gen.models.diffusion import DiffusionConfig
+    from handx_gen.models.fsq import FSQConfig
+    from handx_gen.models.geometry import GeometryLossConfig
+    from handx_gen.models.masking import MaskSamplerConfig
+
+    kinds = {'diffusion': DiffusionConfig, 'tokenizer': FSQConfig, 'ar': ARConfig,
+             'evaluator': EvaluatorConfig}
+    checked = []
+    for path in sorted((TRAINING / 'configs').glob('*.yaml')):
+        kind = path.stem.split('_')[0]
+        if kind not in kinds:
+            continue  # corpus.yaml, scaling.yaml: their own readers and tests
+        _, sections = common.read_run_config(str(path))
+        common.model_config(kinds[kind], sections)
+        common.TrainConfig.from_dict(sections.get('train'))
+        MaskSamplerConfig.from_dict(sections.get('masks'))
+        GeometryLossConfig.from_dict(sections.get('geometry'))
+        checked.append(path.stem)
+    assert {'diffusion_contacts_small', 'tokenizer_joint_small', 'ar_small'} <= set(checked)

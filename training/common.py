@@ -311,6 +311,59 @@ class Task:
         without gradients)."""
         return {}
 
+    def initialise(self, model: nn.Module, path: Path) -> Mapping[str, Any]:
+        """Load the weights of the usable checkpoint ``path`` into ``model`` (``--init``:
+        a fine-tuning run) and return that checkpoint. Tasks that support it override this."""
+        raise ConfigError(f'{self.name} runs cannot start from a checkpoint (--init)')
+
+    def fine_tune(self, model: nn.Module) -> None:
+        """Prepare ``model`` for a fine-tuning run, fresh or resumed (e.g. freeze parts);
+        called before the optimiser is built. Nothing by default."""
+
+
+def init_record(path: Path, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """What a fine-tuning run records of the checkpoint it started from: the file, and that
+    checkpoint's own training record (steps, wall time, device; nested for chains)."""
+    return {'file': str(path), 'step': checkpoint.get('step'),
+            'train': dict(checkpoint.get('train') or {})}
+
+
+def check_normalizer(checkpoint: Mapping[str, Any], normalizer: Any, what: str) -> None:
+    """A checkpoint's normalisation statistics must be those of this run's corpus.
+
+    Raises:
+        ModelError: They differ (or the checkpoint has none).
+    """
+    stats = checkpoint.get('normalizer') or {}
+    mean, std = stats.get('mean'), stats.get('std')
+    if mean is None or std is None \
+            or not np.allclose(np.asarray(mean, dtype=np.float64), normalizer.mean,
+                               atol=1e-5, rtol=1e-3) \
+            or not np.allclose(np.asarray(std, dtype=np.float64), normalizer.std,
+                               atol=1e-5, rtol=1e-3):
+        raise ModelError(f'{what} was trained on another corpus (its normalisation statistics '
+                         f'differ); train it on this one')
+
+
+def load_weights(model: nn.Module, checkpoint: Mapping[str, Any], what: str,
+                 new: Callable[[str], bool] = lambda key: False) -> None:
+    """A checkpoint's weights (any float precision) into ``model``; parameters for which
+    ``new`` is true may be missing from the checkpoint and keep their initial values.
+
+    Raises:
+        ModelError: Weights that do not fit the model.
+    """
+    weights = {k: v.float() if v.is_floating_point() else v
+               for k, v in checkpoint['model'].items()}
+    try:
+        result = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:
+        raise ModelError(f'the weights of {what} do not fit this model: {exc}') from None
+    missing = [k for k in result.missing_keys if not new(k)]
+    if missing or result.unexpected_keys:
+        raise ModelError(f'the weights of {what} do not fit this model: missing '
+                         f'{missing[:3]}, unexpected {result.unexpected_keys[:3]}')
+
 
 def add_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
     parser.add_argument('--config', default=default_config,
@@ -330,6 +383,10 @@ def add_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
     parser.add_argument('--until', type=int, metavar='STEP',
                         help='stop (with a checkpoint) at this step; run again to resume '
                              '(the schedule still follows train.steps)')
+    parser.add_argument('--init', type=Path, metavar='CHECKPOINT',
+                        help="start from the weights of a usable checkpoint (a run's model.pt "
+                             'or a shipped file): a fine-tuning run with a fresh optimiser and '
+                             'schedule; not read when the run folder resumes')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
@@ -360,6 +417,21 @@ def _run(task: Task, args: argparse.Namespace) -> int:
     out: Path = args.out
     torch.manual_seed(train.seed)
     model = task.build(sections, train, args, d)
+    state_path = out / 'last.pt'
+    state: dict[str, Any] | None = None
+    init: dict[str, Any] | None = None
+    if state_path.is_file() and not args.restart:
+        state = load_checkpoint(state_path, STATE_FORMAT, 'training state')
+        if state['task'] != task.name:
+            raise ModelError(f'{state_path} is a {state["task"]} run, not {task.name}; use '
+                             f'another --out or --restart')
+        init = state.get('init')
+    elif args.init is not None:
+        init = init_record(args.init, task.initialise(model, args.init))
+        if d.main:
+            print(f'{task.name}: starting from the weights of {args.init}', file=sys.stderr)
+    if init is not None:  # fresh or resumed: the same parameters train
+        task.fine_tune(model)
     ema = copy.deepcopy(model).eval() if train.ema_decay > 0 else None
     if ema is not None:
         ema.requires_grad_(False)
@@ -371,12 +443,7 @@ def _run(task: Task, args: argparse.Namespace) -> int:
                                    {'params': no_decay, 'weight_decay': 0.0}], lr=train.lr)
     generator = torch.Generator().manual_seed(train.seed * 1000 + d.rank)
     step, elapsed_before = 0, 0.0
-    state_path = out / 'last.pt'
-    if state_path.is_file() and not args.restart:
-        state = load_checkpoint(state_path, STATE_FORMAT, 'training state')
-        if state['task'] != task.name:
-            raise ModelError(f'{state_path} is a {state["task"]} run, not {task.name}; use '
-                             f'another --out or --restart')
+    if state is not None:
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
         if ema is not None and state.get('ema') is not None:
@@ -425,12 +492,14 @@ def _run(task: Task, args: argparse.Namespace) -> int:
         usable['train'] = {**usable.get('train', {}), 'step': step, 'wall_s': round(wall, 1),
                            'world_size': d.world_size, 'device': d.device.type,
                            'config': dataclasses.asdict(train)}
+        if init is not None:
+            usable['train']['init'] = init
         save_checkpoint(usable, out / 'model.pt')
         save_checkpoint({'format': STATE_FORMAT, 'task': task.name, 'step': step,
                          'wall_s': wall, 'model': model.state_dict(),
                          'ema': ema.state_dict() if ema is not None else None,
                          'optimizer': optimizer.state_dict(), 'generators': gens,
-                         'torch_rng': torch_rng},
+                         'torch_rng': torch_rng, 'init': init},
                         state_path)
 
     model.train()

@@ -6,10 +6,13 @@
 1. The synthetic corpus: ``handx data synth --out data/corpus-s0 --clips 4000 --seed 0
    --config training/configs/corpus.yaml`` (skipped when that corpus is already there).
 2. ``train_tokenizer.py`` and ``train_diffusion.py`` side by side, one CPU thread each (the
-   models are small: two single-threaded runs use two cores better than one run on both),
-   then ``train_ar.py`` on the trained tokenizer, beside the diffusion run's second cosine
-   cycle (:data:`DIFFUSION_SECOND_CYCLE`). Run folders under ``runs/``; an interrupted
-   run resumes where it stopped when this is run again.
+   models are small: two single-threaded runs use two cores better than one run on both);
+   after the tokenizer, its bimanual decoder stage (``tokenizer_joint_<size>``, ``--init``,
+   encoder frozen, two cosine cycles), then ``train_ar.py`` on it (the tokens are those of the
+   plain tokenizer), beside the diffusion run's second cosine cycle (:data:`SECOND_CYCLE`)
+   and its contact fine-tuning (``diffusion_contacts_<size>``, ``--init``). The fine-tuning
+   stages run where their configs exist (``small``). Run folders under ``runs/``; an
+   interrupted run resumes where it stopped when this is run again.
 3. ``train_evaluator.py`` (the text-motion evaluator of ``handx eval``) on the same corpus
    once the others are done.
 4. The usable weights (``model.pt``, EMA for the diffusion model) in float16 into
@@ -36,17 +39,39 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 WEIGHTS = ROOT / 'handx_gen' / 'weights'
-# The diffusion run, once finished at its config's steps, is resumed with this many steps in
-# all: the cosine schedule then continues from the same fraction of the longer run (a warm
-# restart at about half the peak learning rate, decaying to the minimum again). The shipped
-# small model was trained so: on 120 validation prompts its contact agreement went from 42.5%
-# at 4,000 steps to 52.5% at 8,000 (benchmarks/bench_contacts.py --split val --limit 120).
-DIFFUSION_SECOND_CYCLE = {'small': 8000}
+# Runs that, once finished at their config's steps, are resumed with this many steps in all:
+# the cosine schedule then continues from the same fraction of the longer run (a warm restart
+# at about half the peak learning rate, decaying to the minimum again). The shipped small
+# models were trained so. Diffusion: on 120 validation prompts its contact agreement went from
+# 42.5% at 4,000 steps to 52.5% at 8,000 (benchmarks/bench_contacts.py --split val --limit
+# 120). Bimanual tokenizer stage: on 100 validation prompts the AR model's went from 59% at
+# 2,000 steps to the figure in handx_gen/weights/README.md at 4,000.
+SECOND_CYCLE = {('diffusion', 'small'): 8000, ('tokenizer_joint', 'small'): 4000}
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     print('+ ' + ' '.join(command), flush=True)
     return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+def _chain(train: dict) -> list[dict]:
+    """Training records of a model, first run first: fine-tuning runs record the checkpoint
+    they started from (``train['init']``)."""
+    records = [train]
+    while isinstance(records[0].get('init'), dict):
+        records.insert(0, {'step': records[0]['init']['step'], **records[0]['init']['train']})
+    return records
+
+
+def _second_cycle(train, script: str, name: str, size: str, *extra: str) -> None:
+    """Resume the finished run ``name`` on the longer schedule of :data:`SECOND_CYCLE`."""
+    if (name, size) in SECOND_CYCLE:
+        _wait(train(script, name, *extra, '--steps', str(SECOND_CYCLE[name, size])))
+
+
+def _has_config(name: str, size: str) -> bool:
+    """Whether training/configs has the run config ``<name>_<size>``."""
+    return (ROOT / 'training' / 'configs' / f'{name}_{size}.yaml').is_file()
 
 
 def _wait(*processes: subprocess.Popen) -> None:
@@ -105,7 +130,10 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
     written = []
     rows = []
     for name, fmt in (('diffusion', DIFFUSION_FORMAT), ('ar', AR_FORMAT)):
-        checkpoint = load_checkpoint(runs / f'{name}_{size}' / 'model.pt', fmt, name)
+        run = runs / f'{name}_{size}'
+        if name == 'diffusion' and (runs / f'diffusion_contacts_{size}' / 'model.pt').is_file():
+            run = runs / f'diffusion_contacts_{size}'  # the fine-tuned third cycle
+        checkpoint = load_checkpoint(run / 'model.pt', fmt, name)
         out = WEIGHTS / f'{name}_{size}.pt'
         save_checkpoint(half_precision(checkpoint), out)
         written.append(out)
@@ -128,19 +156,36 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
     ]
     for name, checkpoint, out in rows:
         train = checkpoint['train']
+        chain = _chain(train)
         params = sum(v.numel() for v in checkpoint['model'].values()
                      if torch.is_tensor(v) and v.is_floating_point())
-        lines.append(f'| {name} | {train["step"]:,} | {train["wall_s"] / 60:.1f} min | '
+        steps = ' + '.join(f'{t["step"]:,}' for t in chain)
+        wall = ' + '.join(f'{t["wall_s"] / 60:.1f}' for t in chain)
+        lines.append(f'| {name} | {steps} | {wall} min | '
                      f'{train["world_size"]} x {train["device"]} | {params / 1e6:.2f} M | '
                      f'`{out.name}` ({out.stat().st_size / 2**20:.1f} MiB) |')
-    if size in DIFFUSION_SECOND_CYCLE:
-        lines += ['', f"The diffusion run went to its config's steps, then was resumed to "
-                  f'{DIFFUSION_SECOND_CYCLE[size]:,} steps in all (a second cosine cycle; '
-                  '`DIFFUSION_SECOND_CYCLE` in training/ship.py).']
-    lines += ['', 'Weights are stored in float16 (loaded as float32); the diffusion weights '
+    for (name, cycle_size), steps in SECOND_CYCLE.items():
+        if cycle_size == size:
+            lines += ['', f"The {name}_{size} run went to its config's steps, then was "
+                      f'resumed to {steps:,} steps in all (a second cosine cycle; '
+                      '`SECOND_CYCLE` in training/ship.py).']
+    if len(_chain(rows[0][1]['train'])) > 1:
+        lines += ['', f'Then fine-tuned from those weights (`--init`): '
+                  f'`diffusion_contacts_{size}.yaml`, a third cycle with a heavier '
+                  'contact-consistency loss and more text-only masks.']
+    if len(_chain(rows[-1][1]['train'])) > 1:
+        lines += ['', f'The tokenizer got a bimanual decoder stage after its own run '
+                  f'(`tokenizer_joint_{size}.yaml`, `--init`): its encoder frozen, so the '
+                  'tokens, and the AR model trained on them, are unchanged; the decoder sees '
+                  'both hands and places them relative to each other.']
+    lines += ['', 'Steps and wall times of a fine-tuned model: its first run + the runs that '
+              'continued it.', '',
+              'Weights are stored in float16 (loaded as float32); the diffusion weights '
               'are the exponential moving average.', '',
-              'Training configs: `training/configs/{diffusion,tokenizer,ar}_' + size + '.yaml`; '
-              'logs were in `runs/*/log.jsonl`.', '']
+              'Training configs: `training/configs/{diffusion,tokenizer,ar}_' + size + '.yaml`'
+              + (f', `diffusion_contacts_{size}.yaml`, `tokenizer_joint_{size}.yaml`'
+                 if _has_config('tokenizer_joint', size) else '')
+              + '; logs were in `runs/*/log.jsonl`.', '']
     evaluator = _evaluator_section()
     if evaluator:
         lines += [evaluator.rstrip('\n'), '']
@@ -196,12 +241,19 @@ def main() -> int:
     tokenizer = train('train_tokenizer.py', 'tokenizer', '--no-progress')
     diffusion = train('train_diffusion.py', 'diffusion')
     _wait(tokenizer)
-    ar = train('train_ar.py', 'ar', '--no-progress', '--tokenizer',
-               str(args.runs / f'tokenizer_{args.size}' / 'model.pt'))
+    tokens_from = args.runs / f'tokenizer_{args.size}' / 'model.pt'
+    if _has_config('tokenizer_joint', args.size):  # the bimanual decoder stage, same tokens
+        _wait(train('train_tokenizer.py', 'tokenizer_joint', '--no-progress', '--init',
+                    str(tokens_from)))
+        _second_cycle(train, 'train_tokenizer.py', 'tokenizer_joint', args.size,
+                      '--no-progress')
+        tokens_from = args.runs / f'tokenizer_joint_{args.size}' / 'model.pt'
+    ar = train('train_ar.py', 'ar', '--no-progress', '--tokenizer', str(tokens_from))
     _wait(diffusion)
-    if args.size in DIFFUSION_SECOND_CYCLE:  # resumes the finished run on a longer schedule
-        _wait(train('train_diffusion.py', 'diffusion', '--steps',
-                    str(DIFFUSION_SECOND_CYCLE[args.size])))
+    _second_cycle(train, 'train_diffusion.py', 'diffusion', args.size)
+    if _has_config('diffusion_contacts', args.size):  # third cycle: contact fine-tuning
+        _wait(train('train_diffusion.py', 'diffusion_contacts', '--init',
+                    str(args.runs / f'diffusion_{args.size}' / 'model.pt')))
     _wait(ar)
     export(args.runs, args.size, corpus, command)
     _wait(train('train_evaluator.py', 'evaluator', '--no-progress'))

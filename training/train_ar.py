@@ -48,7 +48,8 @@ class ARTask(common.Task):
         tokenizer = HandTokenizer.from_checkpoint(self.tokenizer_checkpoint)
         self.data = common.load_training_data(sections, args.corpus, train.num_frames, d,
                                               progress=not args.no_progress)
-        self._check_normalizer()
+        common.check_normalizer(self.tokenizer_checkpoint, self.data.normalizer,
+                                'the tokenizer')
         self.train_tokens = tokenize(tokenizer, self.data.train_x)  # (N, 2, S)
         self.val_tokens = tokenize(tokenizer, self.data.val_x)
         config = common.model_config(ARConfig, sections, codebook_size=tokenizer.codebook_size,
@@ -59,17 +60,6 @@ class ARTask(common.Task):
                                      f'model takes at most {config.max_tokens} (max_tokens)')
         self.device = d.device
         return HandTokenGPT(config).to(d.device)
-
-    def _check_normalizer(self) -> None:
-        """The tokenizer must have been trained with the statistics of this corpus."""
-        import numpy as np
-
-        stats = self.tokenizer_checkpoint.get('normalizer') or {}
-        mean = stats.get('mean')
-        if mean is None or not np.allclose(np.asarray(mean, dtype=np.float64),
-                                           self.data.normalizer.mean, atol=1e-5):
-            raise common.ModelError('the tokenizer was trained on another corpus (its '
-                                    'normalisation statistics differ); train it on this one')
 
     def _batch(self, generator: torch.Generator, val: bool = False):
         index, texts = self.data.draw(generator, self.train_config.batch_size, val=val)

@@ -23,7 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-from handx_gen.models.diffusion import DiffusionConfig, GaussianDiffusion  # noqa: E402
+from handx_gen.models.checkpoints import load_checkpoint  # noqa: E402
+from handx_gen.models.diffusion import (  # noqa: E402
+    CHECKPOINT_FORMAT,
+    DiffusionConfig,
+    GaussianDiffusion,
+)
 from handx_gen.models.masking import MaskSamplerConfig, sample_masks  # noqa: E402
 
 
@@ -75,6 +80,14 @@ class DiffusionTask(common.Task):
         x0, masks, text = self._batch(generator, val=True)
         total, parts = model(x0, masks, text, generator)
         return {'val_loss': float(total), **{f'val_{k}': float(v) for k, v in parts.items()}}
+
+    def initialise(self, model: nn.Module, path: Path) -> Mapping[str, Any]:
+        """The weights of a diffusion checkpoint of the same architecture, trained on this
+        corpus (loss weights, sampling settings and masks may differ)."""
+        checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, 'diffusion')
+        common.check_normalizer(checkpoint, self.data.normalizer, f'diffusion model {path}')
+        common.load_weights(model.diffusion, checkpoint, f'diffusion model {path}')
+        return checkpoint
 
     def checkpoint(self, model: nn.Module, step: int) -> dict[str, Any]:
         return model.diffusion.checkpoint(

@@ -5,6 +5,13 @@
 
 The run folder's ``model.pt`` is the tokenizer ``train_ar.py --tokenizer`` takes. Validation
 logs the keypoint reconstruction error in millimetres and the share of the codebook in use.
+
+    python training/train_tokenizer.py --config tokenizer_joint_small --init TOK.pt ...
+
+fine-tunes a trained tokenizer (``TOK.pt``, or an AR checkpoint, whose embedded tokenizer is
+taken) with its encoder frozen: its tokens stay exactly as they were, so an AR model trained
+on them keeps working, while the decoder (and a new bimanual stage, ``model.joint_depth``)
+learns. ``tokenizer_joint_small`` adds the bimanual stage with a contact-consistency loss.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from handx_gen.hand.topology import HandSide  # noqa: E402
-from handx_gen.models.fsq import FSQConfig, HandTokenizer  # noqa: E402
+from handx_gen.models.checkpoints import check_format, load_checkpoint  # noqa: E402
+from handx_gen.models.fsq import CHECKPOINT_FORMAT, FSQConfig, HandTokenizer  # noqa: E402
 from handx_gen.models.geometry import GeometryLossConfig, geometric_losses  # noqa: E402
 from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup  # noqa: E402
 
@@ -80,6 +88,31 @@ class TokenizerTask(common.Task):
         used = torch.unique(out.tokens).numel() / model.codebook_size
         return {'val_loss': float(out.loss), 'val_keypoint_mm': 1000 * float(sum(errors) / 2),
                 'codebook_used': float(used)}
+
+    def initialise(self, model: nn.Module, path: Path) -> Mapping[str, Any]:
+        """Weights of a tokenizer checkpoint, or of the tokenizer inside an AR checkpoint
+        (:meth:`fine_tune` then freezes what makes the tokens). The bimanual stage may be
+        new; every other setting must match."""
+        from handx_gen.models.ar import CHECKPOINT_FORMAT as AR_FORMAT
+
+        checkpoint = load_checkpoint(path, (CHECKPOINT_FORMAT, AR_FORMAT), 'tokenizer')
+        if checkpoint['format'] == AR_FORMAT:
+            checkpoint = check_format(checkpoint.get('tokenizer'), CHECKPOINT_FORMAT,
+                                      'tokenizer inside the AR')
+        what = f'tokenizer {path}'
+        common.check_normalizer(checkpoint, self.data.normalizer, what)
+        theirs = {**FSQConfig().to_dict(), **dict(checkpoint.get('config') or {}),
+                  'joint_depth': model.config.joint_depth}
+        if FSQConfig.from_dict(theirs) != model.config:
+            raise common.ConfigError(f'{what} has other settings than the model of this run '
+                                     f'(only joint_depth may differ): {checkpoint["config"]}')
+        common.load_weights(model, checkpoint, what, new=lambda key: key.startswith('joint.'))
+        return checkpoint
+
+    def fine_tune(self, model: nn.Module) -> None:
+        """Freeze what makes the tokens: encoder, latent projection, hand embedding."""
+        for module in (model.encoder, model.to_latent, model.hand_embedding):
+            module.requires_grad_(False)
 
     def checkpoint(self, model: nn.Module, step: int) -> dict[str, Any]:
         return model.checkpoint(

@@ -48,8 +48,9 @@ def save_checkpoint(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> P
     return path
 
 
-def check_format(checkpoint: Any, expected: str, what: str) -> Mapping[str, Any]:
-    """``checkpoint`` as a mapping whose ``format`` is ``expected``.
+def check_format(checkpoint: Any, expected: str | tuple[str, ...], what: str
+                 ) -> Mapping[str, Any]:
+    """``checkpoint`` as a mapping whose ``format`` is ``expected`` (or one of them).
 
     Raises:
         ModelError: Not a mapping, or another format (the message names both).
@@ -58,19 +59,20 @@ def check_format(checkpoint: Any, expected: str, what: str) -> Mapping[str, Any]
         raise ModelError(f'a {what} checkpoint must be a mapping, got '
                          f'{type(checkpoint).__name__}')
     found = checkpoint.get('format')
-    if found != expected:
-        raise ModelError(f'checkpoint format is {found!r}; this code reads {expected!r} '
-                         f'({what})')
+    formats = (expected,) if isinstance(expected, str) else expected
+    if found not in formats:
+        reads = ' or '.join(repr(f) for f in formats)
+        raise ModelError(f'checkpoint format is {found!r}; this code reads {reads} ({what})')
     return checkpoint
 
 
-def load_checkpoint(path: str | os.PathLike, expected: str, what: str,
+def load_checkpoint(path: str | os.PathLike, expected: str | tuple[str, ...], what: str,
                     map_location: str | torch.device = 'cpu') -> dict[str, Any]:
     """Read a checkpoint file with ``weights_only=True`` and check its format.
 
     Args:
         path: The ``.pt`` file.
-        expected: The format it must have.
+        expected: The format it must have (or a tuple of those it may have).
         what: What the checkpoint holds, for messages (e.g. ``'diffusion model'``).
         map_location: Where tensors are loaded.
 

@@ -13,6 +13,14 @@ embedding tells them which hand they see. Each hand's features are its own slice
 layout, so a token describes one hand only and the autoregressive model can fix one hand's
 tokens while generating the other's. T must be a multiple of the temporal downsampling
 (``4`` by default); :meth:`HandTokenizer.encode` raises otherwise rather than padding.
+
+The decoder may end in a *bimanual stage* (``joint_depth`` residual blocks, off by default):
+it sees both hands' decoder states together and adds a correction to each hand's features.
+Tokens still describe one hand each (the encoder is per hand), but the decoder can place the
+hands relative to each other better than two independent decodings of coarse codes: where
+both hands' tokens say "palms approach", the palms meet. ``train_tokenizer.py --init`` trains
+such a stage onto a trained tokenizer with its encoder frozen, so its tokens (and any model
+trained on them) stay valid.
 """
 
 from __future__ import annotations
@@ -77,6 +85,9 @@ class FSQConfig:
         dilation_growth: 3: dilation factor between consecutive residual blocks of a stage.
         velocity_weight: 0.5: weight of the frame-to-frame velocity loss.
         hand_dim: 162: features per hand (one hand's slice of the feature layout).
+        joint_depth: 0: residual blocks of the bimanual decoder stage (both hands' decoder
+            states in, a correction of each hand's features out); 0 decodes the hands
+            independently.
     """
 
     levels: tuple[int, ...] = (8, 5, 5, 5)
@@ -87,6 +98,7 @@ class FSQConfig:
     dilation_growth: int = 3
     velocity_weight: float = 0.5
     hand_dim: int = 162
+    joint_depth: int = 0
 
     def __post_init__(self) -> None:
         levels = self.levels
@@ -97,7 +109,8 @@ class FSQConfig:
                 raise ConfigError(f'every FSQ level must be an integer >= 2, got {levels!r}')
         object.__setattr__(self, 'levels', tuple(int(v) for v in levels))
         for name, low in (('downsample', 1), ('channels', 1), ('depth', 0),
-                          ('kernel_size', 1), ('dilation_growth', 1), ('hand_dim', 1)):
+                          ('kernel_size', 1), ('dilation_growth', 1), ('hand_dim', 1),
+                          ('joint_depth', 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f'{name} must be an integer >= {low}, got {value!r}')
@@ -296,6 +309,16 @@ class HandTokenizer(Checkpointable, nn.Module):
                         nn.Conv1d(c, c, 3, padding=1)]
         self.decoder = nn.Sequential(*decoder)
         self.to_features = nn.Conv1d(c, config.hand_dim, 3, padding=1)
+        self.joint: nn.Module | None = None
+        if config.joint_depth:
+            out = nn.Conv1d(c, len(HandSide) * config.hand_dim, 3, padding=1)
+            nn.init.zeros_(out.weight)  # starts as the independent decoding
+            nn.init.zeros_(out.bias)
+            self.joint = nn.Sequential(
+                nn.Conv1d(len(HandSide) * c, c, 3, padding=1),
+                *(_ResBlock(c, config.kernel_size, config.dilation_growth ** i)
+                  for i in range(config.joint_depth)),
+                nn.SiLU(), out)
 
     @property
     def codebook_size(self) -> int:
@@ -337,8 +360,11 @@ class HandTokenizer(Checkpointable, nn.Module):
         batch = codes.shape[0]
         h = self.from_latent(codes.flatten(0, 1).transpose(1, 2))  # (2B, C, S)
         h = self.decoder(h + self._hand_bias(batch))  # (2B, C, T)
-        hands = self.to_features(F.silu(h)).transpose(1, 2)  # (2B, T, Dh)
-        hands = hands.unflatten(0, (batch, len(HandSide)))  # (B, 2, T, Dh)
+        hands = self.to_features(F.silu(h))  # (2B, Dh, T)
+        if self.joint is not None:  # both hands' states -> a correction of each hand
+            both = h.unflatten(0, (batch, len(HandSide))).flatten(1, 2)  # (B, 2C, T)
+            hands = hands + self.joint(both).unflatten(1, (len(HandSide), -1)).flatten(0, 1)
+        hands = hands.transpose(1, 2).unflatten(0, (batch, len(HandSide)))  # (B, 2, T, Dh)
         return torch.cat([hands[:, side] for side in HandSide], dim=-1)  # (B, T, D)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
