@@ -267,13 +267,19 @@ def _check_finite(what: str, values: np.ndarray, labels: Sequence[str] | None = 
             f'{what}: values must be finite, got {float(values[index])!r} at {where}')
 
 
-def _check_bound(what: str, values: np.ndarray, bound: float, unit: str) -> None:
+def _first_over(values: np.ndarray, bound: float) -> tuple[int, ...] | None:
+    """Index of the first value with ``|value| > bound``, ``None`` if there is none."""
     over = np.abs(values) > bound
-    if over.any():
-        index = np.unravel_index(int(np.argmax(over)), values.shape)
-        raise MessageError(
-            f'{what}: |value| must be <= {bound:g} {unit}, got {float(values[index])!r} at index '
-            f'{tuple(int(i) for i in index)}')
+    if not over.any():
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(over)), values.shape))
+
+
+def _check_bound(what: str, values: np.ndarray, bound: float, unit: str) -> None:
+    index = _first_over(values, bound)
+    if index is not None:
+        raise MessageError(f'{what}: |value| must be <= {bound:g} {unit}, got '
+                           f'{float(values[index])!r} at index {index}')
 
 
 def _checked_names(what: str, names: Sequence[str]) -> tuple[str, ...]:
@@ -694,9 +700,8 @@ def _positions(what: str, points: Sequence[Any], width: int) -> np.ndarray:
 
 def _check_joint_values(what: str, values: np.ndarray, names: Sequence[str]) -> None:
     _check_finite(what, values[None] if values.ndim == 1 else values, None)
-    over = np.abs(values) > MAX_ABS_JOINT_VALUE
-    if over.any():
-        index = np.unravel_index(int(np.argmax(over)), values.shape)
+    index = _first_over(values, MAX_ABS_JOINT_VALUE)
+    if index is not None:
         raise MessageError(
             f'{what}: joint {names[index[-1]]!r} value {float(values[index])!r} exceeds '
             f'{MAX_ABS_JOINT_VALUE:g} (rad or m)')

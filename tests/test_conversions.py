@@ -714,3 +714,16 @@ def test_oversized_name_lists_are_rejected_quickly() -> None:
     with pytest.raises(MessageError, match='expected exactly 44 joint names, got 1000000'):
         conv.motion_from_msg(motion)
     assert time.perf_counter() - start < 2.0 and len(str(info.value)) < 400
+
+
+def test_sequence_length_reads_the_count_and_enforces_a_bound() -> None:
+    from handx_ros.nodes.wire import sequence_length
+
+    data = serialize_message(conv.trajectory_to_msg(_trajectory(seed=24, num_frames=5),
+                                                    stamp_s=1.0))
+    assert sequence_length(data, string_arrays=1) == 5
+    assert sequence_length(data, string_arrays=1, most=5) == 5
+    with pytest.raises(MessageError, match='trajectory: expected at most 4 points, got 5'):
+        sequence_length(data, string_arrays=1, what='trajectory', most=4)
+    with pytest.raises(MessageError, match='truncated'):
+        sequence_length(data[:12], string_arrays=1)

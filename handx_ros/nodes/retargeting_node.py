@@ -171,11 +171,9 @@ class RetargetingNode(Node):
 
     def _on_motion(self, data: bytes) -> None:
         """Queue a serialized clip for the worker, unless it declares too many frames."""
-        most = self.params['max_motion_frames']
         try:
-            frames = sequence_length(data, string_arrays=1, what='motion')
-            if frames > most:
-                raise MessageError(f'motion: expected at most {most} points, got {frames}')
+            sequence_length(data, string_arrays=1, what='motion',
+                            most=self.params['max_motion_frames'])
         except MessageError as error:
             self.rejections.reject(MOTION_TOPIC, str(error))
             return

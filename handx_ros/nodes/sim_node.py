@@ -235,11 +235,9 @@ class SimNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_trajectory(self, data: bytes) -> None:
-        most = self.params['max_trajectory_points']
         try:
-            points = sequence_length(data, string_arrays=1, what='trajectory')
-            if points > most:
-                raise MessageError(f'trajectory: expected at most {most} points, got {points}')
+            points = sequence_length(data, string_arrays=1, what='trajectory',
+                                     most=self.params['max_trajectory_points'])
         except MessageError as error:
             self.rejections.reject(TRAJECTORY_TOPIC, str(error))
             return

@@ -78,14 +78,19 @@ def read_header(data: bytes, *, what: str = 'message') -> CdrHeader:
     return CdrHeader(order, body, sec, nanosec, frame_id, end)
 
 
-def sequence_length(data: bytes, *, string_arrays: int = 0, what: str = 'message') -> int:
+def sequence_length(data: bytes, *, string_arrays: int = 0, what: str = 'message',
+                    most: int | None = None) -> int:
     """The element count of the first sequence after the header and ``string_arrays``
     ``string[]`` fields of a serialized message (``points`` of a ``JointTrajectory`` or
     ``MultiDOFJointTrajectory`` with ``string_arrays=1``, ``poses`` of a ``PoseArray`` with
     0), read without deserializing.
 
+    Args:
+        most: If given, a count above it is an error (``"<what>: expected at most <most>
+            points"``).
+
     Raises:
-        MessageError: Not XCDR1, or truncated before the count.
+        MessageError: Not XCDR1, truncated before the count, or more than ``most`` elements.
     """
     header = read_header(data, what=what)
     body, order, offset = header.body, header.order, header.end
@@ -96,6 +101,8 @@ def sequence_length(data: bytes, *, string_arrays: int = 0, what: str = 'message
         for _ in range(count):
             offset = _skip_string(body, offset, order, what)
     count, _ = _uint32(body, offset, order, what)
+    if most is not None and count > most:
+        raise MessageError(f'{what}: expected at most {most} points, got {count}')
     return count
 
 
