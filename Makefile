@@ -24,7 +24,7 @@ help:
 	@echo '             retargeting comparisons, gate, generation) into $(DEMO_OUT)/pipeline/'
 	@echo 'make lint    ruff over the repository'
 	@echo 'make models  rebuild the shipped generation models and the evaluator (corpus seed 0,'
-	@echo '             4000 clips; about 5 h on 2 CPU cores; see handx_gen/weights/README.md)'
+	@echo '             4000 clips; about 6 h on 2 CPU cores; see handx_gen/weights/README.md)'
 
 setup: $(STAMP) osmesa
 

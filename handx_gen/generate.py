@@ -96,6 +96,7 @@ class _Loaded:
         self.step = checkpoint.get('step')
         if kind is ModelKind.DIFFUSION:
             self.model = GaussianDiffusion.from_checkpoint(checkpoint).to(device).eval()
+            self.model.set_normalizer(self.normalizer)  # feature statistics for sampling
             self.max_frames = self.model.config.max_frames
             self.downsample = 1
         else:

@@ -307,6 +307,40 @@ def test_geometric_losses_vanish_at_the_truth_and_grow_with_error(batch):
                if p.grad is not None)
 
 
+def test_sampling_projects_keypoints_onto_the_rotations(batch):
+    raw, normalizer, x0 = batch
+    from handx_gen.models.geometry import fk_keypoint_features
+
+    keypoints = torch.from_numpy(FEATURE_LAYOUT.group_mask(
+        (side, FeatureGroup.KEYPOINTS) for side in HandSide))
+    diffusion = _tiny()
+    with pytest.raises(ModelError, match='set_normalizer'):
+        diffusion.fk_consistent(x0)
+    diffusion.set_normalizer(normalizer)
+    # the clips were made with default skeletons: their keypoints are already their FK
+    assert torch.allclose(diffusion.fk_consistent(x0), x0, atol=1e-3)
+    moved = x0.clone()
+    moved[..., keypoints] += 0.5
+    assert torch.allclose(diffusion.fk_consistent(moved), x0, atol=1e-3)  # put back
+
+    condition = ConditionMask.make('reaction', T, side='left')  # left given, right generated
+    mask = condition.tensor()
+    generated = (~mask & keypoints).expand(B, T, D)
+    outs = {}
+    for project in (True, False):
+        model = diffusion if project else _tiny(sample_fk_keypoints=False)
+        model.set_normalizer(normalizer)
+        out = model.sample(_text(), T, mask=mask, known=x0, steps=4,
+                           generator=torch.Generator().manual_seed(3))
+        assert torch.equal(out[mask.expand(B, T, D)], x0[mask.expand(B, T, D)])
+        metres = torch.from_numpy(normalizer.denormalize(out.double().numpy()))
+        outs[project] = (metres - fk_keypoint_features(metres))[generated].abs().max()
+    assert outs[True] < 1e-4  # metres: the generated hand's keypoints are its rotations'
+    assert outs[False] > 1e-3  # an untrained model's are not, unprojected
+    with pytest.raises(ConfigError, match='sample_fk_keypoints'):
+        DiffusionConfig(sample_fk_keypoints='yes')
+
+
 def test_contact_distances_cover_hand_pairs_and_other_fingers():
     """441 left-right keypoint pairs, then each fingertip to the 16 keypoints of the other
     fingers of its hand (5 x 16 per hand)."""

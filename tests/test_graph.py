@@ -241,6 +241,9 @@ def test_killing_generation_mid_stream_halts_smoothly_and_restart_resumes(graph)
     assert len(clips) >= 3, 'the reaction stream did not start'
     # The generation node dies while frames keep coming.
     killed = client.now_s()
+    with client.lock:  # clips the sim node still had to play (its last diagnostics)
+        sim = client.diagnostics.get('/handx_sim', {})
+        waiting = int(sim.get('queue_length', 0)) + int(sim.get('playing', 0))
     nodes.kill('handx_generation')
     try:
         stream(4.0)
@@ -258,11 +261,14 @@ def test_killing_generation_mid_stream_halts_smoothly_and_restart_resumes(graph)
             stream(0.5)
         # The clips made before the kill still reach the robot: the last one arrives at
         # the sim node, is gated, plays (one 0.5 s stride), its last frame stays the target
-        # for settle_s (1.0 s), and then the watchdog halts the robot smoothly.
+        # for settle_s (1.0 s), and then the watchdog halts the robot smoothly. Clips that
+        # passed the gate earlier and still wait to play go first, each with its stride and
+        # a lead-in from where the robot is (up to 1 s each here).
         last_clip = max([t for t, _ in client.snapshot(client.trajectories)] + [killed])
         assert last_clip - killed < 2.0, 'clips still arrive after the generator died'
         safety = SafetyConfig()
-        halt_by = last_clip + 1.0 + 0.5 + 1.0 + safety.watchdog_timeout_s + 0.5
+        halt_by = last_clip + 1.0 + 0.5 + 1.0 + safety.watchdog_timeout_s + 0.5 \
+            + waiting * (0.5 + 1.0)
         assert last_motion < halt_by, (last_motion - killed, last_clip - killed)
         # Smoothly: over consecutive ticks, the acceleration stays inside its bound.
         consecutive = np.abs(np.diff(stamps) * RATE_HZ - 1.0) < 0.5  # (N-1,)

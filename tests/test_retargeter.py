@@ -110,6 +110,26 @@ def test_clip_never_exceeds_joint_limits_and_streaming_matches_batch():
     np.testing.assert_allclose(again.qpos, batch.qpos)
 
 
+def test_preview_solves_a_frame_and_leaves_the_state():
+    kp = _clip_keypoints(frames=30, seed=4)
+    retargeter = HandRetargeter(load_robot_spec('allegro_right'))
+    assert not retargeter.started
+    first = retargeter.preview(kp[10])
+    assert not retargeter.started
+    assert np.all(first >= retargeter.lower) and np.all(first <= retargeter.upper)
+    # a fresh first frame is a plain solve: preview gives what step gives
+    np.testing.assert_allclose(retargeter.step(kp[10]).qpos, first, atol=1e-9)
+    assert retargeter.started
+    steps = [retargeter.step(frame).qpos for frame in kp[11:15]]
+    retargeter.reset()
+    for frame in kp[10:11]:
+        retargeter.step(frame)
+    retargeter.preview(kp[20])  # in the middle of a clip: no trace on what follows
+    np.testing.assert_allclose([retargeter.step(frame).qpos for frame in kp[11:15]], steps)
+    with pytest.raises(RetargetError, match='shape'):
+        retargeter.preview(kp[0, :5])
+
+
 def test_unconverged_frames_are_flagged_not_hidden():
     kp = _clip_keypoints(frames=30)
     tight = HandRetargeter(load_robot_spec('allegro_right'),

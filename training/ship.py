@@ -10,7 +10,8 @@
    after the tokenizer, its bimanual decoder stage (``tokenizer_joint_<size>``, ``--init``,
    encoder frozen, two cosine cycles), then ``train_ar.py`` on it (the tokens are those of the
    plain tokenizer), beside the diffusion run's second cosine cycle (:data:`SECOND_CYCLE`)
-   and its contact fine-tuning (``diffusion_contacts_<size>``, ``--init``). The fine-tuning
+   and its contact fine-tuning (``diffusion_contacts_<size>``, ``--init``, two cosine
+   cycles). The fine-tuning
    stages run where their configs exist (``small``). Run folders under ``runs/``; an
    interrupted run resumes where it stopped when this is run again.
 3. ``train_evaluator.py`` (the text-motion evaluator of ``handx eval``) on the same corpus
@@ -45,8 +46,10 @@ WEIGHTS = ROOT / 'handx_gen' / 'weights'
 # models were trained so. Diffusion: on 120 validation prompts its contact agreement went from
 # 42.5% at 4,000 steps to 52.5% at 8,000 (benchmarks/bench_contacts.py --split val --limit
 # 120). Bimanual tokenizer stage: on 100 validation prompts the AR model's went from 59% at
-# 2,000 steps to the figure in handx_gen/weights/README.md at 4,000.
-SECOND_CYCLE = {('diffusion', 'small'): 8000, ('tokenizer_joint', 'small'): 4000}
+# 2,000 steps to the figure in handx_gen/weights/README.md at 4,000. Contact fine-tuning of
+# the diffusion model: see the figures of the README's contact table (3,000 and 6,000 steps).
+SECOND_CYCLE = {('diffusion', 'small'): 8000, ('tokenizer_joint', 'small'): 4000,
+                ('diffusion_contacts', 'small'): 6000}
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -164,15 +167,17 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
         lines.append(f'| {name} | {steps} | {wall} min | '
                      f'{train["world_size"]} x {train["device"]} | {params / 1e6:.2f} M | '
                      f'`{out.name}` ({out.stat().st_size / 2**20:.1f} MiB) |')
+    fine_tuned = len(_chain(rows[0][1]['train'])) > 1
     for (name, cycle_size), steps in SECOND_CYCLE.items():
-        if cycle_size == size:
-            lines += ['', f"The {name}_{size} run went to its config's steps, then was "
-                      f'resumed to {steps:,} steps in all (a second cosine cycle; '
-                      '`SECOND_CYCLE` in training/ship.py).']
-    if len(_chain(rows[0][1]['train'])) > 1:
-        lines += ['', f'Then fine-tuned from those weights (`--init`): '
-                  f'`diffusion_contacts_{size}.yaml`, a third cycle with a heavier '
-                  'contact-consistency loss and more text-only masks.']
+        if cycle_size != size or (name == 'diffusion_contacts' and not fine_tuned):
+            continue
+        if name == 'diffusion_contacts':
+            lines += ['', f'The diffusion model was then fine-tuned from the weights of '
+                      f'diffusion_{size} (`--init`): `diffusion_contacts_{size}.yaml`, with a '
+                      'heavier contact-consistency loss and more text-only masks.']
+        lines += ['', f"The {name}_{size} run went to its config's steps, then was "
+                  f'resumed to {steps:,} steps in all (a second cosine cycle; '
+                  '`SECOND_CYCLE` in training/ship.py).']
     if len(_chain(rows[-1][1]['train'])) > 1:
         lines += ['', f'The tokenizer got a bimanual decoder stage after its own run '
                   f'(`tokenizer_joint_{size}.yaml`, `--init`): its encoder frozen, so the '
@@ -254,6 +259,7 @@ def main() -> int:
     if _has_config('diffusion_contacts', args.size):  # third cycle: contact fine-tuning
         _wait(train('train_diffusion.py', 'diffusion_contacts', '--init',
                     str(args.runs / f'diffusion_{args.size}' / 'model.pt')))
+        _second_cycle(train, 'train_diffusion.py', 'diffusion_contacts', args.size)
     _wait(ar)
     export(args.runs, args.size, corpus, command)
     _wait(train('train_evaluator.py', 'evaluator', '--no-progress'))

@@ -16,7 +16,12 @@ conditional and unconditional x0 predictions, ``x0_u + guidance * (x0_c - x0_u)`
 Sampling is DDIM with eta = 0 on a cosine schedule. At every step the given parts of the x0
 prediction are replaced by the known values (inpainting), so the generated parts are denoised
 around them, and a final projection (:func:`~handx_gen.models.masking.apply_condition`) makes
-the given parts of the output exact.
+the given parts of the output exact. The features describe each hand twice, by its rotations
+and by its wrist-relative keypoints; with ``sample_fk_keypoints`` (default) and the feature
+statistics (:meth:`GaussianDiffusion.set_normalizer`; the generator sets them), every step's x0
+prediction gets the keypoints of its own rotations (forward kinematics) before the next step,
+so the model denoises around a hand that both descriptions agree on, which is the hand the
+rotations decode to.
 
 Losses (all in normalised feature units; weights in the config):
 
@@ -56,7 +61,7 @@ from handx_gen.config import config_kwargs, preset_values
 from handx_gen.errors import ConfigError, ModelError
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.checkpoints import Checkpointable
-from handx_gen.models.geometry import geometric_losses
+from handx_gen.models.geometry import fk_keypoint_features, geometric_losses
 from handx_gen.models.masking import apply_condition
 from handx_gen.models.text_encoder import TextFeatures
 from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup
@@ -97,6 +102,7 @@ class DiffusionConfig:
     cosine_s: float = 0.008  # offset of the cosine schedule (Nichol & Dhariwal 2021)
     sample_steps: int = 50  # DDIM steps when sampling (120 frames in < 2 s on 2 CPU cores)
     guidance: float = 2.5  # classifier-free guidance scale; 1 = conditional only
+    sample_fk_keypoints: bool = True  # sampling: x0's keypoints from its rotations each step
     cond_drop_prob: float = 0.1  # chance a training sample's text is dropped (for CFG)
     loss_x0: float = 1.0  # weight of the x0 feature loss
     loss_velocity: float = 1.0  # weight of the frame-difference (velocity) loss
@@ -113,6 +119,9 @@ class DiffusionConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f'diffusion {name} must be a positive integer, got {value!r}')
+        if not isinstance(self.sample_fk_keypoints, bool):
+            raise ConfigError(f'diffusion sample_fk_keypoints must be true or false, got '
+                              f'{self.sample_fk_keypoints!r}')
         if self.d_model % self.num_heads:
             raise ConfigError(f'diffusion d_model ({self.d_model}) must be divisible by '
                               f'num_heads ({self.num_heads})')
@@ -503,6 +512,19 @@ class GaussianDiffusion(Checkpointable, nn.Module):
                                 x0 * self.feature_std + self.feature_mean,
                                 cfg.contact_sigma_m, cfg.contact_range_m)
 
+    def fk_consistent(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised features ``x`` (..., D) whose keypoint groups are the forward kinematics
+        of their own rotations and translations (default skeletons).
+
+        Raises:
+            ModelError: No feature statistics (:meth:`set_normalizer`).
+        """
+        if not self._has_stats:
+            raise ModelError('fk_consistent needs the feature statistics: call '
+                             'set_normalizer(normalizer) first')
+        raw = fk_keypoint_features(x * self.feature_std + self.feature_mean)
+        return (raw - self.feature_mean) / self.feature_std
+
     # ------------------------------------------------------------------ sampling
 
     def _timesteps(self, steps: int) -> list[int]:
@@ -534,7 +556,9 @@ class GaussianDiffusion(Checkpointable, nn.Module):
                 true (anything, even NaN, elsewhere). Required when ``mask`` gives anything.
             steps: DDIM steps; default ``config.sample_steps``.
             guidance: Guidance scale; default ``config.guidance``. 1 (or no text) runs the
-                conditional model alone.
+                conditional model alone. (With ``config.sample_fk_keypoints`` and the feature
+                statistics, each step's x0 gets the keypoints of its rotations: see the
+                module notes.)
             generator: CPU generator for the initial noise; the same seed gives the same
                 output.
             batch_size: B when ``text`` is ``None`` (default: from ``known``, else 1).
@@ -589,6 +613,7 @@ class GaussianDiffusion(Checkpointable, nn.Module):
         known = torch.where(mask, known, torch.zeros_like(known))  # (B, T, D)
 
         guided = tokens is not None and guidance != 1.0
+        consistent = cfg.sample_fk_keypoints and self._has_stats
         no_drop = torch.zeros(batch, dtype=torch.bool, device=device)
         memory, padding, pooled_vec = self.model.text_memory(tokens, attention_mask, pooled,
                                                              no_drop)
@@ -616,6 +641,8 @@ class GaussianDiffusion(Checkpointable, nn.Module):
                     x0 = uncond + guidance * (cond - uncond)
                 else:
                     x0 = self.model(x, t, known_in, mask_in, memory, padding, pooled_vec)
+                if consistent:
+                    x0 = self.fk_consistent(x0)
                 x0 = apply_condition(mask, known, x0)  # inpainting: given parts fixed
                 if i == len(timesteps) - 1:
                     x = x0

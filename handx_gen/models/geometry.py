@@ -30,6 +30,7 @@ from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup
 __all__ = [
     'GeometryLossConfig',
     'contact_distances',
+    'fk_keypoint_features',
     'fk_keypoints',
     'geometric_losses',
     'world_keypoints',
@@ -112,6 +113,19 @@ def fk_keypoints(raw: torch.Tensor) -> torch.Tensor:
             rot6d_to_matrix(orient), rot6d_to_matrix(pose.unflatten(-1, (-1, 6))), transl,
             default_skeleton(side)))
     return torch.stack(hands, dim=-3)
+
+
+def fk_keypoint_features(raw: torch.Tensor) -> torch.Tensor:
+    """Raw features whose keypoint groups are replaced by the wrist-relative forward
+    kinematics of their own rotations and translations (default skeletons): the two
+    descriptions of each hand made to agree. Same shape as ``raw``, (..., D)."""
+    kp = fk_keypoints(raw)  # (..., 2, 21, 3)
+    local = (kp - kp[..., :1, :]).flatten(-3)  # left hand's 63 values, then the right's
+    dims = torch.from_numpy(
+        FEATURE_LAYOUT.group_mask((side, FeatureGroup.KEYPOINTS) for side in HandSide))
+    out = raw.clone()
+    out[..., dims.to(raw.device)] = local.to(raw.dtype)
+    return out
 
 
 def world_keypoints(raw: torch.Tensor) -> torch.Tensor:

@@ -287,9 +287,15 @@ class PairRetargeter(_TwoHands):
 
     def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[FrameResult]:
         """Left hand first against the right hand's previous pose, then the right hand
-        against the left hand's new pose; each also avoids its own links."""
+        against the left hand's new pose; each also avoids its own links. The first frame of
+        a clip starts each hand from its solution without collision terms: from the rest pose,
+        the left hand would avoid a right hand that is nowhere near the motion, and the solve
+        could settle elsewhere than the frames after it (a jump at the clip's start)."""
         from handx_ros.retarget import collision
 
+        for i, hand in enumerate(self.hands):
+            if not hand.started:
+                hand.reset(hand.preview(kp_wrist[i]))
         T_world_base = [_se3(pose) for pose in poses]
         results: list[FrameResult] = []
         for i, hand in enumerate(self.hands):

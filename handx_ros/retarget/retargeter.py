@@ -377,6 +377,25 @@ class HandRetargeter:
         return FrameResult(qpos=u, converged=converged, residual_m=residual,
                            iterations=iterations, time_s=time.perf_counter() - start)
 
+    @property
+    def started(self) -> bool:
+        """Whether a frame was solved since the last :meth:`reset`."""
+        return self._started
+
+    def preview(self, keypoints_wrist: np.ndarray) -> np.ndarray:
+        """The joints of one frame solved from the current state without extra residuals,
+        filtering or smoothing; the state is left as it was. A first guess of this hand's pose
+        for a frame, e.g. for the other hand's collision avoidance before this hand's first
+        frame.
+
+        Raises:
+            RetargetError: Wrong shape or non-finite keypoints the objective uses.
+        """
+        kp = self._check(keypoints_wrist, f'{self.side.name.lower()} hand frame')
+        targets, weights = self.targets(kp)
+        u0 = self.chain.clip(self._u_prev)
+        return self._solve(u0, targets, weights, u0, 0.0, None)[0]
+
     def retarget(self, keypoints_wrist: np.ndarray, *, reset: bool = True) -> RetargetResult:
         """Retarget a clip (keypoints (T, 21, 3) in the human wrist frame).
 
