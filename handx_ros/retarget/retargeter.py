@@ -384,9 +384,9 @@ class HandRetargeter:
 
     def preview(self, keypoints_wrist: np.ndarray) -> np.ndarray:
         """The joints of one frame solved from the current state without extra residuals,
-        filtering or smoothing; the state is left as it was. A first guess of this hand's pose
-        for a frame, e.g. for the other hand's collision avoidance before this hand's first
-        frame.
+        filtering or smoothing; the state is left as it was. A start for a frame whose full
+        objective may settle elsewhere from the current state, e.g. a clip's first frame under
+        collision avoidance (:class:`~handx_ros.retarget.bimanual.PairRetargeter`).
 
         Raises:
             RetargetError: Wrong shape or non-finite keypoints the objective uses.
