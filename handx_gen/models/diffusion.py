@@ -59,12 +59,11 @@ from torch import nn
 
 from handx_gen.config import config_kwargs, preset_values
 from handx_gen.errors import ConfigError, ModelError
-from handx_gen.hand.topology import HandSide
 from handx_gen.models.checkpoints import Checkpointable
-from handx_gen.models.geometry import fk_keypoint_features, geometric_losses
+from handx_gen.models.geometry import KEYPOINT_DIMS, fk_keypoint_features, geometric_losses
 from handx_gen.models.masking import apply_condition
 from handx_gen.models.text_encoder import TextFeatures
-from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup
+from handx_gen.motion.features import FEATURE_LAYOUT
 
 __all__ = [
     'CHECKPOINT_FORMAT',
@@ -185,12 +184,6 @@ def cosine_alphas_cumprod(steps: int, s: float = 0.008) -> torch.Tensor:
     f = f / f[0]
     betas = (1 - f[1:] / f[:-1]).clamp(0.0, 0.999)
     return torch.cumprod(1.0 - betas, dim=0)
-
-
-def _keypoint_dims() -> torch.Tensor:
-    """(D,) bool: the keypoint groups of both hands."""
-    dims = FEATURE_LAYOUT.group_mask((side, FeatureGroup.KEYPOINTS) for side in HandSide)
-    return torch.from_numpy(dims)
 
 
 # ============================================================================== network
@@ -346,7 +339,7 @@ class GaussianDiffusion(Checkpointable, nn.Module):
         self.model = MotionDenoiser(config)
         alphas_cumprod = cosine_alphas_cumprod(config.diffusion_steps, config.cosine_s)
         self.register_buffer('alphas_cumprod', alphas_cumprod.float(), persistent=False)
-        self.register_buffer('keypoint_dims', _keypoint_dims(), persistent=False)
+        self.register_buffer('keypoint_dims', KEYPOINT_DIMS.clone(), persistent=False)
         # Feature statistics for the geometric losses (set_normalizer); not in checkpoints,
         # which carry the normaliser themselves.
         self.register_buffer('feature_mean', torch.zeros(config.feature_dim), persistent=False)

@@ -29,6 +29,7 @@ from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup
 
 __all__ = [
     'GeometryLossConfig',
+    'KEYPOINT_DIMS',
     'contact_distances',
     'fk_keypoint_features',
     'fk_keypoints',
@@ -96,6 +97,9 @@ def _other_finger_mask() -> torch.Tensor:
 
 
 _OTHER_FINGER = _other_finger_mask()
+# (D,) bool: the keypoint groups of both hands, left hand's first
+KEYPOINT_DIMS = torch.from_numpy(
+    FEATURE_LAYOUT.group_mask((side, FeatureGroup.KEYPOINTS) for side in HandSide))
 
 
 def fk_keypoints(raw: torch.Tensor) -> torch.Tensor:
@@ -121,10 +125,8 @@ def fk_keypoint_features(raw: torch.Tensor) -> torch.Tensor:
     descriptions of each hand made to agree. Same shape as ``raw``, (..., D)."""
     kp = fk_keypoints(raw)  # (..., 2, 21, 3)
     local = (kp - kp[..., :1, :]).flatten(-3)  # left hand's 63 values, then the right's
-    dims = torch.from_numpy(
-        FEATURE_LAYOUT.group_mask((side, FeatureGroup.KEYPOINTS) for side in HandSide))
     out = raw.clone()
-    out[..., dims.to(raw.device)] = local.to(raw.dtype)
+    out[..., KEYPOINT_DIMS.to(raw.device)] = local.to(raw.dtype)
     return out
 
 
