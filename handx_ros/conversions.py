@@ -68,6 +68,7 @@ from handx_gen.hand.topology import (
     NUM_KEYPOINTS,
 )
 from handx_gen.motion.container import BimanualMotion
+from handx_gen.rates import MAX_FPS, MIN_FPS, check_fps
 from handx_ros.retarget.trajectory import RobotTrajectory
 
 __all__ = [
@@ -111,7 +112,6 @@ MAX_MOTION_FRAMES = 9000
 MAX_TRAJECTORY_POINTS = 9000
 MAX_ABS_POSITION_M = 10.0  # any position (keypoint, translation, base) farther is absurd
 MAX_ABS_JOINT_VALUE = 1000.0  # rad or m; a joint value beyond is garbage, not a pose
-MAX_FPS = 1000.0
 # Quaternions whose norm is within this of 1 are normalised; others are rejected.
 QUAT_NORM_TOLERANCE = 1e-3
 # Wrist keypoint and mano_root rotations of one frame must agree within this angle (rad).
@@ -200,7 +200,7 @@ def _fps_from_times(times_ns: np.ndarray, what: str) -> float:
 
     Raises:
         MessageError: The first time is not 0, the times do not rise uniformly, or the rate
-            is outside (0, MAX_FPS].
+            is outside [MIN_FPS, MAX_FPS] (:mod:`handx_gen.rates`).
     """
     num = times_ns.shape[0]
     span = int(times_ns[-1] - times_ns[0])
@@ -223,12 +223,10 @@ def _fps_from_times(times_ns: np.ndarray, what: str) -> float:
             f'{what}: time_from_start must be uniform (frame / fps); point {worst} is at '
             f'{times_ns[worst] * 1e-9!r} s, {deviation[worst] * 1e-9:.3g} s off a period of '
             f'{period * 1e-9:.6g} s')
-    fps = 1e9 / period
-    if not 0.0 < fps <= MAX_FPS:
-        raise MessageError(f'{what}: frame rate {fps!r} is outside (0, {MAX_FPS:g}] fps')
+    fps = check_fps(1e9 / period, what=f'{what}: frame rate', error=MessageError)
     for decimals in range(7):  # the rate that produced exactly these nanoseconds, if short
         candidate = round(fps, decimals)
-        if 0.0 < candidate <= MAX_FPS and np.array_equal(
+        if MIN_FPS <= candidate <= MAX_FPS and np.array_equal(
                 _frame_times_ns(num, candidate), times_ns):
             return candidate
     return fps
@@ -423,7 +421,7 @@ def motion_from_msg(
         MessageError: Wrong frame id, names, point count (2 to ``max_frames``) or transforms
             per point (44); non-finite values; a position beyond MAX_ABS_POSITION_M; a
             quaternion not of unit norm; a wrist rotation that disagrees with its mano_root;
-            time_from_start not uniform from 0, or a rate outside (0, MAX_FPS].
+            time_from_start not uniform from 0, or a rate outside [MIN_FPS, MAX_FPS].
     """
     what = 'motion'
     _check_frame_id(msg, frame_id, what)

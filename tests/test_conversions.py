@@ -247,14 +247,18 @@ def _motion_case(name: str) -> tuple[MultiDOFJointTrajectory, str]:
     if name == 'too fast':
         for i, point in enumerate(msg.points):
             point.time_from_start = Duration(nanosec=i * 500_000)
-        return msg, r'frame rate 2000.0 is outside \(0, 1000\]'
+        return msg, r'frame rate must be between 1 and 1000 frames per second, got 2000.0'
+    if name == 'too slow':  # two frames an hour apart: an hour of simulation for the gate
+        for i, point in enumerate(msg.points):
+            point.time_from_start = Duration(sec=i * 3600)
+        return msg, r'frame rate must be between 1 and 1000 .* got 0.000277'
     raise AssertionError(name)
 
 
 @pytest.mark.parametrize('name', [
     'frame', 'one point', 'names', 'name count', 'transforms', 'nan', 'inf rotation', 'far',
     'huge', 'zero quaternion', 'scaled quaternion', 'root disagrees', 'non-uniform',
-    'not from zero', 'decreasing', 'same time', 'too fast'])
+    'not from zero', 'decreasing', 'same time', 'too fast', 'too slow'])
 def test_motion_from_msg_rejects(name: str) -> None:
     msg, match = _motion_case(name)
     with pytest.raises(MessageError, match=match):

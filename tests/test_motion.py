@@ -122,11 +122,21 @@ def test_from_mano_uses_given_skeletons_and_checks_sides():
         BimanualMotion.from_mano(30, go, hp, tr, skeletons=big[:1])
 
 
-@pytest.mark.parametrize('fps', [0.0, -30.0, float('nan'), float('inf'), 'fast', True])
+@pytest.mark.parametrize('fps', [0.0, -30.0, float('nan'), float('inf'), 'fast', True, 1e9,
+                                 1e-9, 5e-324, 1 / 3600])
 def test_bad_fps_rejected(fps):
     rng = np.random.default_rng(3)
-    with pytest.raises(MotionError, match='fps'):
+    with pytest.raises(MotionError, match='fps must be'):
         BimanualMotion.from_mano(fps, *_smooth_params(rng, 2))
+
+
+def test_clip_size_bounded_by_frames_and_duration():
+    from handx_gen.rates import MAX_DURATION_S, MAX_FRAMES, check_clip_size
+    check_clip_size(MAX_FRAMES, 30.0)
+    with pytest.raises(MotionError, match=f'at most {MAX_FRAMES} are accepted'):
+        check_clip_size(MAX_FRAMES + 1, 1000.0)
+    with pytest.raises(MotionError, match=f'at most {MAX_DURATION_S:g} s are accepted'):
+        check_clip_size(7201, 2.0)
 
 
 def test_shape_errors_name_field_and_shapes():

@@ -45,6 +45,7 @@ from handx_gen.hand.topology import (
     HandSide,
 )
 from handx_gen.npz import check_entries, read_npz, write_npz
+from handx_gen.rates import check_clip_size, check_fps
 
 __all__ = [
     'MOTION_FORMAT',
@@ -102,7 +103,7 @@ class BimanualMotion:
         """Validate and copy a motion.
 
         Args:
-            fps: Frame rate, > 0 and finite.
+            fps: Frame rate, in [MIN_FPS, MAX_FPS] (:mod:`handx_gen.rates`).
             global_orient: (T, 2, 3) axis-angle root rotations.
             hand_pose: (T, 2, 15, 3) axis-angle joint rotations, MANO joint order.
             transl: (T, 2, 3) MANO translations, metres.
@@ -115,7 +116,9 @@ class BimanualMotion:
             MotionError: A shape, value or type is invalid; the message names the field, the
                 shape received and the shape expected.
         """
-        self._fps = _check_fps(fps)
+        self._fps = check_fps(fps)
+        num_frames_given = np.shape(global_orient)[0] if np.ndim(global_orient) else 0
+        check_clip_size(num_frames_given, self._fps, what='motion')
         global_orient = _float_array('global_orient', global_orient, np.float64)
         num_frames = _frame_count('global_orient', global_orient, (2, 3))
         self._global_orient = _frozen(global_orient)
@@ -412,12 +415,12 @@ class BimanualMotion:
         exactly are interpolated smoothly all the same.
 
         Args:
-            fps: The new frame rate, > 0 and finite.
+            fps: The new frame rate, in [MIN_FPS, MAX_FPS] (:mod:`handx_gen.rates`).
 
         Returns:
             The resampled motion, with the same betas, texts and annotation.
         """
-        fps_new = _check_fps(fps)
+        fps_new = check_fps(fps)
         num_frames = self.num_frames
         num_new = max(1, int(round(num_frames * fps_new / self._fps)))
         source_pos = np.arange(num_new) * (self._fps / fps_new)  # (T',) in source frames
@@ -569,18 +572,6 @@ def swap_left_right_words(text: str) -> str:
 
 
 # ---------------------------------------------------------------------- validation
-
-
-def _check_fps(fps: object) -> float:
-    if isinstance(fps, (bool, np.bool_)) or np.ndim(fps) != 0:
-        raise MotionError(f'fps must be a positive finite number, got {fps!r}')
-    try:
-        value = float(fps)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise MotionError(f'fps must be a positive finite number, got {fps!r}') from exc
-    if not math.isfinite(value) or value <= 0.0:
-        raise MotionError(f'fps must be a positive finite number, got {value!r}')
-    return value
 
 
 def _float_array(name: str, value: object, dtype: type) -> np.ndarray:

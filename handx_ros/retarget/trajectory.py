@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 
 from handx_gen.errors import MotionError, MotionFormatError, unknown_choice
 from handx_gen.npz import check_entries, read_npz, write_npz
+from handx_gen.rates import check_clip_size, check_fps
 
 __all__ = ['TRAJECTORY_FORMAT', 'RobotTrajectory']
 
@@ -92,6 +92,8 @@ class RobotTrajectory:
                 f'qpos: expected shape (T, {len(joint_names)}) with T >= 1 (one column per '
                 f'joint name), got {qpos.shape}')
         num_frames = qpos.shape[0]
+        fps = check_fps(self.fps)
+        check_clip_size(num_frames, fps, what='trajectory')
         base_poses = None
         if self.base_poses is not None:
             base_poses = _check_shape(
@@ -114,7 +116,7 @@ class RobotTrajectory:
                 raise MotionError(
                     f'residual_m must be >= 0, got {residual_m[first]!r} at frame {first}')
         set_field = object.__setattr__
-        set_field(self, 'fps', _check_fps(self.fps))
+        set_field(self, 'fps', fps)
         set_field(self, 'joint_names', joint_names)
         set_field(self, 'qpos', _frozen(qpos))
         set_field(self, 'base_poses', None if base_poses is None else _frozen(base_poses))
@@ -288,18 +290,6 @@ class RobotTrajectory:
 
 
 # ---------------------------------------------------------------------- validation
-
-
-def _check_fps(fps: object) -> float:
-    if isinstance(fps, (bool, np.bool_)) or np.ndim(fps) != 0:
-        raise MotionError(f'fps must be a positive finite number, got {fps!r}')
-    try:
-        value = float(fps)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise MotionError(f'fps must be a positive finite number, got {fps!r}') from exc
-    if not math.isfinite(value) or value <= 0.0:
-        raise MotionError(f'fps must be a positive finite number, got {value!r}')
-    return value
 
 
 def _check_joint_names(names: object) -> tuple[str, ...]:
