@@ -13,6 +13,7 @@ from handx_ros.retarget.robot import hand_kinematics
 from handx_ros.retarget.spec import load_robot_spec
 from handx_ros.sim.safety import (
     INTERVENTION_KINDS,
+    MIN_TICK_INTERVAL_S,
     CommandSafety,
     Intervention,
     RejectReason,
@@ -24,7 +25,10 @@ from handx_ros.sim.safety import (
 RATE_HZ = 100.0
 DT = 1.0 / RATE_HZ
 POSITION_TOL = 1e-12  # rad, rounding of q + v dt
-VELOCITY_TOL = 1e-9  # rad/s, rounding of second differences divided by dt
+RELATIVE_TOL = 1e-9  # of a bound over dt
+# A velocity is a difference of two rounded positions over dt: it is known to within a few
+# units in the last place of the positions (times their scale), divided by dt.
+VELOCITY_ROUNDING = 8.0 * np.finfo(np.float64).eps
 
 
 def _allegro_limits() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
@@ -43,31 +47,45 @@ def _random_limits(rng: np.random.Generator, n: int) -> tuple[tuple[str, ...], n
 
 
 class _Checker:
-    """Asserts the guarantees on every command of one filter."""
+    """Asserts the guarantees on every command of one filter, over the commands' own times."""
 
     def __init__(self, safety: CommandSafety) -> None:
         self.safety = safety
         self.q_prev = safety.qpos
         self.v_prev = np.zeros(safety.num_joints)
+        self.t_prev: float | None = None  # no command since the reset
         self.ticks = 0
+        self.skipped = 0
 
-    def check(self, command: SafeCommand) -> None:
+    def check(self, command: SafeCommand | None, now: float) -> None:
+        """Check the command of a tick at ``now``: none exactly when ``now`` is not finite or
+        not far enough after the last command."""
         safety = self.safety
-        dt = safety.dt_s
+        dt = safety.dt_s if self.t_prev is None else now - self.t_prev
+        if not math.isfinite(now) or (self.t_prev is not None and not dt >= MIN_TICK_INTERVAL_S):
+            assert command is None, f'tick {self.ticks}: a command at {now} after {self.t_prev}'
+            self.skipped += 1
+            assert safety.skipped_ticks >= self.skipped
+            return
+        assert command is not None, f'tick {self.ticks}: no command at {now} after {self.t_prev}'
+        assert command.time_s == now and safety.time_s == now
         q = command.qpos
         assert q.shape == (safety.num_joints,)
         assert np.all(np.isfinite(q)) and np.all(np.isfinite(command.qvel))
         assert np.all(q >= safety.safe_lower) and np.all(q <= safety.safe_upper)
         step = np.abs(q - self.q_prev)
-        assert np.all(step <= safety.max_velocity * dt + POSITION_TOL), \
-            f'tick {self.ticks}: step {step} above {safety.max_velocity * dt}'
+        bound = safety.max_velocity * dt
+        assert np.all(step <= bound * (1.0 + RELATIVE_TOL) + POSITION_TOL), \
+            f'tick {self.ticks}: step {step} above {bound} over {dt} s'
         v = (q - self.q_prev) / dt
-        np.testing.assert_allclose(command.qvel, v, rtol=0, atol=VELOCITY_TOL)
+        np.testing.assert_allclose(command.qvel, v, rtol=1e-12, atol=0.0)
         dv = np.abs(v - self.v_prev)
-        assert np.all(dv <= safety.max_acceleration * dt + VELOCITY_TOL), \
-            f'tick {self.ticks}: velocity change {dv} above {safety.max_acceleration * dt}'
+        bound = safety.max_acceleration * dt
+        rounding = VELOCITY_ROUNDING * (1.0 + np.abs(q).max()) / dt  # of a position difference
+        assert np.all(dv <= bound * (1.0 + RELATIVE_TOL) + rounding), \
+            f'tick {self.ticks}: velocity change {dv} above {bound} over {dt} s'
         assert command.stale == (Intervention.STALE_HALT in command.interventions)
-        self.q_prev, self.v_prev = q, v
+        self.q_prev, self.v_prev, self.t_prev = q, v, now
         self.ticks += 1
 
 
@@ -159,7 +177,7 @@ def _random_run(safety: CommandSafety, seed: int, num_ticks: int) -> dict[str, i
                 rejected += 1
                 seen[got] += 1
         command = safety.tick(tick_time)
-        checker.check(command)
+        checker.check(command, tick_time)
     assert safety.counters()['rejected_input'] == rejected
     assert seen[RejectReason.NON_FINITE] and seen[RejectReason.OUT_OF_RANGE]
     assert seen[RejectReason.WRONG_SHAPE] and seen[RejectReason.NOT_NUMERIC]
@@ -224,7 +242,7 @@ def _moving_filter(config: SafetyConfig) -> tuple[CommandSafety, _Checker, float
     for _ in range(100):
         safety.submit(np.array([9.0]), now)
         command = safety.tick(now)
-        checker.check(command)
+        checker.check(command, now)
         now += DT
     assert command.qvel[0] == pytest.approx(config.max_velocity_rad_s)
     assert Intervention.VELOCITY_LIMITED in command.interventions
@@ -240,7 +258,7 @@ def test_stale_input_halts_smoothly_then_resumes(halt: float | None) -> None:
     speeds, stale = [], []
     for _ in range(60):  # no submissions
         command = safety.tick(now)
-        checker.check(command)
+        checker.check(command, now)
         speeds.append(abs(command.qvel[0]))
         stale.append(command.stale)
         assert command.stale == (now - last_stamp > config.watchdog_timeout_s)
@@ -259,7 +277,7 @@ def test_stale_input_halts_smoothly_then_resumes(halt: float | None) -> None:
     # A fresh target resumes tracking.
     safety.submit(np.array([-9.5]), now)
     command = safety.tick(now)
-    checker.check(command)
+    checker.check(command, now)
     assert not command.stale and command.qvel[0] < 0.0 and command.qpos[0] < held[0]
 
 
@@ -274,7 +292,7 @@ def test_unreachable_and_far_targets_are_clamped_and_approached_without_overshoo
     for k in range(400):
         assert safety.submit(np.array([1.3, -0.5]), k * DT) is None  # a: 0.3 rad beyond
         command = safety.tick(k * DT)
-        checker.check(command)
+        checker.check(command, k * DT)
         history.append(command.qpos)
         flags |= command.interventions
     history = np.array(history)
@@ -318,7 +336,7 @@ def test_smooth_trajectory_passes_unchanged() -> None:
         if k % 3 == 0:
             assert safety.submit(qpos[k // 3], k / (3 * fps)) is None
         command = safety.tick(k / (3 * fps))
-        checker.check(command)
+        checker.check(command, k / (3 * fps))
         assert command.interventions in (Intervention.NONE, Intervention.ACCELERATION_LIMITED)
         if k % 3 == 0:
             np.testing.assert_allclose(command.qpos, qpos[k // 3], atol=0.005)
@@ -343,7 +361,7 @@ def test_filter_trajectory_equals_ticking_the_class() -> None:
     for t in range(len(qpos)):
         safety.submit(qpos[t], t / fps)
         command = safety.tick(t / fps)
-        checker.check(command)
+        checker.check(command, t / fps)
         np.testing.assert_array_equal(command.qpos, safe[t])
         flags.append(command.interventions.value)
     np.testing.assert_array_equal(report.frame_flags, flags)

@@ -369,14 +369,17 @@ class SimNode(Node):
             target = self._playback_target(now_s)
             if target is not None:
                 self._safety.submit(target, now_s)
-            command: SafeCommand = self._safety.tick(now_s)
+            command: SafeCommand | None = self._safety.tick(now_s)
+            if command is None:  # not after the last command (the clock stepped back): no
+                return  # message, the controller keeps the last one
             self.counts['commands_sent'] += 1
             self.counts['stale_ticks'] += int(command.stale)
+        # Stamped with the command's own time: the filter's bounds hold over these stamps.
         self._controller_publisher.publish(conversions.controller_command_msg(
-            self.joint_names, command.qpos, command.qvel, stamp_s=now_s,
+            self.joint_names, command.qpos, command.qvel, stamp_s=command.time_s,
             horizon_s=self.horizon_s))
         self._state_publisher.publish(conversions.joint_state_msg(
-            self.joint_names, command.qpos, command.qvel, stamp_s=now_s))
+            self.joint_names, command.qpos, command.qvel, stamp_s=command.time_s))
 
     # ------------------------------------------------------------------ health
 

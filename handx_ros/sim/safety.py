@@ -1,18 +1,34 @@
 """Command safety: the last filter between a joint target and the robot (numpy only).
 
-:class:`CommandSafety` runs at a fixed rate. Targets arrive whenever they arrive
-(:meth:`CommandSafety.submit`, e.g. from a ROS subscription callback, stamped with the time
-they were received); the controller's timer calls :meth:`CommandSafety.tick` once per period
-and publishes the :class:`SafeCommand` it returns. Whatever is submitted, every command
-``q_k`` that :meth:`~CommandSafety.tick` returns satisfies, per joint:
+:class:`CommandSafety` is ticked by a timer at a nominal rate, but its bounds hold over the
+time that really passes. Targets arrive whenever they arrive (:meth:`CommandSafety.submit`,
+e.g. from a ROS subscription callback, stamped with the time they were received); the
+controller's timer calls :meth:`CommandSafety.tick` with the current time ``now_s`` and
+publishes the :class:`SafeCommand` it returns, stamped with that command's ``time_s``
+(``now_s``). Ticks on a loaded machine come late, early or bunched; whatever is submitted and
+whenever the ticks come, every two consecutive commands ``k - 1``, ``k`` that
+:meth:`~CommandSafety.tick` returns, with ``dt_k = t_k - t_{k-1}`` the time between their
+stamps, satisfy per joint:
 
+* ``t_k > t_{k-1}``: stamps strictly increase, at least :data:`MIN_TICK_INTERVAL_S` apart;
 * ``lower + margin <= q_k <= upper - margin`` (the *safe range*);
-* ``|q_k - q_{k-1}| <= max_velocity * dt``, with ``dt = 1 / rate_hz``;
-* ``|v_k - v_{k-1}| <= max_acceleration * dt``, where ``v_k = (q_k - q_{k-1}) / dt`` and the
-  state set by :meth:`~CommandSafety.reset` has ``v = 0``;
+* ``|q_k - q_{k-1}| <= max_velocity * dt_k``;
+* ``|v_k - v_{k-1}| <= max_acceleration * dt_k``, where ``v_k = (q_k - q_{k-1}) / dt_k`` is
+  the command's ``qvel``;
 * every value is finite.
 
-How one tick chooses the next velocity, per joint:
+The state set by :meth:`~CommandSafety.reset` has ``v = 0`` and no time: the first command
+after it counts as one nominal period ``dt = 1 / rate_hz`` after the reset state. Up to
+rounding: a velocity is a difference of rounded positions divided by ``dt``.
+
+A tick whose time is not finite, or not at least :data:`MIN_TICK_INTERVAL_S` after the last
+command (a repeated time, a clock stepped back), returns ``None``: there is no command to
+send on that tick, and the caller sends nothing (counted in
+:attr:`CommandSafety.skipped_ticks`). The robot keeps the last command; commands resume once
+the clock passes it. A clock reset for good (e.g. a simulated clock restarting) needs
+:meth:`~CommandSafety.reset` from the measured state.
+
+How one tick chooses the velocity of the interval ``dt`` that ends now, per joint:
 
 1. **Target.** The latest accepted target, clamped to the safe range, extrapolated along the
    target's own velocity (estimated from the last two accepted targets) for at most one
@@ -20,18 +36,37 @@ How one tick chooses the next velocity, per joint:
    between arrivals.
 2. **Watchdog.** If no target was accepted within ``watchdog_timeout_s`` of now, the target is
    *stale*: the desired velocity is zero, reached by decelerating at
-   ``halt_deceleration_rad_s2`` (then holding). A fresh target resumes tracking.
+   ``halt_deceleration_rad_s2`` over the real time (then holding). A fresh target resumes
+   tracking.
 3. **Braking law.** Otherwise the desired velocity is the fastest one from which the joint can
    still come to rest relative to the (moving) target at ``max_acceleration`` without
-   overshooting it, in discrete time (reaching a target within one tick when that is allowed).
-   A target tracked at its own speed within the bounds is thus reproduced exactly.
-4. **Bounds.** The velocity is clipped to ``+-max_velocity``, then to ``v_prev +-
-   max_acceleration * dt`` (the halt rate when stale), then to the fastest velocity from which
-   the joint can stop at ``max_acceleration`` before the edge of the safe range: the limits win
-   over the halt rate. By induction the last bound never conflicts with the acceleration bound
-   (one tick of full braking from an admissible velocity is admissible), so the limits are
-   kept without a jump; the final position clamp only removes rounding, and the velocity kept
-   is the one actually done.
+   overshooting it, whatever the later ticks (the stopping bound below, relative to the
+   target). A target tracked at its own speed within the bounds is thus reproduced exactly;
+   a still target is approached with a gap that shrinks quadratically once it is small.
+4. **Bounds.** The velocity is clipped to ``+-max_velocity`` (on a late tick, see below,
+   lower), then to ``v_prev +- max_acceleration * dt`` (the halt rate when stale), then to the
+   fastest velocity from which the joint can stop at ``max_acceleration`` before the edge of
+   the safe range: the limits win over the halt rate. The final position clamp only removes
+   rounding, and the velocity kept is the one actually done.
+
+**The stopping bound.** The next intervals ``dt_1, dt_2, ...`` are unknown. Braking at
+``a = max_acceleration`` from ``v`` lowers the velocity by ``a dt_i`` before each interval, so
+it covers ``sum_i (v - a (dt_1 + ... + dt_i)) dt_i`` (while positive): a lower Riemann sum of
+the ramp ``v - a s``, at most its integral ``v^2 / (2 a)``, for every schedule. A velocity
+``v`` for the current interval ``dt`` is therefore safe with ``distance`` left if
+``v dt + v^2 / (2 a) <= distance``, i.e. ``v <= 2 distance / (dt + sqrt(dt^2 + 2 distance /
+a))``. By induction the bound never conflicts with the acceleration bound: after such a
+choice ``v^2 / (2 a) <= distance'`` is left, and one interval ``dt'`` of full braking,
+``v' = v - a dt'``, satisfies ``v' dt' + v'^2 / (2 a) = v^2 / (2 a) - a dt'^2 / 2``, so it is
+admissible again; the limits are kept without a jump under any tick schedule.
+
+**Late ticks.** A tick more than :data:`LATE_TICK_PERIODS` nominal periods after the last
+command is not a licence for a long stride: a controller that received nothing in between is
+still near the last command. Its velocity is limited to ``max_velocity * LATE_TICK_PERIODS *
+(1 / rate_hz) / dt``, so it moves no further than a tick ``LATE_TICK_PERIODS`` periods late,
+unless the acceleration bound over ``dt`` asks for more (a fast joint cannot slow that much
+within ``dt``). All the bounds above still hold over the stamps: this only lowers a velocity
+limit, and the acceleration bound is applied after it.
 
 Rejected inputs (:class:`RejectReason`): values that are not real numbers, an array of the
 wrong shape, NaN or infinity, a joint more than ``max_limit_excess_rad`` outside its limits
@@ -40,9 +75,10 @@ finite numbers or arrive out of order. A rejected target changes nothing: the fi
 keeps following the last accepted target, and the watchdog keeps counting from it.
 
 Every intervention is counted by :class:`Intervention` kind (:meth:`CommandSafety.counters`):
-``rejected_input`` counts rejected submissions; every other kind counts the ticks on which it
-acted. Each :class:`SafeCommand` carries the kinds that acted on it. :func:`filter_trajectory`
-runs the same filter over a whole trajectory, one tick per frame, before it is streamed.
+``rejected_input`` counts rejected submissions; every other kind counts the commands on which
+it acted. Each :class:`SafeCommand` carries the kinds that acted on it. :func:`filter_trajectory`
+runs the same filter over a whole trajectory, one tick per frame at ``t / fps``, before it is
+streamed.
 
 Units: radians (metres for prismatic joints), seconds.
 """
@@ -63,6 +99,8 @@ from handx_gen.errors import ConfigError, MotionError, SimulationError, unknown_
 
 __all__ = [
     'INTERVENTION_KINDS',
+    'LATE_TICK_PERIODS',
+    'MIN_TICK_INTERVAL_S',
     'CommandSafety',
     'Intervention',
     'RejectReason',
@@ -71,6 +109,15 @@ __all__ = [
     'SafetyReport',
     'filter_trajectory',
 ]
+
+
+# A tick later than this many nominal periods moves no further than a tick this late (module
+# docstring, "Late ticks"). Two periods: ordinary jitter (p99 1.2-3.4 ms on a 5 ms period in
+# sim_node) is left alone, and it matches the default two-tick controller horizon.
+LATE_TICK_PERIODS = 2.0
+# Commands are at least this far apart in time (s): message stamps have nanosecond resolution,
+# and a velocity over a shorter interval would be mostly the rounding of the positions.
+MIN_TICK_INTERVAL_S = 1e-6
 
 
 class Intervention(enum.Flag):
@@ -216,8 +263,9 @@ class SafeCommand:
 
     Attributes:
         qpos: (n,) joint positions to send, in the filter's joint order (read-only).
-        qvel: (n,) joint velocities of this tick, ``(qpos - previous qpos) / dt`` (read-only).
-        time_s: The tick's time, as given to :meth:`CommandSafety.tick`.
+        qvel: (n,) joint velocities, ``(qpos - previous qpos) / dt`` with ``dt`` the time since
+            the previous command (read-only).
+        time_s: The command's time, as given to :meth:`CommandSafety.tick`: its stamp.
         stale: No fresh target: the robot is halting or holding.
         interventions: The kinds of :class:`Intervention` that acted on this command.
     """
@@ -235,12 +283,15 @@ class SafeCommand:
 
 
 class CommandSafety:
-    """Safety filter for the joint commands of one robot, ticked at ``rate_hz``.
+    """Safety filter for the joint commands of one robot, ticked at about ``rate_hz``.
 
     Use: :meth:`reset` with the measured joint state, then :meth:`submit` targets as they
-    arrive and call :meth:`tick` once per period; see the module docstring for what every
-    returned command is guaranteed to satisfy. Motion bounds are per tick of the nominal period
-    ``1 / rate_hz``; the tick times only feed the watchdog, so a late tick moves no further.
+    arrive and call :meth:`tick` once per period with the current time; publish the command it
+    returns stamped with its ``time_s``, or nothing when it returns ``None``. See the module
+    docstring for what every two consecutive commands are guaranteed to satisfy: the motion
+    bounds hold over the real time between their stamps, not per nominal period. The nominal
+    period ``1 / rate_hz`` only sets the interval before the first command after a reset and
+    what counts as a late tick.
 
     Args:
         joint_names: (n,) unique joint names, the order of every array.
@@ -299,6 +350,8 @@ class CommandSafety:
         self._counts = dict.fromkeys(INTERVENTION_KINDS, 0)
         self._q: np.ndarray | None = None  # (n,) last command
         self._v = np.zeros(n)  # (n,) last velocity
+        self._t: float | None = None  # time of the last command; None: none since the reset
+        self._skipped = 0
         self._clear_target()
         self._rejected_since_tick = False
 
@@ -316,12 +369,23 @@ class CommandSafety:
         """(n,) the velocity of the last command."""
         return self._v.copy()
 
+    @property
+    def time_s(self) -> float | None:
+        """The time of the last command; ``None`` before the first command after a reset."""
+        return self._t
+
+    @property
+    def skipped_ticks(self) -> int:
+        """Ticks that returned no command (time not finite or not after the last command)."""
+        return self._skipped
+
     def reset(self, qpos: np.ndarray) -> None:
-        """Start from the measured joint state, at rest, with no target.
+        """Start from the measured joint state, at rest, with no target and no time.
 
         A measured position outside the safe range starts at the nearest safe position (counted
         as ``position_clamped``): commands never leave the safe range, so the first one moves
-        such a joint inwards. Counters are kept.
+        such a joint inwards. The next :meth:`tick` at any finite time returns a command, one
+        nominal period after this state: a new stream of commands. Counters are kept.
 
         Raises:
             MotionError: ``qpos`` is not (n,) finite numbers.
@@ -338,6 +402,7 @@ class CommandSafety:
             self._counts[Intervention.POSITION_CLAMPED] += 1
         self._q = clamped
         self._v = np.zeros(self.num_joints)
+        self._t = None
         self._clear_target()
 
     def _clear_target(self) -> None:
@@ -410,12 +475,18 @@ class CommandSafety:
             return RejectReason.BAD_STAMP
         return None
 
-    def tick(self, now_s: float) -> SafeCommand:
-        """Compute the command of this period.
+    def tick(self, now_s: float) -> SafeCommand | None:
+        """Compute the command for now, or ``None`` when there is none to send.
 
         Args:
-            now_s: The current time (the clock of the stamps). A non-finite time counts as
-                stale input.
+            now_s: The current time (the clock of the stamps), the returned command's
+                ``time_s``. A time that is not finite, or less than
+                :data:`MIN_TICK_INTERVAL_S` after the last command, gives ``None`` and changes
+                nothing (the rejections since the last command are still reported on the next
+                one).
+
+        Returns:
+            The command, to be stamped with its ``time_s``; ``None``: send nothing this tick.
 
         Raises:
             SimulationError: :meth:`reset` was never called (no measured state to start from).
@@ -423,11 +494,16 @@ class CommandSafety:
         if self._q is None:
             raise SimulationError('no joint state to start from: call reset(qpos) with the '
                                   'measured joint positions before tick()')
-        q, v, dt = self._q, self._v, self.dt_s
+        now_s = float(now_s)
+        # The real time since the last command; one nominal period after a reset.
+        dt = self.dt_s if self._t is None else now_s - self._t
+        if not math.isfinite(now_s) or (self._t is not None and not dt >= MIN_TICK_INTERVAL_S):
+            self._skipped += 1
+            return None
+        q, v = self._q, self._v
         vmax, amax = self.max_velocity, self.max_acceleration
         flags = Intervention.REJECTED_INPUT if self._rejected_since_tick else Intervention.NONE
         self._rejected_since_tick = False
-        now_s = float(now_s)
         age = now_s - self._target_stamp_s
         stale = self._target is None or not abs(age) <= self.config.watchdog_timeout_s
         if stale:
@@ -444,23 +520,26 @@ class CommandSafety:
             target = np.clip(self._target + self._target_velocity * ahead, self.safe_lower,
                              self.safe_upper)
             gap = target - q - target_velocity * dt  # (n,) left after moving with the target
-            desired = target_velocity + np.sign(gap) * _braking_speed(np.abs(gap), amax, dt)
-            if np.any(np.abs(desired) > vmax):
+            desired = target_velocity + np.sign(gap) * _stopping_speed(np.abs(gap), amax, dt)
+            # A late tick moves no further than one LATE_TICK_PERIODS periods late.
+            limit = vmax * min(1.0, LATE_TICK_PERIODS * self.dt_s / dt)  # (n,)
+            if np.any(np.abs(desired) > limit):
                 flags |= Intervention.VELOCITY_LIMITED
-                desired = np.clip(desired, -vmax, vmax)
+                desired = np.clip(desired, -limit, limit)
             step = amax * dt
         velocity = np.clip(desired, v - step, v + step)
         if not stale and np.any(velocity != desired):
             flags |= Intervention.ACCELERATION_LIMITED
-        # Limits win: never faster than what can stop at max acceleration inside the range.
-        reach_up = _braking_speed(self.safe_upper - q, amax, dt)
-        reach_down = _braking_speed(q - self.safe_lower, amax, dt)
+        # Limits win: never faster than what can stop at max acceleration inside the range,
+        # whatever the later ticks.
+        reach_up = _stopping_speed(self.safe_upper - q, amax, dt)
+        reach_down = _stopping_speed(q - self.safe_lower, amax, dt)
         bounded = np.clip(velocity, -reach_down, reach_up)
         if np.any(bounded != velocity):
             flags |= Intervention.POSITION_CLAMPED
         q_new = np.clip(q + bounded * dt, self.safe_lower, self.safe_upper)
         v_new = (q_new - q) / dt
-        self._q, self._v = q_new, v_new
+        self._q, self._v, self._t = q_new, v_new, now_s
         for kind in INTERVENTION_KINDS:
             if kind is not Intervention.REJECTED_INPUT and kind in flags:
                 self._counts[kind] += 1
@@ -473,31 +552,27 @@ class CommandSafety:
         return {kind.name.lower(): count for kind, count in self._counts.items()}
 
 
-def _braking_speed(distance: np.ndarray, max_acceleration: np.ndarray,
-                   dt: float) -> np.ndarray:
-    """Largest speed ``s >= 0`` to move at this tick and still stop within ``distance``.
+def _stopping_speed(distance: np.ndarray, max_acceleration: np.ndarray,
+                    dt: float) -> np.ndarray:
+    """Largest speed ``s >= 0`` to move at for ``dt`` and still stop within ``distance``,
+    whatever the intervals of the later ticks.
 
-    Braking in discrete time at ``dv = max_acceleration * dt`` per tick, the distance covered
-    from choosing speed ``s = (m + r) dv`` (integer ``m``, ``0 <= r < 1``) until rest is
-    ``D(s) = dt (s + (s - dv) + ... + r dv) = dt dv ((m + 1) r + m (m + 1) / 2)``, increasing in
-    ``s``; this inverts it. ``D(s) = s dt + D(s - dv)``, so one tick of full braking from an
-    admissible speed is admissible again. Speeds below ``dv`` give ``s = distance / dt``.
+    Braking at ``a = max_acceleration`` over any later intervals covers less than
+    ``s^2 / (2 a)`` (module docstring, "The stopping bound"), so ``s`` is the root of
+    ``s dt + s^2 / (2 a) = distance``, written without cancellation as
+    ``2 distance / (dt + sqrt(dt^2 + 2 distance / a))``. Distances much shorter than
+    ``a dt^2`` give about ``distance / dt``: what is left shrinks quadratically.
 
     Args:
         distance: (n,) distance available, clipped at 0.
         max_acceleration: (n,) deceleration, > 0.
-        dt: Tick period.
+        dt: The coming interval, > 0.
 
     Returns:
         (n,) speeds.
     """
-    dv = max_acceleration * dt
-    x = np.maximum(distance, 0.0) / (dv * dt)  # distance in units of dv * dt
-    m = np.floor((np.sqrt(8.0 * x + 1.0) - 1.0) / 2.0)
-    m = np.where(m * (m + 1.0) / 2.0 > x, m - 1.0, m)  # rounding of the square root
-    m = np.where((m + 1.0) * (m + 2.0) / 2.0 <= x, m + 1.0, m)
-    r = (x - m * (m + 1.0) / 2.0) / (m + 1.0)
-    return (m + np.clip(r, 0.0, 1.0)) * dv
+    distance = np.maximum(distance, 0.0)
+    return 2.0 * distance / (dt + np.sqrt(dt * dt + 2.0 * distance / max_acceleration))
 
 
 def _limits(name: str, values: Any, n: int) -> np.ndarray:
@@ -615,6 +690,7 @@ def filter_trajectory(qpos: np.ndarray, fps: float, lower: np.ndarray, upper: np
         if safety.submit(targets[t], stamp_s) is not None:
             rejected.append(t)
         command = safety.tick(stamp_s)
+        assert command is not None  # t / fps strictly increases
         safe[t] = command.qpos
         flags[t] = command.interventions.value
     with np.errstate(invalid='ignore', over='ignore'):
