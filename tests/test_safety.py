@@ -13,6 +13,7 @@ from handx_ros.retarget.robot import hand_kinematics
 from handx_ros.retarget.spec import load_robot_spec
 from handx_ros.sim.safety import (
     INTERVENTION_KINDS,
+    LATE_TICK_PERIODS,
     MIN_TICK_INTERVAL_S,
     CommandSafety,
     Intervention,
@@ -78,7 +79,7 @@ class _Checker:
         assert np.all(step <= bound * (1.0 + RELATIVE_TOL) + POSITION_TOL), \
             f'tick {self.ticks}: step {step} above {bound} over {dt} s'
         v = (q - self.q_prev) / dt
-        np.testing.assert_allclose(command.qvel, v, rtol=1e-12, atol=0.0)
+        assert np.array_equal(command.qvel, v), (command.qvel, v)  # the velocity actually done
         dv = np.abs(v - self.v_prev)
         bound = safety.max_acceleration * dt
         rounding = VELOCITY_ROUNDING * (1.0 + np.abs(q).max()) / dt  # of a position difference
@@ -206,6 +207,151 @@ def test_random_hostile_input_on_allegro_limits() -> None:
     names, lower, upper = _allegro_limits()
     safety = CommandSafety(names, lower, upper, SafetyConfig(), rate_hz=RATE_HZ)
     _random_run(safety, 7, 3000)
+
+
+def _tick_interval(rng: np.random.Generator, period: float) -> float:
+    """The time to the next tick of a timer at ``period`` on a loaded machine."""
+    u = rng.random()
+    if u < 0.5:
+        return period * rng.uniform(0.6, 1.4)  # jitter
+    if u < 0.68:
+        return rng.uniform(1e-5, 1e-3)  # bunched: a late tick and the punctual one after it
+    if u < 0.72:
+        return rng.uniform(0.0, 3.0 * MIN_TICK_INTERVAL_S)  # about as close as allowed
+    if u < 0.76:
+        return 0.0  # the same time again
+    if u < 0.9:
+        return rng.uniform(0.01, 0.5)  # late
+    if u < 0.95:
+        return -rng.uniform(0.0, 0.05)  # the clock steps back
+    return period
+
+
+def _schedule_run(rng: np.random.Generator, num_ticks: int) -> tuple[int, int, Intervention]:
+    """One filter with random limits and bounds, driven by a random tick schedule and random
+    targets; every command checked against the previous one. Returns the commands, the skipped
+    ticks and the kinds of intervention seen."""
+    n = int(rng.integers(1, 4))
+    names, lower, upper = _random_limits(rng, n)
+    vmax = rng.uniform(0.3, 10.0, size=n)
+    amax = rng.uniform(2.0, 500.0, size=n)
+    config = SafetyConfig(
+        max_velocity_rad_s=float(vmax[0]), max_acceleration_rad_s2=float(amax[0]),
+        watchdog_timeout_s=float(rng.uniform(0.03, 0.3)),
+        halt_deceleration_rad_s2=float(rng.uniform(1.0, 300.0)) if rng.random() < 0.5 else None,
+        joint_max_velocity_rad_s=dict(zip(names[1:], vmax[1:].tolist(), strict=True)),
+        joint_max_acceleration_rad_s2=dict(zip(names[1:], amax[1:].tolist(), strict=True)))
+    period = 1.0 / float(rng.choice([30.0, 100.0, 200.0, 500.0]))
+    safety = CommandSafety(names, lower, upper, config, rate_hz=1.0 / period)
+    safety.reset(rng.uniform(lower - 0.1, upper + 0.1))
+    checker = _Checker(safety)
+    excess = config.max_limit_excess_rad
+    now = float(rng.uniform(-1.0, 1e3))
+    silent_until = -math.inf
+    target = rng.uniform(lower, upper)
+    flags = Intervention.NONE
+    for _ in range(num_ticks):
+        now += _tick_interval(rng, period)
+        tick_time = math.nan if rng.random() < 0.003 else now
+        if rng.random() < 0.02:
+            silent_until = now + rng.uniform(0.05, 1.0)  # the input goes stale for a while
+        if now >= silent_until and rng.random() < 0.8:
+            w = rng.random()
+            if w < 0.5:
+                target = np.clip(target + rng.normal(0.0, 0.05, n), lower, upper)
+            elif w < 0.85:
+                target = rng.uniform(lower, upper)  # a jump across the range
+            else:
+                target = rng.uniform(lower - 0.9 * excess, upper + 0.9 * excess)  # clamped
+            safety.submit(target, now)  # may be out of order after the clock stepped back
+        command = safety.tick(tick_time)
+        checker.check(command, tick_time)
+        if command is not None:
+            flags |= command.interventions
+    return checker.ticks, checker.skipped, flags
+
+
+def test_any_tick_schedule_keeps_the_bounds_over_the_stamps() -> None:
+    rng = np.random.default_rng(2024)
+    commands = skipped = 0
+    kinds = set()
+    for _ in range(1000):
+        ticks, skips, flags = _schedule_run(rng, 100)
+        commands += ticks
+        skipped += skips
+        kinds |= {kind for kind in INTERVENTION_KINDS if kind in flags}
+    assert commands > 70_000 and skipped > 5000
+    assert kinds == set(INTERVENTION_KINDS)  # rejected: out of order after the clock stepped back
+
+
+def test_commands_close_in_time_move_little() -> None:
+    # Measured on the sim node before: after ordinary motion at 200 Hz, two commands 0.64 ms
+    # apart moved a joint as far as one 5 ms period at full speed (47 rad/s over the stamps).
+    config = SafetyConfig()
+    period = 1.0 / 200.0
+    safety = CommandSafety(('a',), np.array([-3.0]), np.array([3.0]), config, rate_hz=200.0)
+    safety.reset(np.array([-2.9]))
+    checker = _Checker(safety)
+    now = 100.0
+    for _ in range(40):
+        safety.submit(np.array([2.9]), now)
+        checker.check(safety.tick(now), now)
+        now += period
+    assert checker.v_prev[0] == pytest.approx(config.max_velocity_rad_s)
+    before = safety.qpos
+    now += 0.64e-3 - period
+    safety.submit(np.array([2.9]), now)
+    command = safety.tick(now)
+    checker.check(command, now)
+    step = command.qpos[0] - before[0]
+    assert 0.0 < step <= config.max_velocity_rad_s * 0.64e-3 * (1 + RELATIVE_TOL)
+    assert command.qvel[0] == pytest.approx(config.max_velocity_rad_s)
+    # A tick 2 s late moves no further than one LATE_TICK_PERIODS periods late, and the
+    # commands after it speed up again within the acceleration bound.
+    before = safety.qpos
+    now += 2.0
+    safety.submit(np.array([2.9]), now)
+    command = safety.tick(now)
+    checker.check(command, now)
+    step = command.qpos[0] - before[0]
+    assert step == pytest.approx(config.max_velocity_rad_s * LATE_TICK_PERIODS * period)
+    assert Intervention.VELOCITY_LIMITED in command.interventions
+    for _ in range(20):
+        now += period
+        safety.submit(np.array([2.9]), now)
+        checker.check(safety.tick(now), now)
+    assert checker.v_prev[0] == pytest.approx(config.max_velocity_rad_s)
+    # Repeated, earlier or non-finite times give no command and change nothing.
+    last = safety.qpos
+    for bad in (now, now - 1e-3, now + 0.5 * MIN_TICK_INTERVAL_S, math.nan, math.inf):
+        assert safety.tick(bad) is None
+    assert safety.skipped_ticks == 5 and safety.time_s == now
+    np.testing.assert_array_equal(safety.qpos, last)
+
+
+@pytest.mark.parametrize('halt', [None, 30.0])
+def test_stale_input_halts_at_the_halt_rate_over_real_time(halt: float | None) -> None:
+    config = SafetyConfig(max_velocity_rad_s=3.0, max_acceleration_rad_s2=60.0,
+                          watchdog_timeout_s=0.1, halt_deceleration_rad_s2=halt)
+    safety, checker, now = _moving_filter(config)
+    rng = np.random.default_rng(5)
+    deceleration = halt or config.max_acceleration_rad_s2
+    last_fresh = None
+    for _ in range(300):  # no submissions: ticks jittered, bunched and late
+        now += _tick_interval(rng, DT) if rng.random() < 0.8 else rng.uniform(1e-4, 1e-3)
+        command = safety.tick(now)
+        checker.check(command, now)
+        if command is None:
+            continue
+        if not command.stale:
+            last_fresh = (now, command.qvel[0])
+            continue
+        assert last_fresh is not None
+        t_fresh, v_fresh = last_fresh
+        # Exactly the ramp of the halt rate since the last fresh command, then at rest.
+        expected = max(v_fresh - deceleration * (now - t_fresh), 0.0)
+        assert command.qvel[0] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert command.qvel[0] == 0.0
 
 
 def test_rejected_input_changes_nothing() -> None:
