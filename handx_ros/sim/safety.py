@@ -297,7 +297,7 @@ class CommandSafety:
         joint_names: (n,) unique joint names, the order of every array.
         lower, upper: (n,) joint position limits (e.g. from the URDF), finite, lower <= upper.
         config: Bounds; ``None``: the defaults.
-        rate_hz: Tick rate, Hz.
+        rate_hz: Nominal tick rate, Hz.
 
     Raises:
         ConfigError: Bad names, limits, rate, a joint range narrower than twice the margin, or
