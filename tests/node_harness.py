@@ -4,6 +4,7 @@ the nodes under test in a thread, and a client node that publishes and records."
 from __future__ import annotations
 
 import os
+import random
 import struct
 import threading
 import time
@@ -15,7 +16,7 @@ import rclpy
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from ros_env import isolated_ros_env
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -30,6 +31,39 @@ def inflated_message(make: Callable[[int], Any], count: int) -> bytes:
     assert head[-4:] == struct.pack('<I', 0), 'the sequence is not the last field'
     element = len(two) - len(one)  # one element's bytes (aligned: no padding between)
     return head[:-4] + struct.pack('<I', count) + one[len(head):] + one[-element:] * (count - 1)
+
+
+def undeserializable(message: Any, count: int = 6, seed: int = 0) -> list[bytes]:
+    """Bytes a broken or hostile publisher might send on ``message``'s topic: truncated copies
+    of its serialized form, and random bytes with and without a CDR encapsulation header
+    (seeded), each checked not to deserialize as its type (so each is one rejection)."""
+    data = serialize_message(message)
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(data)), min(count, len(data) - 1)))
+    payloads = [data[:n] for n in cuts]
+    def noise() -> bytes:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(8, 200)))
+
+    payloads += [noise() for _ in range(count)]
+    payloads += [b'\x00\x01\x00\x00' + noise() for _ in range(count)]  # little-endian CDR
+    bad = []
+    for payload in payloads:
+        try:
+            deserialize_message(payload, type(message))
+        except Exception:  # noqa: BLE001  rclpy's RMWError
+            bad.append(payload)
+    assert len(bad) >= count, 'too few of the payloads fail to deserialize'
+    return bad
+
+
+def diagnostics_rejected(messages: list[Any], node_name: str) -> int:
+    """The newest ``rejected`` count of ``node_name`` in recorded ``/diagnostics`` messages
+    (-1 when none)."""
+    for message in reversed(messages):
+        for status in message.status:
+            if status.name == node_name:
+                return next(int(kv.value) for kv in status.values if kv.key == 'rejected')
+    return -1
 
 
 class Recorder:

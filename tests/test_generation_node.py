@@ -18,7 +18,7 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion
-from node_harness import inflated_message
+from node_harness import diagnostics_rejected, inflated_message, undeserializable
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -38,6 +38,7 @@ from handx_ros.graph import parameters_path
 from handx_ros.nodes.common import DIAGNOSTICS_TOPIC, counters_from_diagnostics
 from handx_ros.nodes.generation_node import (
     MARKERS_TOPIC,
+    MIN_STAMP_STEP_S,
     MOTION_TOPIC,
     NODE_NAME,
     OBSERVED_TOPIC,
@@ -361,3 +362,81 @@ def test_parameter_file_section_matches_the_node_defaults() -> None:
     section = yaml.safe_load(parameters_path().read_text())[NODE_NAME]['ros__parameters']
     assert section == PARAMETERS
     assert {k: type(v) for k, v in section.items()} == {k: type(v) for k, v in PARAMETERS.items()}
+
+
+def test_bytes_that_do_not_deserialize_are_rejected_and_counted_and_the_node_lives(
+        ros: Harness) -> None:
+    """Issue 21, 1: truncated and random bytes on both subscribed topics are counted
+    rejections (on /diagnostics too); a prompt is still served."""
+    t0 = ros.node.get_clock().now().nanoseconds * 1e-9
+    _, right = _one_hand_stream(HandSide.RIGHT, 1, t0)
+    prompts = undeserializable(String(data='Both hands clap.'), seed=3)
+    frames = undeserializable(_pose_array(_one_hand(HandSide.RIGHT, right[0]), t0), seed=4)
+    on_text, on_observed = ros.rejected(TEXT_TOPIC), ros.rejected(OBSERVED_TOPIC)
+    total = ros.node.rejections.total
+    received = ros.counters()['prompts_received']
+    for payload in prompts:
+        ros.text.publish(payload)
+        ros.spin_for(0.01)
+    for payload in frames:
+        ros.observed.publish(payload)  # best effort: some may be lost on the way
+        ros.spin_for(0.02)
+    ros.spin_until(lambda: ros.rejected(TEXT_TOPIC) == on_text + len(prompts)
+                   and ros.rejected(OBSERVED_TOPIC) > on_observed, 20.0)
+    assert ros.counters()['prompts_received'] == received + len(prompts)
+    assert any('cannot deserialize' in key for key in ros.node.rejections.counts)
+    name = ros.node.get_fully_qualified_name()
+    ros.spin_until(lambda: diagnostics_rejected(ros.diagnostics, name)
+                   >= total + len(prompts) + 1, 5.0)
+    done = ros.counters()['prompts_done']
+    ros.text.publish(String(data='Both hands rest.'))
+    ros.spin_until(lambda: ros.counters()['prompts_done'] == done + 1, 30.0)
+
+
+def test_a_burst_of_prompts_is_received_or_counted(ros: Harness) -> None:
+    """Issue 21, 8: 500 prompts published at once used to be overwritten in the reader's
+    history (depth 10) before the node saw them; each is now received, and each is either
+    queued or rejected and counted."""
+    burst = 500
+    publisher = ros.client.create_publisher(String, TEXT_TOPIC, QoSProfile(
+        depth=burst, reliability=ReliabilityPolicy.RELIABLE))
+    ros.spin_until(lambda: publisher.get_subscription_count() > 0, 10.0)
+    c = ros.counters()
+    received, rejected, accepted = (c['prompts_received'], c['prompts_rejected'],
+                                    ros.node._prompt_count)
+    queue_full = sum(n for k, n in ros.node.rejections.counts.items() if 'queue full' in k)
+    for i in range(burst):
+        publisher.publish(String(data=f'The left hand taps {i} times.'))
+    ros.spin_until(lambda: ros.counters()['prompts_received'] == received + burst, 30.0)
+    refused = ros.counters()['prompts_rejected'] - rejected
+    assert refused + ros.node._prompt_count - accepted == burst
+    assert sum(n for k, n in ros.node.rejections.counts.items()
+               if 'queue full' in k) == queue_full + refused
+    ros.client.destroy_publisher(publisher)
+
+
+def test_crawling_stamps_are_rejected_and_the_buffer_is_bounded(ros: Harness) -> None:
+    """Issue 21, 4: a one-hand stream whose stamps advance 1 us a frame never left the
+    window and grew the buffer without bound; such frames are rejected and counted now, and
+    the buffer is bounded by frame count as well."""
+    ros.spin_until(lambda: ros.node._session is None, 5.0)
+    side = HandSide.LEFT
+    _, keypoints = _one_hand_stream(side, 1, 0.0)
+    message = _pose_array(_one_hand(side, keypoints[0]), 0.0)
+    t0 = ros.node.get_clock().now().nanoseconds * 1e-9
+    rejected = ros.rejected(OBSERVED_TOPIC)
+    for i in range(300):
+        message.header.stamp = conversions.stamp_from_s(t0 + i * 1e-6)
+        ros.node._on_observed(serialize_message(message))
+    assert ros.counters()['reaction_frames_buffered'] == 1
+    assert ros.rejected(OBSERVED_TOPIC) == rejected + 299
+    assert any('less than 1 ms' in key for key in ros.node.rejections.counts)
+    # Stamps just far enough apart: kept by stamp time, never past the count bound.
+    bound = ros.node.buffer_frames
+    assert ros.node._session.stamps_s.maxlen == bound
+    t1 = t0 + 1.0
+    for i in range(bound + 100):
+        message.header.stamp = conversions.stamp_from_s(t1 + i * 1.01 * MIN_STAMP_STEP_S)
+        ros.node._on_observed(serialize_message(message))
+    assert 0 < ros.counters()['reaction_frames_buffered'] <= bound
+    ros.spin_until(lambda: ros.node._session is None, 5.0)  # the stream stopped

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,12 @@ pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
-from node_harness import inflated_message, ros_harness  # noqa: E402
+from node_harness import (  # noqa: E402
+    diagnostics_rejected,
+    inflated_message,
+    ros_harness,
+    undeserializable,
+)
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from ros_env import isolated_ros_env  # noqa: E402
 from trajectory_msgs.msg import (  # noqa: E402
@@ -224,3 +230,51 @@ def test_unknown_robot_is_a_clear_error_at_start():
     assert process.returncode == 1, output
     assert 'no_such_robot' in output and 'allegro' in output  # the valid ones listed
     assert 'Traceback' not in output
+
+
+def test_bytes_that_do_not_deserialize_are_rejected_and_counted_and_the_node_lives(ros, motion):
+    """Issue 21, 1: truncated and random bytes on both subscribed topics are counted
+    rejections (on /diagnostics too); the node goes on retargeting."""
+    harness, node, trajectories, diagnostics, motion_pub, observed_pub = ros
+    clip = conversions.motion_to_msg(motion, stamp_s=STAMP_S)
+    frame = _frame_message(np.asarray(motion.keypoints[0], dtype=np.float64), 4000.0)
+    motions = undeserializable(clip, seed=1)
+    frames = undeserializable(frame, seed=2)
+    on_motion = _motion_rejections(node, MOTION_TOPIC)
+    on_observed = _motion_rejections(node, OBSERVED_TOPIC)
+    total = node.rejections.total
+    for payload in motions:
+        motion_pub.publish(payload)
+        time.sleep(0.02)  # within the histories (depth 10)
+    for payload in frames:
+        observed_pub.publish(payload)  # best effort: some may be lost on the way
+        time.sleep(0.02)
+    harness.wait_for(lambda: _motion_rejections(node, MOTION_TOPIC) == on_motion + len(motions)
+                     and _motion_rejections(node, OBSERVED_TOPIC) > on_observed,
+                     timeout_s=30.0, what='the rejections')
+    assert _motion_rejections(node, OBSERVED_TOPIC) <= on_observed + len(frames)
+    assert any('cannot deserialize' in key for key in node.rejections.counts)
+    name = node.get_fully_qualified_name()
+    harness.wait_for(lambda: diagnostics_rejected(diagnostics.messages, name)
+                     >= total + len(motions) + 1, what='the rejections on /diagnostics')
+    before = len(_clips(trajectories))
+    motion_pub.publish(clip)
+    harness.wait_for(lambda: len(_clips(trajectories)) > before, what='a trajectory')
+
+
+def test_a_two_frame_clip_lasting_an_hour_is_refused_not_passed_on(ros, motion):
+    """Issue 21, 3: the clip that tied up the gate (two frames an hour apart) used to be
+    retargeted with its rate passed through; it is refused here now."""
+    harness, node, trajectories, _, motion_pub, _ = ros
+    message = conversions.motion_to_msg(motion[:2], stamp_s=STAMP_S)
+    message.points[1].time_from_start.sec = 3600  # 1/3600 fps
+    message.points[1].time_from_start.nanosec = 0
+    rejected = _motion_rejections(node, MOTION_TOPIC)
+    before = len(_clips(trajectories))
+    motion_pub.publish(message)
+    harness.wait_for(lambda: _motion_rejections(node, MOTION_TOPIC) > rejected,
+                     what='a rejection')
+    keys = ' '.join(k for k in node.rejections.counts if k.startswith(f'{MOTION_TOPIC}: '))
+    assert 'frames per second' in keys, keys
+    time.sleep(0.3)
+    assert len(_clips(trajectories)) == before

@@ -6,6 +6,7 @@ smoothly and fresh input resumes, bad messages are rejected and counted."""
 from __future__ import annotations
 
 import dataclasses
+import struct
 import time
 
 import numpy as np
@@ -14,22 +15,30 @@ import pytest
 pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from node_harness import ros_harness  # noqa: E402
+from node_harness import (  # noqa: E402
+    diagnostics_rejected,
+    ros_harness,
+    undeserializable,
+)
+from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.serialization import serialize_message  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from handx_gen.data.synthetic import SynthConfig, load_primitives, synthesize_clip  # noqa: E402
+from handx_gen.errors import SimulationError  # noqa: E402
 from handx_ros import conversions  # noqa: E402
+from handx_ros.nodes.common import DIAGNOSTICS_TOPIC, run_node  # noqa: E402
 from handx_ros.nodes.sim_node import (  # noqa: E402
     JOINT_COMMANDS_TOPIC,
     SIM_REPORT_TOPIC,
     TRAJECTORY_TOPIC,
     SimNode,
 )
-from handx_ros.retarget import build_retargeter  # noqa: E402
-from handx_ros.sim import SafetyConfig  # noqa: E402
+from handx_ros.retarget import RobotTrajectory, build_retargeter  # noqa: E402
+from handx_ros.sim import SafetyConfig, build_scene, simulate  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -275,3 +284,157 @@ def test_bad_trajectories_are_rejected_and_counted_and_the_stream_goes_on(ros, r
     assert counters['safety/rejected_input'] >= 1
     assert counters['queue_length'] == 0 and counters['gate_queue_length'] == 0
     assert rejected() == before + 5
+
+
+def _rejected(node) -> int:
+    return sum(n for key, n in node.rejections.counts.items()
+               if key.startswith(f'{TRAJECTORY_TOPIC}: '))
+
+
+def test_bytes_that_do_not_deserialize_are_rejected_and_counted_and_the_stream_goes_on(
+        ros, robot, clips):
+    """Issue 21, 1: a 32-byte one-point trajectory (header, frame 'world', no joint names,
+    point count 1, then nothing) ended the executor's spin; now it, truncated clips and random
+    bytes are each one counted rejection, on /diagnostics too, and the commands go on."""
+    harness, node, publisher, states, _, _ = ros
+    trajectory, _ = clips
+    diagnostics = harness.record(DiagnosticArray, DIAGNOSTICS_TOPIC)
+    one_point = JointTrajectory()
+    one_point.header.frame_id = 'world'
+    one_point.points = [JointTrajectoryPoint(positions=[0.0])]
+    killer = serialize_message(one_point)[:32]
+    assert killer[-4:] == struct.pack('<I', 1)  # the point count, then nothing
+    payloads = [killer] + undeserializable(conversions.trajectory_to_msg(trajectory, stamp_s=1.0),
+                                           seed=5)
+    before = _rejected(node)
+    sent = node._counters()['commands_sent']
+    streamed = len(states)
+    for payload in payloads:
+        publisher.publish(payload)  # serialized bytes go out as they are
+        time.sleep(0.02)  # within the histories (depth 10) of publisher and subscription
+    harness.wait_for(lambda: _rejected(node) >= before + len(payloads), timeout_s=30.0,
+                     what=f'{len(payloads)} rejections')
+    keys = [key for key in node.rejections.counts if 'cannot deserialize' in key]
+    assert keys and any('live target' in key for key in keys), keys
+    name = node.get_fully_qualified_name()
+    harness.wait_for(lambda: diagnostics_rejected(diagnostics.messages, name)
+                     >= before + len(payloads), what='the rejections on /diagnostics')
+    harness.wait_for(lambda: node._counters()['commands_sent'] >= sent + 50
+                     and len(states) >= streamed + 50, what='the stream going on')
+    assert _rejected(node) == before + len(payloads)
+    assert node._counters()['gate_queue_length'] == 0
+
+
+def _slowed(trajectory: RobotTrajectory, repeats: int, fps: float) -> JointTrajectory:
+    """``trajectory`` repeated ``repeats`` times, at ``fps``."""
+    poses = trajectory.base_poses
+    return conversions.trajectory_to_msg(dataclasses.replace(
+        trajectory, fps=fps, qpos=np.tile(trajectory.qpos, (repeats, 1)), converged=None,
+        residual_m=None,
+        base_poses=None if poses is None else np.tile(poses, (repeats, 1, 1))), stamp_s=2.0)
+
+
+def test_a_clip_longer_than_max_clip_duration_is_rejected_before_simulation(ros, clips):
+    """Issue 21, 3: a clip is bounded by duration before it is simulated (60 s default)."""
+    harness, node, publisher, _, _, reports = ros
+    trajectory, _ = clips  # 60 frames
+    before, reported = _rejected(node), len(reports)
+    slow = _slowed(trajectory, 1, 1.0)
+    for i, point in enumerate(slow.points):
+        point.time_from_start.sec = 2 * i  # 0.5 fps: refused by conversion
+    publisher.publish(slow)
+    publisher.publish(_slowed(trajectory, 2, 1.5))  # 120 frames, 80 s: too long to gate
+    harness.wait_for(lambda: _rejected(node) >= before + 2, what='two rejections')
+    keys = ' '.join(k for k in node.rejections.counts if k.startswith(TRAJECTORY_TOPIC))
+    assert 'frames per second' in keys and 'at most 60 s' in keys, keys
+    time.sleep(0.2)
+    assert len(reports) == reported  # never simulated
+    assert node._counters()['gate_queue_length'] == 0
+
+
+def test_the_gate_stops_a_clip_at_its_wall_time_limit_and_says_so(ros, clips, monkeypatch):
+    """Issue 21, 3: the worker's time per clip is bounded; the report names the limit."""
+    harness, node, publisher, _, _, reports = ros
+    trajectory, _ = clips
+    monkeypatch.setitem(node.params, 'max_gate_wall_s', 1e-4)  # read at each clip
+    before = len(_reports(reports))
+    failed = node._counters()['clips_failed']
+    publisher.publish(conversions.trajectory_to_msg(trajectory, stamp_s=3.0))
+    report = harness.wait_for(lambda: _reports(reports)[before:], what='a sim report')[0]
+    assert not report['passed']
+    assert any('wall-time limit of 0.0001 s' in r for r in report['reasons']), report
+    assert node._counters()['clips_failed'] == failed + 1
+    assert node._counters()['queue_length'] == 0
+
+
+def test_simulate_raises_past_max_wall_s(robot, clips):
+    trajectory, _ = clips
+    scene = build_scene(build_retargeter(ROBOT).spec)
+    with pytest.raises(SimulationError, match=r'wall-time limit of 0\.001 s .* stopped at frame'):
+        simulate(scene, trajectory, max_wall_s=1e-3)
+    assert simulate(scene, trajectory, max_wall_s=60.0).stable
+    with pytest.raises(SimulationError, match='max_wall_s'):
+        simulate(scene, trajectory, max_wall_s=0.0)
+
+
+def test_halt_publishes_a_hold_command_where_the_robot_was(robot):
+    """Issue 21, 1: a node that dies ends in a halt the controller sees: the last command is
+    the position last commanded, with zero velocity."""
+    with ros_harness(seed=74) as harness:
+        node = harness.add(SimNode(context=harness.context, parameter_overrides=[
+            Parameter('rate_hz', value=RATE_HZ)]))
+        states = harness.record(JointState, JOINT_COMMANDS_TOPIC)
+        commands = harness.record(JointTrajectory, f'/{ROBOT}/joint_trajectory')
+        publisher = harness.publisher(JointTrajectory, TRAJECTORY_TOPIC)
+        harness.connect(publisher)
+        harness.wait_for(lambda: len(states) >= 5 and len(commands) >= 5, what='commands')
+        _stream_live(publisher, robot, 0.5)  # moving
+        assert np.abs(np.asarray(states.messages[-1].velocity)).max() > 0.0
+        node.halt()
+        held = node._safety.qpos.copy()
+        time.sleep(0.3)
+        count = len(states)
+        harness.wait_for(lambda: list(states.messages[-1].position) == held.tolist(),
+                         what='the hold command')
+        last, final = states.messages[-1], commands.messages[-1]
+        assert not np.any(np.asarray(last.velocity))
+        assert list(final.points[0].positions) == held.tolist()
+        assert not np.any(np.asarray(final.points[0].velocities))
+        time.sleep(0.2)
+        assert len(states) == count  # nothing after it
+
+
+class _Dying(Node):
+    """A node whose timer raises on its third tick, and that notes when it is halted."""
+
+    def __init__(self) -> None:
+        super().__init__('handx_test_dying')
+        self.ticks = 0
+        self.halted_while_ok: list[bool] = []
+        self.create_timer(0.01, self._tick)
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        if self.ticks == 3:
+            raise RuntimeError('a bug in a timer')
+
+    def halt(self) -> None:
+        import rclpy
+
+        self.halted_while_ok.append(rclpy.ok())
+
+
+def test_run_node_halts_a_node_that_dies_on_an_unexpected_error(monkeypatch):
+    from ros_env import isolated_ros_env
+
+    monkeypatch.setenv('ROS_DOMAIN_ID', isolated_ros_env(seed=76)['ROS_DOMAIN_ID'])
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    nodes: list[_Dying] = []
+
+    def factory() -> _Dying:
+        nodes.append(_Dying())
+        return nodes[-1]
+
+    with pytest.raises(RuntimeError, match='a bug in a timer'):
+        run_node(factory, args=[])
+    assert nodes[0].halted_while_ok == [True]  # once, while it could still publish

@@ -5,11 +5,19 @@ A node never dies on a bad message: it calls :meth:`Rejections.reject` with the 
 reason, which counts it, logs at most one line per ``throttle_s`` per topic, and the counts are
 published once a second on ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``, the
 standard health topic) with every other counter of the node, so tools and tests can see them.
+Every subscription callback is wrapped in :meth:`Rejections.guard`: whatever a message makes
+it raise (bytes that do not deserialize, a conversion's error, a bug) is counted as that
+topic's rejection, and the executor goes on spinning.
+
+A node that dies anyway (an exception out of a timer, say) ends in a halt its consumers can
+see: :func:`run_node` calls the node's ``halt()``, if it has one, before the node is
+destroyed (the sim node publishes a hold command: the current position, zero velocity).
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +33,7 @@ from rclpy.executors import (
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from handx_gen.errors import HandxError
+from handx_gen.errors import HandxError, MessageError
 
 __all__ = ['DIAGNOSTICS_TOPIC', 'Rejections', 'counters_from_diagnostics', 'run_node']
 
@@ -83,6 +91,26 @@ class Rejections:
             self._node.get_logger().warning(
                 f'rejected a message on {topic} ({total} so far): {reason}')
 
+    def guard(self, topic: str, callback: Callable[..., None]) -> Callable[..., None]:
+        """``callback`` for a subscription on ``topic`` that never raises into the executor.
+
+        A :class:`~handx_gen.errors.MessageError` it raises is rejected with its message;
+        any other exception is logged with its type and rejected as ``internal error:
+        <type>``. Either way the message is counted and the node goes on.
+        """
+        @functools.wraps(callback)
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except MessageError as error:
+                self.reject(topic, str(error))
+            except Exception as error:  # noqa: BLE001  one message must not end the spin
+                self._node.get_logger().error(
+                    f'a message on {topic} raised unexpectedly: {error!r}')
+                self.reject(topic, f'internal error: {type(error).__name__}')
+
+        return guarded
+
     def publish(self) -> None:
         """Publish the counters now (also done once a second by a timer): ``rejected`` (all),
         ``rejected/<topic>: <reason>`` each, then the node's own counters."""
@@ -116,6 +144,18 @@ def _first_line(text: str, limit: int = 120) -> str:
     return line if len(line) <= limit else line[:limit - 3] + '...'
 
 
+def _halt(node: Node | None) -> None:
+    """Call ``node.halt()`` if it has one, logging (not raising) what that raises."""
+    halt = getattr(node, 'halt', None)
+    if node is None or halt is None:
+        return
+    try:
+        node.get_logger().fatal('stopping on an unexpected error: halting first')
+        halt()
+    except Exception as error:  # noqa: BLE001  the original error is the one to raise
+        node.get_logger().error(f'halting failed: {error!r}')
+
+
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
              threads: int = 1) -> int:
     """Init rclpy, build the node, spin it until Ctrl-C or SIGTERM, and shut down cleanly.
@@ -127,6 +167,11 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
     error while building the node after a stop was asked for is part of stopping; a
     :class:`~handx_gen.errors.HandxError` before that (a bad parameter, an unknown robot: the
     node logs it) gives exit status 1.
+
+    An exception that ends the spin unexpectedly (out of a timer, or anything a callback
+    lets through) first calls the node's ``halt()`` method, if it has one, while the node
+    can still publish (the sim node's final hold command), then is raised as before
+    (traceback, exit status 1). A failing ``halt`` is logged and does not hide the error.
 
     One executor thread by default: the nodes' callbacks are short (long work runs on their
     worker threads), and rclpy's multi-threaded executor here delayed 100 Hz timer ticks and
@@ -148,17 +193,24 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
     status = 0
     executor = (SingleThreadedExecutor() if threads == 1 else
                 MultiThreadedExecutor(num_threads=threads))
+    spinning = False
     try:
         node = factory()
         executor.add_node(node)
+        spinning = True
         executor.spin()
     except ExternalShutdownException:
         pass
     except HandxError:
         if not stopping.is_set():
+            if spinning:
+                _halt(node)
+                raise
             status = 1  # it cannot start: the node logged why, in one line
     except Exception:
         if not stopping.is_set():
+            if spinning:
+                _halt(node)
             raise
     finally:
         if node is not None:

@@ -3,10 +3,20 @@ observed hand, with the trained models (:class:`handx_gen.generate.Generator`).
 
 Topics (DESIGN.md):
 
-* in ``/handx/text_command`` (``std_msgs/String``, reliable): a prompt. It waits in a queue
-  (``queue_size`` prompts; beyond that it is rejected and counted as ``queue full``) for the
-  worker thread, which generates a ``seconds`` clip (seed ``seed`` + the prompt's sequence
-  number) and publishes it on ``/handx/motion`` stamped with the time of publication.
+* in ``/handx/text_command`` (``std_msgs/String``, reliable, keep last
+  :data:`PROMPT_DEPTH` = 1000): a prompt. Every message taken is counted
+  (``prompts_received``) and either queued or rejected: it waits in a queue (``queue_size``
+  prompts; beyond that it is rejected and counted as ``queue full``) for the worker thread,
+  which generates a ``seconds`` clip (seed ``seed`` + the prompt's sequence number) and
+  publishes it on ``/handx/motion`` stamped with the time of publication; empty, oversized or
+  undeserializable ones are rejected and counted too (``prompts_rejected``). The deep history
+  keeps a burst (1,000 prompts in a second) until the executor takes it, where the default
+  depth of 10 let DDS overwrite about half of them uncounted. Loss that remains is outside
+  the node and counted nowhere here: a burst larger than the depth before the executor gets
+  to it, and a publisher's own history (a reliable KEEP_LAST publisher of depth 10 may
+  overwrite prompts not yet delivered; publish a burst with a depth as large as the burst, or
+  KEEP_ALL). Prompts are small (at most ``max_prompt_chars``), so the depth costs at most a
+  few megabytes.
 * in ``/handx/observed_hands`` (``geometry_msgs/PoseArray``, sensor-data QoS): frames with
   exactly one hand present (the teleop-style reaction mode). The node keeps the last
   ``reaction_window_s`` of them (a session), and each time the stream has advanced by
@@ -21,11 +31,19 @@ Topics (DESIGN.md):
   reaction clips while the worker was busy (e.g. generating a text clip). A frame of
   another hand, a gap of more than ``reaction_timeout_s`` in the stamps, or no frame for
   ``reaction_timeout_s`` ends the session and clears the buffer. Frames with both hands are
-  plain teleoperation (the retargeting node's) and are ignored here, not rejected.
+  plain teleoperation (the retargeting node's) and are ignored here, not rejected. A frame
+  whose stamp is not at least :data:`MIN_STAMP_STEP_S` (1 ms: the 1000 fps bound of
+  :mod:`handx_gen.rates`) after the previous one is rejected and counted (out of order,
+  repeated, or a stream whose stamps crawl, e.g. 1 us a frame, which would otherwise never
+  leave the window). The buffer is bounded by frame count as well as by stamp time
+  (:meth:`GenerationNode.buffer_frames`: the window at 1000 fps), so a stream whose stamps
+  advance slower than real time fills at most that many frames (about 1 MB for the default
+  2 s window), and its reactions come by stamp time, i.e. later in real time.
 * out ``/handx/motion`` (``trajectory_msgs/MultiDOFJointTrajectory``, reliable, depth 10).
 * out ``/handx/hand_markers`` (``visualization_msgs/MarkerArray``): the newest clip played
   once in real time at ``marker_rate_hz``, for RViz.
-* out ``/diagnostics``: rejections and ``prompts_done``, ``prompts_rejected``,
+* out ``/diagnostics``: rejections and ``prompts_received``, ``prompts_done``,
+  ``prompts_rejected``,
   ``prompts_failed``, ``reactions_done``, ``reactions_failed``, ``reactions_skipped``,
   ``last_generation_s``, ``last_reaction_latency_s``, ``queue_length``, ``reaction_sessions``,
   ``reaction_frames_buffered``, ``teleop_frames_ignored``.
@@ -45,6 +63,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import sys
 import threading
 import time
@@ -55,7 +74,7 @@ import numpy as np
 from geometry_msgs.msg import PoseArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
@@ -65,16 +84,20 @@ from handx_gen.hand import fit_skeleton, inverse_kinematics, mirror_axis_angle, 
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.masking import MaskMode
 from handx_gen.motion import BimanualMotion
+from handx_gen.rates import MAX_FPS
 from handx_ros import conversions
 from handx_ros.nodes.common import Rejections, run_node
 from handx_ros.nodes.parameters import declare_parameters
+from handx_ros.nodes.wire import deserialize
 
 __all__ = [
     'MARKERS_TOPIC',
     'MOTION_TOPIC',
     'NODE_NAME',
+    'MIN_STAMP_STEP_S',
     'OBSERVED_TOPIC',
     'PARAMETERS',
+    'PROMPT_DEPTH',
     'TEXT_TOPIC',
     'GenerationNode',
     'main',
@@ -85,6 +108,8 @@ TEXT_TOPIC = '/handx/text_command'
 OBSERVED_TOPIC = '/handx/observed_hands'
 MOTION_TOPIC = '/handx/motion'
 MARKERS_TOPIC = '/handx/hand_markers'
+PROMPT_DEPTH = 1000  # prompts the subscription's history keeps until the executor takes them
+MIN_STAMP_STEP_S = 1.0 / MAX_FPS  # observed frames closer in stamp time are rejected
 
 PARAMETERS: dict[str, Any] = {
     'model': 'diffusion',  # text clips: 'diffusion' or 'ar'
@@ -132,10 +157,14 @@ class _Session:
     side: HandSide
     next_reaction_s: float  # stamp at which the next reaction is due
     last_received_s: float  # monotonic arrival time of the newest frame
-    stamps_s: collections.deque[float] = dataclasses.field(default_factory=collections.deque)
-    keypoints: collections.deque[np.ndarray] = dataclasses.field(
-        default_factory=collections.deque)  # each (21, 3)
+    max_frames: int  # the buffer's bound by count (the window at MAX_FPS)
+    stamps_s: collections.deque[float] = dataclasses.field(init=False)
+    keypoints: collections.deque[np.ndarray] = dataclasses.field(init=False)  # each (21, 3)
     reactions: int = 0
+
+    def __post_init__(self) -> None:
+        self.stamps_s = collections.deque(maxlen=self.max_frames)
+        self.keypoints = collections.deque(maxlen=self.max_frames)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -181,7 +210,8 @@ class GenerationNode(Node):
         self._prompt_count = 0
         self._session: _Session | None = None
         self._playback: _Playback | None = None
-        self.prompts_done = self.prompts_rejected = self.prompts_failed = 0
+        self.prompts_received = self.prompts_done = self.prompts_rejected = 0
+        self.prompts_failed = 0
         self.reactions_done = self.reactions_failed = self.reactions_skipped = 0
         self.reaction_sessions = self.teleop_frames_ignored = 0
         self.last_generation_s = self.last_reaction_latency_s = float('nan')
@@ -194,9 +224,17 @@ class GenerationNode(Node):
         # Subscribed before the models load: prompts sent meanwhile wait in the reader's
         # queue until the node spins. Separate groups: checking a huge observed message never
         # delays a prompt, and the session and marker timers run beside both.
-        self.create_subscription(String, TEXT_TOPIC, self._on_text, reliable,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_subscription(PoseArray, OBSERVED_TOPIC, self._on_observed,
+        # Both raw and guarded: bytes that do not deserialize are rejected and counted, never
+        # raised into the executor (a non-raw subscription deserializes inside the executor,
+        # where a failure ends the spin).
+        prompts = QoSProfile(depth=PROMPT_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
+                             history=HistoryPolicy.KEEP_LAST)
+        self.create_subscription(String, TEXT_TOPIC,
+                                 self.rejections.guard(TEXT_TOPIC, self._on_text_data),
+                                 prompts, callback_group=MutuallyExclusiveCallbackGroup(),
+                                 raw=True)
+        self.create_subscription(PoseArray, OBSERVED_TOPIC,
+                                 self.rejections.guard(OBSERVED_TOPIC, self._on_observed),
                                  qos_profile_sensor_data,
                                  callback_group=MutuallyExclusiveCallbackGroup(), raw=True)
         timers = MutuallyExclusiveCallbackGroup()
@@ -213,6 +251,10 @@ class GenerationNode(Node):
             self.destroy_node()
             raise
         self._window_frames = int(round(params['reaction_window_s'] * self._fps))
+        # The reaction buffer by count: what the window (plus the slack kept by stamp time)
+        # can hold at the fastest stamps accepted (MIN_STAMP_STEP_S apart), and one more.
+        self.buffer_frames = int(math.ceil(
+            (params['reaction_window_s'] + 1.5 / self._fps) / MIN_STAMP_STEP_S)) + 2
         self._stride_frames = int(round(params['reaction_stride_s'] * self._fps))
         self._worker = threading.Thread(target=self._work, name='handx_generation',
                                         daemon=True)
@@ -282,7 +324,22 @@ class GenerationNode(Node):
 
     # ------------------------------------------------------------------ prompts
 
+    def _on_text_data(self, data: bytes) -> None:
+        """A serialized prompt (the raw subscription's bytes)."""
+        try:
+            msg = deserialize(data, String, what='prompt')
+        except MessageError as error:
+            with self._lock:
+                self.prompts_received += 1
+                self.prompts_rejected += 1
+            self.rejections.reject(TEXT_TOPIC, str(error))
+            return
+        self._on_text(msg)
+
     def _on_text(self, msg: String) -> None:
+        """A prompt: checked, then queued (or rejected and counted)."""
+        with self._lock:
+            self.prompts_received += 1
         try:
             text = conversions.text_from_msg(msg, max_chars=self.params['max_prompt_chars'])
         except MessageError as error:
@@ -347,13 +404,18 @@ class GenerationNode(Node):
                 self._end_session('the observed hand changed' if session.side is not side
                                   else 'a gap in the stamps')
                 session = None
-            if session is not None and frame.stamp_s <= session.stamps_s[-1]:
+            step_s = None if session is None else frame.stamp_s - session.stamps_s[-1]
+            if step_s is not None and step_s <= 0.0:
                 stale = 'stamp not after the previous frame (out of order or repeated)'
+            elif step_s is not None and step_s < MIN_STAMP_STEP_S:
+                stale = (f'stamp less than {MIN_STAMP_STEP_S * 1e3:g} ms after the previous '
+                         f'frame (faster than {MAX_FPS:g} fps by its stamps)')
             else:
                 stale = ''
                 if session is None:
                     session = self._session = _Session(
-                        side, frame.stamp_s + self.params['reaction_stride_s'], now)
+                        side, frame.stamp_s + self.params['reaction_stride_s'], now,
+                        self.buffer_frames)
                     self.reaction_sessions += 1
                     self.get_logger().info(f'reaction session {self.reaction_sessions}: the '
                                            f'{side.name.lower()} hand is observed')
@@ -498,6 +560,7 @@ class GenerationNode(Node):
         with self._lock:
             session = self._session
             return {
+                'prompts_received': self.prompts_received,
                 'prompts_done': self.prompts_done,
                 'prompts_rejected': self.prompts_rejected,
                 'prompts_failed': self.prompts_failed,

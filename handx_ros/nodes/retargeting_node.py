@@ -16,8 +16,12 @@ Topics (DESIGN.md):
 * out ``/diagnostics``: rejections and ``clips_retargeted``, ``teleop_frames``,
   ``last_retarget_s``, ``queue_length``.
 
-Every message is checked by :mod:`handx_ros.conversions`; a bad one is rejected and counted,
-and the node carries on. Both subscriptions are raw: the size a message declares is read
+Every message is checked by :mod:`handx_ros.conversions`; a bad one (bytes that do not
+deserialize, truncated or random, included) is rejected and counted, and the node carries on:
+both callbacks are guarded (:meth:`~handx_ros.nodes.common.Rejections.guard`), and the
+worker reports what a clip raises. A clip's frame rate and length are checked on the way in
+(1-1000 fps, :mod:`handx_gen.rates`), so a clip of two frames an hour apart is refused here,
+not passed on to the gate. Both subscriptions are raw: the size a message declares is read
 from its bytes first (:mod:`handx_ros.nodes.wire`), so a hostile one (a million points or
 poses) is rejected in microseconds instead of being deserialized, and clips are deserialized
 on the worker thread. An unknown robot or a bad parameter stops the node at start with one
@@ -51,7 +55,6 @@ from geometry_msgs.msg import PoseArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.serialization import deserialize_message
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
 from handx_gen.errors import ConfigError, HandxError, MessageError
@@ -59,7 +62,7 @@ from handx_gen.hand.topology import HandSide
 from handx_ros import conversions
 from handx_ros.nodes.common import Rejections, run_node
 from handx_ros.nodes.parameters import declare_parameters
-from handx_ros.nodes.wire import sequence_length
+from handx_ros.nodes.wire import deserialize, sequence_length
 from handx_ros.nodes.worker import QueueWorker
 from handx_ros.retarget import (
     HumanoidRetargeter,
@@ -94,8 +97,6 @@ PARAMETERS: dict[str, Any] = {
 }
 
 Retargeter = PairRetargeter | HumanoidRetargeter
-
-
 
 
 class RetargetingNode(Node):
@@ -156,11 +157,12 @@ class RetargetingNode(Node):
         # deserialized on the worker thread, so the executor's callbacks all take
         # milliseconds (separate groups, so that a multi-threaded executor runs them side by
         # side).
-        self.create_subscription(MultiDOFJointTrajectory, MOTION_TOPIC, self._on_motion,
-                                 reliable, callback_group=MutuallyExclusiveCallbackGroup(),
-                                 raw=True)
+        self.create_subscription(MultiDOFJointTrajectory, MOTION_TOPIC,
+                                 self.rejections.guard(MOTION_TOPIC, self._on_motion), reliable,
+                                 callback_group=MutuallyExclusiveCallbackGroup(), raw=True)
         if self._teleop is not None:
-            self.create_subscription(PoseArray, OBSERVED_TOPIC, self._on_observed,
+            self.create_subscription(PoseArray, OBSERVED_TOPIC,
+                                     self.rejections.guard(OBSERVED_TOPIC, self._on_observed),
                                      qos_profile_sensor_data,
                                      callback_group=MutuallyExclusiveCallbackGroup(), raw=True)
         self.get_logger().info(
@@ -193,7 +195,7 @@ class RetargetingNode(Node):
     def _retarget_clip(self, data: bytes) -> None:
         """Worker thread: check, retarget and publish one serialized clip."""
         start = time.perf_counter()
-        msg = deserialize_message(data, MultiDOFJointTrajectory)
+        msg = deserialize(data, MultiDOFJointTrajectory, what='motion')
         motion = conversions.motion_from_msg(msg, frame_id=self.frame_id,
                                              max_frames=self.params['max_motion_frames'])
         trajectory = self._clip_retargeter(motion.fps).retarget_motion(motion)

@@ -5,12 +5,19 @@ Topics (DESIGN.md):
 * in ``/handx/robot_trajectory`` (``trajectory_msgs/JointTrajectory``, reliable):
 
   - a **clip** (two points or more) is queued for the gate (``queue_size``; beyond that it is
-    rejected and counted). A worker thread simulates it in the robot's scene (built once, at
-    start), judges it (``gate_config``) and publishes ``/handx/sim_report``; a clip that
-    passes is appended to the playback queue (at most ``max_playback_clips`` waiting).
+    rejected and counted). A worker thread deserializes and checks it (a clip longer than
+    ``max_clip_duration_s`` is rejected and counted before it is simulated), simulates it in
+    the robot's scene (built once, at start), judges it (``gate_config``) and publishes
+    ``/handx/sim_report``; a clip that passes is appended to the playback queue (at most
+    ``max_playback_clips`` waiting). Simulating one clip may take at most ``max_gate_wall_s``
+    of wall time: past that the simulation stops and the clip fails, the report naming the
+    limit, so one clip cannot hold the gate (and the clips queued behind it) for long.
   - a **live target** (one point, teleoperation) goes straight to the safety filter, stamped
     with its receive time. It takes over from playback: the playing clip and the queued ones
     are dropped (counted as ``clips_preempted``).
+
+  Bytes that do not deserialize as a ``JointTrajectory`` (truncated, random), like any other
+  bad message, are rejected and counted on ``/diagnostics``; the stream goes on.
 
 * out ``/handx/sim_report`` (``diagnostic_msgs/DiagnosticArray``, reliable, transient local):
   one status per gated clip, pass or fail with every reason and the simulation's summary.
@@ -36,6 +43,10 @@ Topics (DESIGN.md):
   ``tick_interval_max_ms`` (over the last ``TICK_WINDOW`` ticks), and the safety filter's
   intervention counts as ``safety/<kind>``.
 
+If the node dies anyway (an unexpected exception ends its spin), :meth:`SimNode.halt` first
+publishes one last command on both command topics: the position last commanded, zero
+velocity, so that the controller holds there rather than following a stale trajectory.
+
 The timer and the subscription have their own callback groups and do little work (no
 simulation, no allocation beyond the messages); simulation runs on the worker thread. It
 holds the GIL only in short stretches (MuJoCo and NumPy release it): measured on the 2-core
@@ -46,7 +57,9 @@ Parameters (``config/nodes.yaml``, section ``handx_sim``): ``robot``, ``rate_hz`
 ``gate_config`` and ``safety_config`` ('' : the installed ``config/sim_gate.yaml`` and
 ``config/safety.yaml``), ``controller_topic``, ``frame_id``, ``queue_size``,
 ``max_playback_clips``, ``settle_s``, ``command_horizon_s`` (the controller message's
-``time_from_start``; 0: two ticks), ``max_trajectory_points``.
+``time_from_start``; 0: two ticks), ``max_trajectory_points``, ``max_clip_duration_s``
+(longest clip gated, by its frames and frame rate), ``max_gate_wall_s`` (most wall time
+simulating one clip).
 """
 
 from __future__ import annotations
@@ -65,15 +78,15 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from handx_gen.errors import ConfigError, HandxError, MessageError
+from handx_gen.rates import MAX_DURATION_S, check_clip_size
 from handx_ros import conversions
 from handx_ros.nodes.common import Rejections, run_node
 from handx_ros.nodes.parameters import declare_parameters
-from handx_ros.nodes.wire import sequence_length
+from handx_ros.nodes.wire import deserialize, sequence_length
 from handx_ros.nodes.worker import QueueWorker
 from handx_ros.paths import config_dir
 from handx_ros.retarget import RobotTrajectory, build_retargeter
@@ -110,6 +123,8 @@ PARAMETERS: dict[str, Any] = {
     'settle_s': 1.0,
     'command_horizon_s': 0.0,
     'max_trajectory_points': conversions.MAX_TRAJECTORY_POINTS,
+    'max_clip_duration_s': 60.0,
+    'max_gate_wall_s': 20.0,
 }
 
 
@@ -164,9 +179,12 @@ class SimNode(Node):
         super().__init__(node_name, **kwargs)
         try:
             params = declare_parameters(self, PARAMETERS)
-            for name in ('rate_hz',):
+            for name in ('rate_hz', 'max_gate_wall_s'):
                 if params[name] <= 0.0:
                     raise ConfigError(f'{name} must be > 0, got {params[name]}')
+            if not 0.0 < params['max_clip_duration_s'] <= MAX_DURATION_S:
+                raise ConfigError(f'max_clip_duration_s must be in (0, {MAX_DURATION_S:g}], '
+                                  f'got {params["max_clip_duration_s"]}')
             for name in ('settle_s', 'command_horizon_s'):
                 if params[name] < 0.0:
                     raise ConfigError(f'{name} must be >= 0, got {params[name]}')
@@ -220,7 +238,8 @@ class SimNode(Node):
             'handx_sim_gate', self._gate_clip, self._gate_crashed, params['queue_size'])
         # Raw: the point count is read from the bytes first; a clip is deserialized on the
         # worker thread, a live target (small) here.
-        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory,
+        self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC,
+                                 self.rejections.guard(TRAJECTORY_TOPIC, self._on_trajectory),
                                  reliable, callback_group=MutuallyExclusiveCallbackGroup(),
                                  raw=True)
         self._timer = self.create_timer(1.0 / params['rate_hz'], self._tick,
@@ -235,6 +254,8 @@ class SimNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_trajectory(self, data: bytes) -> None:
+        """A serialized trajectory: a live target now, a clip to the gate's queue. (Guarded:
+        what it raises is rejected and counted.)"""
         try:
             points = sequence_length(data, string_arrays=1, what='trajectory',
                                      most=self.params['max_trajectory_points'])
@@ -246,7 +267,7 @@ class SimNode(Node):
                 self.rejections.reject(TRAJECTORY_TOPIC, f'live target: {len(data)} bytes > '
                                        f'{MAX_LIVE_TARGET_BYTES}')
                 return
-            self._on_live_target(deserialize_message(data, JointTrajectory))
+            self._on_live_target(deserialize(data, JointTrajectory, what='live target'))
         elif not self._worker.submit(data):
             self.rejections.reject(TRAJECTORY_TOPIC, f'gate queue full '
                                    f'({self.params["queue_size"]} clips waiting)')
@@ -279,19 +300,24 @@ class SimNode(Node):
     def _gate_clip(self, data: bytes) -> None:
         """Worker thread: check a serialized clip, simulate and judge it, report, queue it."""
         start = time.perf_counter()
-        msg = deserialize_message(data, JointTrajectory)
         try:
+            msg = deserialize(data, JointTrajectory, what='trajectory')
             trajectory = conversions.trajectory_from_msg(
                 msg, robot=self.robot, joint_names=self.joint_names, frame_id=self.frame_id,
                 max_points=self.params['max_trajectory_points'])
+            check_clip_size(trajectory.num_frames, trajectory.fps, what='trajectory',
+                            error=MessageError, max_frames=self.params['max_trajectory_points'],
+                            max_duration_s=self.params['max_clip_duration_s'])
         except MessageError as error:
             self.rejections.reject(TRAJECTORY_TOPIC, str(error))
             return
         clip = _Clip(trajectory, conversions.stamp_to_s(msg.header.stamp))
         try:
-            result = simulate(self._scene, clip.trajectory)
-        except HandxError as error:  # e.g. a pair's clip without its wrist poses
-            self._report(clip, False, [f'cannot simulate: {error}'], {})
+            result = simulate(self._scene, clip.trajectory,
+                              max_wall_s=self.params['max_gate_wall_s'])
+        except HandxError as error:  # a pair's clip without its wrist poses, the time limit
+            self._report(clip, False, [f'cannot simulate: {error}'], {
+                'gate_wall_s': round(time.perf_counter() - start, 4)})
             return
         verdict = judge(result, self._gate)
         summary = dict(result.summary())
@@ -397,6 +423,24 @@ class SimNode(Node):
         counts.update({f'safety/{kind.name.lower()}': safety[kind.name.lower()]
                        for kind in INTERVENTION_KINDS})
         return counts
+
+    def halt(self) -> None:
+        """Publish a hold command now: the position last commanded, zero velocity, on the
+        controller topic and ``/handx/joint_commands`` (what :func:`run_node` calls when the
+        node dies on an unexpected error, so the robot does not follow a stale command)."""
+        self._timer.cancel()
+        with self._lock:
+            qpos = self._safety.qpos
+        if qpos is None:  # never: reset at start
+            return
+        qpos = np.array(qpos, dtype=float)  # (n,)
+        qvel = np.zeros_like(qpos)
+        now_s = self._now_s()
+        self._controller_publisher.publish(conversions.controller_command_msg(
+            self.joint_names, qpos, qvel, stamp_s=now_s, horizon_s=self.horizon_s))
+        self._state_publisher.publish(conversions.joint_state_msg(
+            self.joint_names, qpos, qvel, stamp_s=now_s))
+        self.get_logger().warning(f'halted: holding {self.robot} where it was last commanded')
 
     def close(self) -> None:
         """Stop the gate's worker thread (after the clip it is simulating, if any)."""

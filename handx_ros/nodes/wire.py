@@ -5,8 +5,10 @@ hostile ``JointTrajectory`` of a million empty points takes seconds, during whic
 the node ticks and no other callback runs. The nodes subscribe to their large topics raw
 (``raw=True``: the callback gets the CDR bytes) and first read how many elements the message
 declares with :func:`sequence_length`, which costs microseconds; a message that declares too
-many is rejected there, and the rest is deserialized on a worker thread
-(:func:`rclpy.serialization.deserialize_message`) or, if small, at once.
+many is rejected there, and the rest is deserialized on a worker thread or, if small, at
+once, through :func:`deserialize`: bytes that are not a whole message of the type (truncated,
+random) are a :class:`~handx_gen.errors.MessageError` like any other bad message, never the
+``RMWError`` that would end the executor's spin.
 
 Layout (XCDR1, OMG DDS-XTypes 7.4.3; what every ROS 2 RMW writes): a 4-byte encapsulation
 header (``00 01`` little endian, ``00 00`` big endian), then the fields in order, each aligned
@@ -20,10 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from typing import Any, TypeVar
+
+from rclpy.serialization import deserialize_message
 
 from handx_gen.errors import MessageError
 
-__all__ = ['CdrHeader', 'read_header', 'sequence_length']
+__all__ = ['CdrHeader', 'deserialize', 'read_header', 'sequence_length']
+
+Message = TypeVar('Message')
 
 _ENCAPSULATION = {b'\x00\x00': '>', b'\x00\x01': '<'}  # CDR big / little endian
 
@@ -104,6 +111,27 @@ def sequence_length(data: bytes, *, string_arrays: int = 0, what: str = 'message
     if most is not None and count > most:
         raise MessageError(f'{what}: expected at most {most} points, got {count}')
     return count
+
+
+def deserialize(data: bytes, message_type: type[Message], *, what: str = 'message'
+                ) -> Message:
+    """``data`` deserialized as ``message_type``.
+
+    Raises:
+        MessageError: The bytes are not a whole message of that type (rclpy raises
+            ``RMWError``, "failed to deserialize ROS message", for a truncated one; the
+            message names the type and the size).
+    """
+    try:
+        return deserialize_message(data, message_type)
+    except Exception as error:  # noqa: BLE001  RMWError, or whatever the type support raises
+        raise MessageError(f'{what}: cannot deserialize {len(data)} bytes as '
+                           f'{_type_name(message_type)} ({type(error).__name__})') from None
+
+
+def _type_name(message_type: Any) -> str:
+    module = getattr(message_type, '__module__', '').split('.')[0]
+    return f'{module}/{message_type.__name__}' if module else message_type.__name__
 
 
 def _bytes_view(data: bytes | bytearray | memoryview) -> memoryview:

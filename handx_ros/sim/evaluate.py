@@ -410,7 +410,7 @@ class SimResult:
 
 
 def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotion | None = None,
-             config: SimConfig | None = None) -> SimResult:
+             config: SimConfig | None = None, *, max_wall_s: float | None = None) -> SimResult:
     """Play ``trajectory`` in ``scene`` and measure tracking, contacts and stability.
 
     Args:
@@ -418,6 +418,9 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
         trajectory: The clip; its joints are matched to the scene's by name.
         motion: The human clip it was retargeted from, for contact fidelity.
         config: Measurement settings (default :class:`SimConfig`).
+        max_wall_s: If given, the most wall-clock time the simulation may take: it is
+            checked after settling and after every frame, and past it the run stops (a
+            server's bound on one clip, whatever its length or frame rate).
 
     Returns:
         The measurements; an unstable run returns early with its status and message (it does
@@ -426,9 +429,12 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
     Raises:
         SimulationError: The trajectory is for another robot, names joints the scene lacks or
             lacks joints the scene drives (both listed), or a floating-hand scene gets no
-            ``base_poses``.
+            ``base_poses``; or it ran past ``max_wall_s`` (the message names the limit and
+            the frame reached).
     """
     config = config or SimConfig()
+    if max_wall_s is not None and not max_wall_s > 0.0:
+        raise SimulationError(f'max_wall_s must be > 0 or None, got {max_wall_s!r}')
     if not isinstance(trajectory, RobotTrajectory):
         raise SimulationError(f'expected a RobotTrajectory, got {type(trajectory).__name__}')
     if trajectory.robot != scene.robot:
@@ -446,7 +452,7 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
                                                                  trajectory.num_frames)
     runner = _Runner(scene, config, fps)
     start = time.perf_counter()
-    frames, status, message = runner.run(cmd, poses)
+    frames, status, message = runner.run(cmd, poses, max_wall_s)
     wall = time.perf_counter() - start
     distance = np.array(runner.distance)
     robot_events = tuple((int(a), int(b)) for a, b in _merge(
@@ -582,13 +588,21 @@ class _Runner:
         self.energy: list[float] = []
         self.contacts: list[list[LinkContact]] = []
 
-    def run(self, cmd: np.ndarray, poses: np.ndarray | None) -> tuple[int, SimStatus, str]:
+    def run(self, cmd: np.ndarray, poses: np.ndarray | None, max_wall_s: float | None = None
+            ) -> tuple[int, SimStatus, str]:
+        """Settle on the first frame, then play every frame; stops early when unstable.
+
+        Raises:
+            SimulationError: It took more than ``max_wall_s`` seconds.
+        """
         scene, model, data = self.scene, self.model, self.data
+        limit = None if max_wall_s is None else (time.perf_counter() + max_wall_s, max_wall_s)
         first = None if poses is None else poses[0]
         scene.reset(data, cmd[0], first)
         settle = int(round(self.config.settle_s / model.opt.timestep))
         for _ in range(settle):
             mujoco.mj_step(model, data)
+        self._check_deadline(limit, 0, cmd.shape[0])
         problem = self.check(0)
         if problem:
             return 0, SimStatus.UNSTABLE, problem
@@ -612,7 +626,18 @@ class _Runner:
                 return t, SimStatus.UNSTABLE, problem
             mujoco.mj_forward(model, data)
             self.measure(cmd[t], None if poses is None else poses[t])
+            self._check_deadline(limit, t, cmd.shape[0])
         return cmd.shape[0], SimStatus.OK, ''
+
+    def _check_deadline(self, limit: tuple[float, float] | None, t: int, num_frames: int
+                        ) -> None:
+        """Raise if ``limit`` (deadline on ``time.perf_counter()``, seconds allowed) passed."""
+        if limit is None or time.perf_counter() <= limit[0]:
+            return
+        raise SimulationError(
+            f'simulation over its wall-time limit of {limit[1]:g} s (max_wall_s): stopped at '
+            f'frame {t} of {num_frames} ({t / self.fps:.3g} s of a {num_frames / self.fps:.3g} '
+            's clip)')
 
     def check(self, t: int) -> str:
         """Why the state at frame ``t`` is unstable ('' when it is not)."""
