@@ -91,7 +91,6 @@ setup(
     maintainer_email='handx@example.org',
     description='Bimanual dexterous hand motion: generation, retargeting, simulation, streaming.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'handx = handx_ros.cli:main',

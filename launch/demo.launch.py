@@ -6,6 +6,10 @@ and the arguments from :data:`handx_ros.graph.LAUNCH_ARGUMENTS`, the same declar
 ``make demo`` starts on the PyPI rclpy wheels, so the two launchers cannot drift
 (``tests/test_launch.py`` holds this file to it). Every node reads its section of the installed
 ``config/nodes.yaml``; an argument then overrides the single parameters it targets.
+
+The nodes stand or fall together: when any node exits (it could not start, with an unknown
+``robot:=`` say, or it died), the launch shuts the whole graph down, so no node goes on alone
+(a generation node feeding nothing, a robot with no gate in front of it).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 from typing import Any
 
 import yaml
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, Shutdown
 from launch.launch_description import LaunchDescription
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -85,6 +89,7 @@ def generate_launch_description() -> LaunchDescription:
             else [parameters_file],
             remappings=list(spec.remappings),
             output='screen',
+            on_exit=Shutdown(reason=f'{spec.name} exited; the demo graph stands or falls as one'),
         )
         for spec in DEMO_NODES
     ]

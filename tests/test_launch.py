@@ -104,21 +104,28 @@ class FakeParameterValue(Recorded):
         super().__init__(value=value, value_type=value_type)
 
 
+class FakeShutdown(Recorded):
+    def __init__(self, *, reason: str = 'reason not given') -> None:
+        super().__init__(reason=reason)
+
+
 class FakeNode(Recorded):
     def __init__(self, *, executable: str, package: str | None = None, name: str | None = None,
                  namespace: str | None = None, exec_name: str | None = None,
                  parameters: list[Any] | None = None, remappings: list[Any] | None = None,
                  ros_arguments: list[Any] | None = None, arguments: list[Any] | None = None,
-                 output: str = 'log', emulate_tty: bool = False) -> None:
+                 output: str = 'log', emulate_tty: bool = False, on_exit: Any = None) -> None:
         super().__init__(executable=executable, package=package, name=name, namespace=namespace,
-                         parameters=parameters, remappings=remappings, output=output)
+                         parameters=parameters, remappings=remappings, output=output,
+                         on_exit=on_exit)
 
 
 @pytest.fixture
 def fake_launch(monkeypatch) -> None:
     modules = {
         'launch': {'LaunchDescription': FakeLaunchDescription},
-        'launch.actions': {'DeclareLaunchArgument': FakeDeclareLaunchArgument},
+        'launch.actions': {'DeclareLaunchArgument': FakeDeclareLaunchArgument,
+                           'Shutdown': FakeShutdown},
         'launch.launch_description': {'LaunchDescription': FakeLaunchDescription},
         'launch.substitutions': {'LaunchConfiguration': FakeLaunchConfiguration},
         'launch_ros': {},
@@ -153,6 +160,10 @@ def check_against_graph(arguments: list[FakeDeclareLaunchArgument],
     for node, spec in zip(nodes, graph.DEMO_NODES, strict=True):
         kwargs = dict(node.kwargs)
         parameters = kwargs.pop('parameters')
+        # A node that exits (it cannot start, or dies) takes the whole graph down with it.
+        on_exit = kwargs.pop('on_exit')
+        assert isinstance(on_exit, FakeShutdown), on_exit
+        assert spec.name in on_exit.kwargs['reason']
         assert kwargs == {'executable': spec.executable, 'package': 'handx_ros',
                           'name': spec.name, 'namespace': None,
                           'remappings': [tuple(r) for r in spec.remappings],
@@ -295,6 +306,7 @@ def test_real_launch_description_matches_graph(monkeypatch, tmp_path):
             action.execute(context)
     sections = node_sections()
     for kwargs, spec in zip(built['Node'], DEMO_NODES, strict=True):
+        assert isinstance(kwargs['on_exit'], launch.actions.Shutdown)
         assert Path(kwargs['parameters'][0]).name == 'nodes.yaml'
         assert Path(kwargs['parameters'][0]).is_file()
         for name, argument in expected_overrides()[spec.name].items():

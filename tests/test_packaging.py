@@ -34,7 +34,19 @@ def colcon_install(tmp_path_factory) -> Path:
         cwd=workspace, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    (workspace / 'build_output.txt').write_text(result.stdout + result.stderr)
     return workspace / 'install' / 'handx_ros'
+
+
+def test_colcon_build_prints_no_warning_from_the_package(colcon_install: Path):
+    """colcon shows a package's stderr (setuptools' warnings, e.g. for ``tests_require``) in a
+    ``--- stderr: handx_ros`` section; a clean build has none."""
+    output = (colcon_install.parents[1] / 'build_output.txt').read_text()
+    assert 'stderr: handx_ros' not in output, output
+    # Byte-compiling is the environment's choice (PYTHONDONTWRITEBYTECODE), not the package's.
+    warnings = [line for line in output.splitlines() if 'warning' in line.lower()
+                and 'byte-compiling is disabled' not in line]
+    assert not warnings, output
 
 
 def test_colcon_installs_index_marker_and_data(colcon_install: Path):
@@ -66,7 +78,7 @@ def test_package_xml_is_format_3_ament_python_with_runtime_deps():
     assert root.findtext('name') == 'handx_ros'
     assert root.find('export/build_type').text == 'ament_python'
     exec_deps = {e.text for e in root.findall('exec_depend')}
-    for dep in ['rclpy', 'launch', 'launch_ros', 'sensor_msgs', 'trajectory_msgs',
+    for dep in ['rclpy', 'launch', 'launch_ros', 'ros2launch', 'sensor_msgs', 'trajectory_msgs',
                 'geometry_msgs', 'visualization_msgs', 'diagnostic_msgs', 'std_msgs',
                 'python3-numpy', 'python3-scipy', 'python3-torch', 'pinocchio']:
         assert dep in exec_deps, f'package.xml does not declare {dep}'
