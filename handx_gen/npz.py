@@ -171,9 +171,9 @@ class NpzArchive:
             raise self._entry_error(name, exc) from exc
         if header.dtype.hasobject:
             raise self._error(
-                f'{self.path}: entry {name!r} holds objects ({header.describe()}); they would '
-                'have to be unpickled, which is never done: store a plain numeric or string '
-                'array')
+                f'{self.path}: entry {name!r} holds objects ({header.describe()}); it cannot '
+                'be read without unpickling, which is never done: store a plain numeric or '
+                'string array')
         self._headers[name] = header
         self._offsets[name] = offset
         return header
@@ -347,20 +347,20 @@ def decode_json(raw: np.ndarray, name: str, source: str, error: type[HandxError]
             Python will not convert (an integer of more than 4300 digits).
     """
     if raw.ndim != 0 or raw.dtype.kind != 'U':
-        raise error(f'{source}: {name!r} must be a JSON string, got dtype {raw.dtype} shape '
+        raise error(f'{source}: "{name}" must be a JSON string, got dtype {raw.dtype} shape '
                     f'{raw.shape}')
     text = str(raw)
     if len(text) > max_chars:
-        raise error(f'{source}: {name!r} holds {len(text)} characters of JSON; at most '
+        raise error(f'{source}: "{name}" holds {len(text)} characters of JSON; at most '
                     f'{max_chars} are accepted')
     try:
         value = json.loads(text)
     except RecursionError as exc:
-        raise error(f'{source}: {name!r} nests JSON deeper than {max_depth} levels') from exc
+        raise error(f'{source}: "{name}" nests JSON deeper than {max_depth} levels') from exc
     except ValueError as exc:  # JSONDecodeError, and int() of too many digits
-        raise error(f'{source}: {name!r} is not valid JSON: {exc}') from exc
+        raise error(f'{source}: "{name}" is not valid JSON: {exc}') from exc
     if _json_depth(value, max_depth) > max_depth:
-        raise error(f'{source}: {name!r} nests JSON deeper than {max_depth} levels')
+        raise error(f'{source}: "{name}" nests JSON deeper than {max_depth} levels')
     return value
 
 
