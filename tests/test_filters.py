@@ -364,3 +364,16 @@ def test_config_files_name_the_file_and_the_valid_keys(tmp_path: Path) -> None:
         FilterConfig.from_yaml(bad)
     with pytest.raises(ConfigError, match='cannot read filter config'):
         FilterConfig.from_yaml(tmp_path / 'missing.yaml')
+
+
+@pytest.mark.parametrize('num_frames', [1, 2, 3, 6, 7])
+def test_clips_shorter_than_the_dilation_are_filtered(num_frames: int) -> None:
+    # The dilation kernel (2 * round(dilate_s * fps) + 1 frames) is longer than these clips;
+    # a convolution in 'same' mode returned the kernel's length and broke the frame mask.
+    result = filter_motion(_motion(_clean_params(num_frames)))
+    assert result.num_frames == num_frames
+    segments = list(result.kept) + [d.segment for d in result.dropped]
+    assert sum(s.num_frames for s in segments) == num_frames
+    assert all(flag.shape == (num_frames,) for flag in result.flags.values())
+    assert not result.kept  # shorter than min_segment_s
+    assert all(d.reasons for d in result.dropped)

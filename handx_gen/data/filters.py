@@ -516,8 +516,10 @@ def _joint_limits(motion: BimanualMotion, skeletons: Sequence[HandSkeleton],
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0 or not mask.any():
         return mask.copy()
-    counts = np.convolve(mask.astype(np.int64), np.ones(2 * radius + 1, dtype=np.int64), 'same')
-    return counts > 0
+    # 'full' then the centre: 'same' returns the longer of the two, so a clip shorter than
+    # the kernel would come back as long as the kernel.
+    counts = np.convolve(mask.astype(np.int64), np.ones(2 * radius + 1, dtype=np.int64), 'full')
+    return counts[radius:radius + mask.shape[0]] > 0
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:

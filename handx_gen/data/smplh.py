@@ -39,6 +39,7 @@ import numpy as np
 
 from handx_gen.errors import DataSourceError
 from handx_gen.hand.topology import NUM_POSE_JOINTS, HandSide
+from handx_gen.rates import check_fps
 
 if TYPE_CHECKING:
     from handx_gen.hand.skeleton import HandSkeleton
@@ -267,8 +268,7 @@ class UnifiedMotion:
 
     Arrays are copied on construction and made read-only.
 
-    Attributes:
-        fps: Frame rate, frames per second (> 0).
+        fps: Frame rate, frames per second, in the accepted range (:mod:`handx_gen.rates`).
         poses: (T, 52, 3) local axis-angle rotations; hand joints are flat-hand relative.
         trans: (T, 3) root translation, metres (zeros for hands-only motion).
         betas: Optional body shape coefficients (B,), carried along only (see module doc).
@@ -289,9 +289,7 @@ class UnifiedMotion:
     hand_betas: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        fps = float(self.fps)
-        if not np.isfinite(fps) or fps <= 0.0:
-            raise DataSourceError(f'fps must be a positive finite number, got {self.fps!r}')
+        fps = check_fps(self.fps, error=DataSourceError)
         poses = np.asarray(self.poses, dtype=np.float64)
         if poses.ndim != 3 or poses.shape[1:] != (NUM_SMPLH_JOINTS, 3) or poses.shape[0] < 1:
             raise DataSourceError(f'poses must have shape (T>=1, 52, 3), got {poses.shape}')

@@ -64,7 +64,8 @@ from handx_gen.data.smplh import (
 )
 from handx_gen.errors import DataSourceError, HandxError, unknown_choice
 from handx_gen.hand.topology import NUM_KEYPOINTS, NUM_POSE_JOINTS, HandSide, bone_lengths
-from handx_gen.npz import NPZ_READ_ERRORS, open_npz
+from handx_gen.npz import NpzArchive
+from handx_gen.rates import MAX_FRAMES, check_clip_size, check_fps
 
 if TYPE_CHECKING:
     from handx_gen.hand.skeleton import HandSkeleton
@@ -167,12 +168,9 @@ class _Entries:
     A context manager: the archive is closed on exit.
     """
 
-    _READ_ERRORS = NPZ_READ_ERRORS
-
     def __init__(self, path: Path) -> None:
         self.path = path
-        archive = open_npz(path, DataSourceError, 'data source')
-        self._archive = archive
+        self._archive = NpzArchive(path, DataSourceError, 'data source')
         self._cache: dict[str, np.ndarray] = {}
 
     def __enter__(self) -> _Entries:
@@ -183,28 +181,21 @@ class _Entries:
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._archive.files)
+        return self._archive.names
 
     def __contains__(self, name: str) -> bool:
-        return name in self._archive.files
+        return name in self._archive
 
     def error(self, message: str) -> DataSourceError:
         return DataSourceError(f'{self.path}: {message}')
 
     def get(self, name: str) -> np.ndarray | None:
-        if name not in self._archive.files:
+        """Entry ``name``, or ``None``; checked from its header (no more than
+        :data:`~handx_gen.rates.MAX_FRAMES` frames) before it is decompressed."""
+        if name not in self._archive:
             return None
         if name not in self._cache:
-            try:
-                self._cache[name] = self._archive[name]
-            except ValueError as exc:
-                if 'pickle' in str(exc):  # object arrays: never unpickled
-                    raise self.error(f'entry {name!r} cannot be read without unpickling; '
-                                     f'store it as a plain numeric array') from exc
-                raise self.error(f'entry {name!r} is corrupt ({exc})') from exc
-            except self._READ_ERRORS as exc:
-                raise self.error(f'entry {name!r} is corrupt ({type(exc).__name__}: {exc})') \
-                    from exc
+            self._cache[name] = self._archive.read(name, max_frames=MAX_FRAMES)
         return self._cache[name]
 
     def require(self, name: str, what: str) -> np.ndarray:
@@ -226,10 +217,8 @@ class _Entries:
             if value.size != 1 or value.dtype.kind not in 'fiu':
                 raise self.error(f'entry {name!r} must be a number, got dtype {value.dtype} '
                                  f'shape {value.shape}')
-            fps = float(value.reshape(()))
-            if not np.isfinite(fps) or fps <= 0.0:
-                raise self.error(f'frame rate {name!r} must be positive and finite, got {fps}')
-            return fps
+            return check_fps(value.reshape(()).item(), what=f'{self.path}: frame rate {name!r}',
+                             error=DataSourceError)
         raise self.error(f'no frame rate entry (one of {list(_FPS_KEYS)}); '
                          f'entries present: {self.names}')
 
@@ -631,6 +620,9 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool,
                             f'with T >= 1, got {raw.shape}')
     fps = entries.fps()
     num_frames = raw.shape[0]
+    # Before the per-frame fit, which takes time in proportion to the frames.
+    check_clip_size(num_frames, fps, what=f'{entries.path}: keypoint sequence',
+                    error=DataSourceError)
     valid_hand = np.isfinite(raw).all(axis=(-2, -1))  # (T, 2)
     for side in HandSide:
         if not valid_hand[:, side].any():

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import pickle
 import re
@@ -87,7 +88,7 @@ from handx_gen.hand.topology import (
     HandSide,
     keypoints_from_mano_joints,
 )
-from handx_gen.npz import read_npz
+from handx_gen.npz import NpzArchive
 
 try:  # numpy >= 2
     from numpy._core import multiarray as _np_multiarray
@@ -140,6 +141,14 @@ _PICKLE_CORRUPT_ERRORS = (
     KeyError, OverflowError, MemoryError, RecursionError,
 )
 _MAX_CHUMPY_DEPTH = 64
+# Bounds on what a pickle may make, checked before each allocation. MANO's largest array,
+# posedirs, has 315,090 elements and the whole model about 400,000, so these leave room
+# while keeping a hostile file (a 355-byte chumpy Tile asked for 3.5 GB) to a few hundred MB.
+_MAX_ARRAY_ELEMENTS = 2**22  # per array, dense or sparse (32 MiB of float64)
+_MAX_TOTAL_ELEMENTS = 2**24  # every evaluated chumpy object and densified matrix together
+_MAX_ITEM_BYTES = 2**16  # one array element (a dtype's itemsize)
+_MAX_WORK = 2**30  # multiply-adds of one product (dot, matrix times vector)
+_MAX_SMALL_ENTRY_BYTES = 4096  # format and side of a converted .npz
 _REQUIRED = object()  # sentinel: a chumpy term without a default
 
 
@@ -166,6 +175,8 @@ class _SparseStandIn:
         shape = state.get('_shape', state.get('shape'))
         try:
             shape = tuple(int(n) for n in shape)
+            _check_elements(math.prod(shape), f'a scipy.sparse {self.sparse_format} matrix of '
+                            f'shape {shape}', source)
             if self.sparse_format == 'coo':
                 if 'coords' in state:
                     row, col = state['coords']
@@ -174,7 +185,7 @@ class _SparseStandIn:
                 return sp.coo_matrix((state['data'], (row, col)), shape=shape)
             make = sp.csc_matrix if self.sparse_format == 'csc' else sp.csr_matrix
             return make((state['data'], state['indices'], state['indptr']), shape=shape)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as error:
             keys = sorted(str(k) for k in state)
             raise ManoModelError(
                 f'{source}: cannot rebuild a scipy.sparse {self.sparse_format} matrix from '
@@ -223,29 +234,97 @@ class _OpTerms:
         """A differentiable term (a chumpy object or an array) as a float64 array."""
         value = self.raw(name)
         if sp.issparse(value):
-            value = value.toarray()
-        return np.atleast_1d(np.asarray(value, dtype=np.float64))
+            value = self._resolver.counted(value.toarray(), f'{name} (densified)')
+        array = np.asarray(value)
+        _check_elements(array.size, f'a {array.shape} array from {name!r}')
+        return np.atleast_1d(np.asarray(array, dtype=np.float64))
+
+
+def _check_elements(count: int, what: str, source: str | None = None) -> None:
+    """Refuse to make ``what`` when it would hold more than ``_MAX_ARRAY_ELEMENTS``."""
+    if count > _MAX_ARRAY_ELEMENTS:
+        prefix = f'{source}: ' if source else ''
+        raise ManoModelError(
+            f'{prefix}refusing to make {what}: {count} elements, at most {_MAX_ARRAY_ELEMENTS} '
+            'are accepted in a MANO model (its largest array has 315,090)')
+
+
+def _check_work(count: int, what: str) -> None:
+    if count > _MAX_WORK:
+        raise ManoModelError(
+            f'refusing to compute {what}: {count} multiply-adds, at most {_MAX_WORK} are '
+            'accepted in a MANO model')
 
 
 def _mat_vec_mult(t: _OpTerms) -> np.ndarray:
     # chumpy.ch.MatVecMult: mtx (a term, often sparse) times vec (flattened to a column).
     vec = t.array('vec')
-    result = np.asarray(t.raw('mtx').dot(vec.ravel()[:, None])).ravel()
+    mtx = t.raw('mtx')
+    columns = vec.shape[1] if vec.ndim > 1 else 1
+    rows = int(np.shape(mtx)[0]) if np.ndim(mtx) else 1
+    _check_elements(rows * columns, f'a MatVecMult of {rows} rows by {columns} columns')
+    stored = mtx.nnz if sp.issparse(mtx) else int(np.size(mtx))
+    _check_work(stored * columns, f'a MatVecMult of a {np.shape(mtx)} matrix')
+    result = np.asarray(mtx.dot(vec.ravel()[:, None])).ravel()
     if vec.ndim > 1 and vec.shape[1] > 1:
         result = result.reshape(-1, vec.shape[1])
     return result
 
 
 def _select(t: _OpTerms) -> np.ndarray:
-    result = t.array('a').ravel()[np.asarray(t.raw('idxs'))]
+    idxs = t.raw('idxs')
+    _check_elements(int(np.size(idxs)), f'a Select of {np.size(idxs)} indices')
+    result = t.array('a').ravel()[np.asarray(idxs)]
     shape = t.raw('preferred_shape', None)
     return result if shape is None else result.reshape(shape)
 
 
 def _concatenate(t: _OpTerms) -> np.ndarray:
     # concatenate() stores the names of its inputs ('m0', 'm1', ...) in the instance's dterms.
-    names = t.raw('dterms')
-    return np.concatenate([t.array(str(n)) for n in names], axis=t.raw('axis'))
+    names = list(t.raw('dterms'))
+    _check_elements(len(names), f'a Concatenate of {len(names)} terms')
+    parts = [t.array(str(n)) for n in names]
+    _check_elements(sum(part.size for part in parts), f'a Concatenate of {len(parts)} terms')
+    return np.concatenate(parts, axis=t.raw('axis'))
+
+
+def _tile(t: _OpTerms) -> np.ndarray:
+    # np.tile's result shape, worked out (in Python integers) before anything is allocated.
+    a = t.array('a')
+    reps = t.raw('reps')
+    if np.size(reps) > 64:  # numpy arrays have at most 64 dimensions
+        raise ManoModelError(f'a Tile with {np.size(reps)} repetition counts')
+    reps = tuple(int(r) for r in np.ravel(reps))
+    ndim = max(a.ndim, len(reps))
+    shape = (1,) * (ndim - a.ndim) + a.shape
+    reps_full = (1,) * (ndim - len(reps)) + reps
+    result_shape = tuple(n * max(r, 0) for n, r in zip(shape, reps_full, strict=True))
+    _check_elements(math.prod(result_shape), f'a Tile of shape {result_shape}')
+    return np.tile(a, reps)
+
+
+def _elementwise(operation: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 first: str, second: str) -> Callable[[_OpTerms], np.ndarray]:
+    """A broadcasting binary chumpy op, its result shape checked before it is computed."""
+
+    def compute(t: _OpTerms) -> np.ndarray:
+        a, b = t.array(first), t.array(second)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        _check_elements(math.prod(shape), f'a {operation.__name__} of shape {shape}')
+        return operation(a, b)
+
+    return compute
+
+
+def _dot(t: _OpTerms) -> np.ndarray:
+    a, b = t.array('a'), t.array('b')
+    if b.ndim == 1:
+        shape, inner = a.shape[:-1], a.shape[-1]
+    else:
+        shape, inner = a.shape[:-1] + b.shape[:-2] + b.shape[-1:], a.shape[-1]
+    _check_elements(math.prod(shape), f'a dot product of shape {shape}')
+    _check_work(math.prod(shape) * inner, f'a dot product of shape {shape}')
+    return a.dot(b)
 
 
 _CHUMPY_OPS: Mapping[str, Callable[[_OpTerms], Any]] = MappingProxyType({
@@ -258,13 +337,13 @@ _CHUMPY_OPS: Mapping[str, Callable[[_OpTerms], Any]] = MappingProxyType({
         lambda t: np.swapaxes(t.array('a'), t.raw('axis1'), t.raw('axis2'))),
     'chumpy.reordering.Select': _select,
     'chumpy.reordering.Concatenate': _concatenate,
-    'chumpy.reordering.Tile': lambda t: np.tile(t.array('a'), t.raw('reps')),
-    'chumpy.ch_ops.add': lambda t: t.array('a') + t.array('b'),
-    'chumpy.ch_ops.subtract': lambda t: t.array('a') - t.array('b'),
-    'chumpy.ch_ops.multiply': lambda t: t.array('a') * t.array('b'),
-    'chumpy.ch_ops.divide': lambda t: t.array('x1') / t.array('x2'),
+    'chumpy.reordering.Tile': _tile,
+    'chumpy.ch_ops.add': _elementwise(np.add, 'a', 'b'),
+    'chumpy.ch_ops.subtract': _elementwise(np.subtract, 'a', 'b'),
+    'chumpy.ch_ops.multiply': _elementwise(np.multiply, 'a', 'b'),
+    'chumpy.ch_ops.divide': _elementwise(np.divide, 'x1', 'x2'),
     'chumpy.ch_ops.negative': lambda t: -t.array('x'),
-    'chumpy.ch_ops.dot': lambda t: t.array('a').dot(t.array('b')),
+    'chumpy.ch_ops.dot': _dot,
     'chumpy.ch_ops.sum': lambda t: np.sum(t.array('x'), axis=t.raw('axis', None)),
 })
 # Chumpy classes a MANO pickle may contain, as 'module.Class'.
@@ -304,6 +383,56 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
     return cls.__new__(cls)
 
 
+def _bounded_shape(shape: Any, dtype: Any, what: str) -> None:
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    count = math.prod(int(n) for n in shape)
+    itemsize = np.dtype(dtype).itemsize
+    _check_elements(count, f'{what} of shape {shape}')
+    if itemsize > _MAX_ITEM_BYTES:
+        raise ManoModelError(f'refusing to make {what} of {itemsize}-byte elements')
+
+
+def _ndarray(shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> np.ndarray:
+    """``numpy.ndarray(shape, dtype, ...)`` called from a pickle, its size checked first."""
+    _bounded_shape(shape, dtype, 'an array')
+    return np.ndarray(shape, dtype, *args, **kwargs)
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct`` (how every pickled array starts), limited to plain arrays of
+    bounded size; the pickled data then set by ``__setstate__`` must match it."""
+    if subtype is not _ndarray and subtype is not np.ndarray:
+        raise ManoModelError(f'refusing to reconstruct {subtype!r} in a pickle; only '
+                             'numpy.ndarray is allowed')
+    _bounded_shape(shape, np.uint8 if isinstance(dtype, (bytes, str)) else dtype, 'an array')
+    return _np_multiarray._reconstruct(np.ndarray, shape, dtype)
+
+
+def _dtype(spec: Any, *args: Any) -> np.dtype:
+    """``numpy.dtype`` from a pickle: named by a string (as numpy pickles it), not sized by the
+    file beyond :data:`_MAX_ITEM_BYTES`."""
+    if not isinstance(spec, (str, bytes)):
+        raise ManoModelError(f'refusing numpy.dtype({type(spec).__name__}) in a pickle; '
+                             'numpy pickles dtypes by name')
+    dtype = np.dtype(spec.decode('latin-1') if isinstance(spec, bytes) else spec, *args)
+    if dtype.itemsize > _MAX_ITEM_BYTES:
+        raise ManoModelError(f'refusing a {dtype.itemsize}-byte dtype {dtype} in a pickle')
+    return dtype
+
+
+def _collection(kind: type) -> Callable[..., Any]:
+    """``set``/``frozenset`` from a pickle, of a list or tuple only (never of an array, whose
+    element count the file does not bound)."""
+
+    def make(items: Any = ()) -> Any:
+        if not isinstance(items, (list, tuple, set, frozenset)):
+            raise ManoModelError(f'refusing {kind.__name__}({type(items).__name__}) in a pickle')
+        return kind(items)
+
+    make.__name__ = kind.__name__
+    return make
+
+
 _CSC, _CSR, _COO = (_sparse_stand_in(fmt) for fmt in ('csc', 'csr', 'coo'))
 
 
@@ -318,14 +447,14 @@ def _sparse_paths() -> dict[tuple[str, str], type[_SparseStandIn]]:
 
 
 _ALLOWED_GLOBALS: Mapping[tuple[str, str], Any] = MappingProxyType({
-    ('numpy', 'ndarray'): np.ndarray,
-    ('numpy', 'dtype'): np.dtype,
-    ('numpy.core.multiarray', '_reconstruct'): _np_multiarray._reconstruct,
-    ('numpy._core.multiarray', '_reconstruct'): _np_multiarray._reconstruct,
+    ('numpy', 'ndarray'): _ndarray,
+    ('numpy', 'dtype'): _dtype,
+    ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
     ('numpy.core.multiarray', 'scalar'): _np_multiarray.scalar,
     ('numpy._core.multiarray', 'scalar'): _np_multiarray.scalar,
-    ('builtins', 'set'): set,
-    ('builtins', 'frozenset'): frozenset,
+    ('builtins', 'set'): _collection(set),
+    ('builtins', 'frozenset'): _collection(frozenset),
     ('builtins', 'object'): object,
     ('copyreg', '_reconstructor'): _reconstructor,
     ('_codecs', 'encode'): _latin1_encode,
@@ -370,6 +499,7 @@ class _Resolver:
         self.source = source
         self._memo: dict[int, Any] = {}
         self._active: set[int] = set()
+        self._elements = 0  # made so far, all results together
 
     def value(self, obj: Any) -> Any:
         if isinstance(obj, _SparseStandIn):
@@ -379,7 +509,19 @@ class _Resolver:
             return self._memo[key]
         if isinstance(obj, _ChumpyStandIn):
             return self._chumpy(obj)
+        if isinstance(obj, np.ndarray):
+            # Elements of zero bytes cost nothing to store but everything to convert.
+            _check_elements(obj.size, f'an array of shape {obj.shape}', self.source)
         return obj
+
+    def counted(self, array: np.ndarray, what: str) -> np.ndarray:
+        """``array``, added to the elements made so far; refused past the total bound."""
+        self._elements += int(np.size(array))
+        if self._elements > _MAX_TOTAL_ELEMENTS:
+            raise ManoModelError(
+                f'{self.source}: evaluating {what} makes {self._elements} elements in all; at '
+                f'most {_MAX_TOTAL_ELEMENTS} are accepted for a MANO model')
+        return array
 
     def _chumpy(self, obj: _ChumpyStandIn) -> np.ndarray:
         key = id(obj)
@@ -393,13 +535,19 @@ class _Resolver:
         try:
             result = obj.compute(_OpTerms(self, obj))
             result = np.atleast_1d(np.asarray(result, dtype=np.float64))
-        except (ValueError, TypeError, IndexError, AttributeError) as error:
+            _check_elements(result.size, f'{obj.chumpy_class} of shape {result.shape}')
+        except ManoModelError as error:
+            if self.source in str(error):
+                raise
+            raise ManoModelError(f'{self.source}: {error}') from error
+        except (ValueError, TypeError, IndexError, AttributeError, OverflowError,
+                MemoryError) as error:
             raise ManoModelError(
                 f'{self.source}: cannot evaluate {obj.chumpy_class} from its pickled state: '
                 f'{error}') from error
         finally:
             self._active.discard(key)
-        self._memo[key] = result
+        self._memo[key] = self.counted(result, obj.chumpy_class)
         return result
 
 
@@ -613,15 +761,23 @@ def _resolve_side(
     return side
 
 
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], HandSide]:
-    data = read_npz(path, ManoModelError, 'MANO')
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], HandSide, tuple[str, ...]]:
+    """The model arrays, side and entry names of a converted ``.npz``; other entries are never
+    decompressed, and each array is checked against its MANO size before it is read."""
+    with NpzArchive(path, ManoModelError, 'MANO') as archive:
+        data = archive.read_all(('format', 'side'), max_bytes=_MAX_SMALL_ENTRY_BYTES)
+        for key, shape in MANO_ARRAY_SHAPES.items():
+            if key in archive:
+                # Any numeric dtype of the right shape fits; a larger entry is not MANO's.
+                data[key] = archive.read(key, max_bytes=16 * math.prod(shape))
+        names = tuple(archive.names)
     fmt = str(data['format']) if 'format' in data else None
     if fmt != MANO_FORMAT:
         raise ManoModelError(f'{path}: format {fmt!r}; expected {MANO_FORMAT!r}')
     side = _coerce_side(str(data.get('side', '')) or None)
     if side is None:
         raise ManoModelError(f"{path}: no side entry; expected 'left' or 'right'")
-    return data, side
+    return data, side, names
 
 
 def load_mano_arrays(path: str | os.PathLike, side: HandSide | str | None = None) -> ManoArrays:
@@ -641,7 +797,7 @@ def load_mano_arrays(path: str | os.PathLike, side: HandSide | str | None = None
     """
     path = _existing_file(path)
     if _is_zip(path):
-        data, stored_side = _read_npz(path)
+        data, stored_side, _ = _read_npz(path)
         side = _resolve_side(side, stored_side, path, 'stores side')
     else:
         data = load_mano_pickle(path)
@@ -712,7 +868,7 @@ def inspect_mano_file(path: str | os.PathLike, side: HandSide | str | None = Non
     path = _existing_file(path)
     if _is_zip(path):
         kind = 'npz'
-        data, stored = _read_npz(path)
+        data, stored, keys = _read_npz(path)
         found = _resolve_side(side, stored, path, 'stores side')
     else:
         kind = 'pickle'
@@ -722,10 +878,11 @@ def inspect_mano_file(path: str | os.PathLike, side: HandSide | str | None = Non
         found = None
         if given is not None or detected is not None:
             found = _resolve_side(given, detected, path, 'is named for side')
+        keys = tuple(sorted(data))
     arrays = _normalise_arrays(data, str(path))
     return ManoFileInfo(
         path=path, kind=kind, side=found, num_vertices=arrays['v_template'].shape[0],
-        num_faces=arrays['f'].shape[0], keys=tuple(sorted(data)))
+        num_faces=arrays['f'].shape[0], keys=keys)
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,8 +44,8 @@ from handx_gen.hand.topology import (
     NUM_POSE_JOINTS,
     HandSide,
 )
-from handx_gen.npz import check_entries, read_npz, write_npz
-from handx_gen.rates import check_clip_size, check_fps
+from handx_gen.npz import MAX_JSON_BYTES, NpzArchive, check_entries, decode_json, write_npz
+from handx_gen.rates import MAX_FRAMES, check_clip_size, check_fps
 
 __all__ = [
     'MOTION_FORMAT',
@@ -506,18 +506,29 @@ class BimanualMotion:
                 shape, type or with non-finite values. The message names the file and what
                 was wrong.
         """
-        entries = read_npz(path, MotionFormatError, MOTION_FORMAT)
-        return cls._from_entries(entries, str(path))
+        source = str(path)
+        with NpzArchive(path, MotionFormatError, MOTION_FORMAT) as archive:
+            entries = archive.read_all(('format', 'fps'), max_bytes=_MAX_SCALAR_BYTES)
+            check_entries(entries, MOTION_FORMAT, _REQUIRED_ENTRIES, source, 'motion',
+                          MotionFormatError, present=archive.names)
+            fps = _fps_entry(entries['fps'], source)
+            # The clip's size, from the headers, before any frame is decompressed.
+            shape = archive.header('global_orient').shape
+            try:
+                check_clip_size(shape[0] if shape else 0, fps, what='motion')
+            except MotionError as exc:
+                raise MotionFormatError(f'{source}: {exc}') from exc
+            entries.update(archive.read_all(_FRAME_ENTRIES, max_frames=MAX_FRAMES))
+            entries.update(archive.read_all(('betas',), max_bytes=_MAX_SCALAR_BYTES))
+            entries.update(archive.read_all(('texts',), max_bytes=MAX_JSON_BYTES))
+            entries.update(archive.read_all(('annotation',), max_bytes=MAX_JSON_BYTES))
+        return cls._from_entries(entries, source)
 
     @classmethod
     def _from_entries(cls, entries: Mapping[str, np.ndarray], source: str) -> BimanualMotion:
-        required = ('fps', 'keypoints', 'global_orient', 'transl', 'hand_pose')
-        check_entries(entries, MOTION_FORMAT, required, source, 'motion', MotionFormatError)
-        fps = entries['fps']
-        if fps.shape != () or fps.dtype.kind not in 'fiu':
-            raise MotionFormatError(
-                f'{source}: "fps" must be a numeric scalar, got dtype {fps.dtype} shape '
-                f'{fps.shape}')
+        check_entries(entries, MOTION_FORMAT, _REQUIRED_ENTRIES, source, 'motion',
+                      MotionFormatError)
+        fps = _fps_entry(entries['fps'], source)
         texts: tuple[str, ...] = ()
         if 'texts' in entries:
             raw = entries['texts']
@@ -528,23 +539,29 @@ class BimanualMotion:
             texts = tuple(str(text) for text in raw)
         annotation = None
         if 'annotation' in entries:
-            raw = entries['annotation']
-            if raw.ndim != 0 or raw.dtype.kind != 'U':
-                raise MotionFormatError(
-                    f'{source}: "annotation" must be a JSON string, got dtype {raw.dtype} '
-                    f'shape {raw.shape}')
-            try:
-                annotation = json.loads(str(raw))
-            except json.JSONDecodeError as exc:
-                raise MotionFormatError(f'{source}: "annotation" is not valid JSON: {exc}') \
-                    from exc
+            annotation = decode_json(entries['annotation'], 'annotation', source,
+                                     MotionFormatError)
         try:
             return cls(
-                float(fps), entries['global_orient'], entries['hand_pose'], entries['transl'],
+                fps, entries['global_orient'], entries['hand_pose'], entries['transl'],
                 entries['keypoints'], betas=entries.get('betas'), texts=texts,
                 annotation=annotation)
         except MotionError as exc:
             raise MotionFormatError(f'{source}: {exc}') from exc
+
+
+_FRAME_ENTRIES = ('keypoints', 'global_orient', 'transl', 'hand_pose')
+_REQUIRED_ENTRIES = ('fps', *_FRAME_ENTRIES)
+_MAX_SCALAR_BYTES = 4096  # format, fps, betas: a few numbers or a short string
+
+
+def _fps_entry(fps: np.ndarray, source: str) -> float:
+    """The ``fps`` entry as a float in the accepted range (:mod:`handx_gen.rates`)."""
+    if fps.shape != () or fps.dtype.kind not in 'fiu':
+        raise MotionFormatError(
+            f'{source}: "fps" must be a numeric scalar, got dtype {fps.dtype} shape '
+            f'{fps.shape}')
+    return check_fps(fps.item(), what=f'{source}: "fps"', error=MotionFormatError)
 
 
 # ---------------------------------------------------------------------- text helpers
@@ -640,6 +657,8 @@ def _annotation_to_json(annotation: Mapping[str, Any] | None) -> str | None:
             f'annotation must be a mapping or None, got {type(annotation).__name__}')
     try:
         return json.dumps(dict(annotation), sort_keys=True, allow_nan=False)
+    except RecursionError as exc:
+        raise MotionError('annotation is nested too deeply to store as JSON') from exc
     except (TypeError, ValueError) as exc:
         raise MotionError(f'annotation is not JSON-serialisable: {exc}') from exc
 

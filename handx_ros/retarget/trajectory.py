@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from handx_gen.errors import MotionError, MotionFormatError, unknown_choice
-from handx_gen.npz import check_entries, read_npz, write_npz
-from handx_gen.rates import check_clip_size, check_fps
+from handx_gen.npz import check_entries, decode_json, read_npz, write_npz
+from handx_gen.rates import MAX_FRAMES, check_clip_size, check_fps
 
 __all__ = ['TRAJECTORY_FORMAT', 'RobotTrajectory']
 
@@ -251,7 +251,8 @@ class RobotTrajectory:
                 shape, type or with invalid values. The message names the file and what was
                 wrong.
         """
-        entries = read_npz(path, MotionFormatError, TRAJECTORY_FORMAT)
+        entries = read_npz(path, MotionFormatError, TRAJECTORY_FORMAT, _ENTRY_NAMES,
+                           max_frames=MAX_FRAMES)
         return cls._from_entries(entries, str(path))
 
     @classmethod
@@ -271,11 +272,7 @@ class RobotTrajectory:
                 f'shape {names.shape}')
         info: Any = {}
         if 'info' in entries:
-            text = _string_entry(entries, 'info', source)
-            try:
-                info = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise MotionFormatError(f'{source}: "info" is not valid JSON: {exc}') from exc
+            info = decode_json(entries['info'], 'info', source, MotionFormatError)
             if not isinstance(info, dict):
                 raise MotionFormatError(
                     f'{source}: "info" must hold a JSON object, got {type(info).__name__}')
@@ -287,6 +284,11 @@ class RobotTrajectory:
                 info=info)
         except MotionError as exc:
             raise MotionFormatError(f'{source}: {exc}') from exc
+
+
+# Every entry a trajectory file may hold; others are never read.
+_ENTRY_NAMES = ('format', 'robot', 'fps', 'joint_names', 'qpos', 'info', 'base_poses',
+                'converged', 'residual_m')
 
 
 # ---------------------------------------------------------------------- validation
