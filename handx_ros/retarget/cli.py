@@ -128,7 +128,7 @@ def _run_retarget(args: argparse.Namespace) -> int:
     if args.objective is not None:
         config = config.merged({'objective': args.objective})
     spec = (load_robot_folder(args.robot_dir) if args.robot_dir is not None
-            else load_robot_spec(args.robot or 'allegro'))
+            else load_robot_spec('allegro' if args.robot is None else args.robot))
     motion = BimanualMotion.load(args.motion)
     retargeter = build_retargeter(spec, config, fps=motion.fps,
                                   avoid_collisions=args.avoid_collisions,
