@@ -60,6 +60,10 @@ class SimulationError(HandxError):
     (unknown joint names, wrong shapes, non-finite values)."""
 
 
+class OutputError(HandxError, ValueError):
+    """An output path that would replace one of the command's inputs (or another output)."""
+
+
 class MessageError(HandxError, ValueError):
     """A ROS message that cannot be turned into the arrays it should carry (wrong frame id,
     sizes, names, non-finite or absurd values, oversized payloads)."""

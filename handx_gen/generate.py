@@ -124,6 +124,7 @@ class Generator:
         diffusion: str | os.PathLike | None = None,
         ar: str | os.PathLike | None = None,
         device: str | torch.device = 'cpu',
+        text_encoder: str | os.PathLike | None = None,
     ) -> None:
         """
         Args:
@@ -132,6 +133,9 @@ class Generator:
             ar: AR checkpoint (``model.pt`` of ``training/train_ar.py``); default the
                 shipped ``ar_small.pt``.
             device: Torch device of the models and the text encoder.
+            text_encoder: Folder of the text encoder weights, replacing the folder a
+                checkpoint names; a checkpoint naming a folder is refused without it (only
+                the installed MiniLM loads by default).
 
         Raises:
             ConfigError: An unknown device.
@@ -147,6 +151,7 @@ class Generator:
         }
         self._models: dict[ModelKind, _Loaded] = {}
         self._encoders: dict[str, Any] = {}
+        self._text_encoder = None if text_encoder is None else Path(text_encoder)
 
     def checkpoint_path(self, model: ModelKind | str) -> Path:
         return self._paths[ModelKind.parse(model)]
@@ -179,8 +184,8 @@ class Generator:
         values.pop('cache_size', None)
         key = repr(sorted(values.items()))
         if key not in self._encoders:
-            self._encoders[key] = encoder_from_description(loaded.text_encoder, self.device,
-                                                           loaded.path)
+            self._encoders[key] = encoder_from_description(
+                loaded.text_encoder, self.device, loaded.path, path=self._text_encoder)
         return self._encoders[key]
 
     # ------------------------------------------------------------------ generation

@@ -12,6 +12,7 @@ prompt as the clip's text and the request in its annotation.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 
 from handx_gen.errors import ConfigError, ModelError
 
-__all__ = ['register']
+__all__ = ['DEFAULT_MAX_PROMPTS', 'read_prompts', 'register']
+
+DEFAULT_MAX_PROMPTS = 1000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('text', nargs='?', help='the prompt (or --prompts FILE)')
     parser.add_argument('--prompts', type=Path,
                         help='file with one prompt per line (blank lines and #-comments '
-                             'skipped); --out is then a folder of NNN.npz files')
+                             'skipped); --out is then a folder of NNN.npz files. Every line '
+                             'is checked before the first clip is made')
+    parser.add_argument('--max-prompts', type=int, default=DEFAULT_MAX_PROMPTS,
+                        help=f'most prompts --prompts may hold (default '
+                             f'{DEFAULT_MAX_PROMPTS})')
     parser.add_argument('--model', default='diffusion', choices=['diffusion', 'ar'],
                         help='generation model (default diffusion)')
     parser.add_argument('--mode', default='text', choices=[m.value for m in MaskMode],
@@ -58,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--top-p', type=float, help='AR nucleus sampling')
     parser.add_argument('--checkpoint', type=Path,
                         help='checkpoint of --model (default: the shipped small one)')
+    parser.add_argument('--text-encoder', type=Path, metavar='DIR',
+                        help='text encoder folder to use instead of the one a checkpoint '
+                             'names (a checkpoint may name only the installed MiniLM)')
     parser.add_argument('--device', default='cpu', help='torch device (default cpu)')
     parser.add_argument('--out', type=Path, required=True,
                         help='output .npz (or folder with --prompts)')
@@ -65,18 +75,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_generate)
 
 
-def read_prompts(path: Path) -> list[str]:
+def read_prompts(path: Path, max_prompts: int = DEFAULT_MAX_PROMPTS,
+                 max_chars: int | None = None) -> list[str]:
     """Prompts of a file: one per line, blank lines and lines starting with ``#`` skipped.
 
+    The file is read a line at a time and no further than needed: at most ``max_prompts``
+    prompts of at most ``max_chars`` characters, so a huge file fails fast.
+
+    Args:
+        path: The file (UTF-8).
+        max_prompts: Most prompts accepted.
+        max_chars: Longest prompt accepted (default the text encoder's default limit).
+
     Raises:
-        ModelError: Unreadable file or no prompts.
+        ModelError: Unreadable or non-UTF-8 file, no prompts, more than ``max_prompts``, or a
+            line that is too long or holds no letter or digit (named by its line number).
     """
+    from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS
+
+    if isinstance(max_prompts, bool) or not isinstance(max_prompts, int) or max_prompts < 1:
+        raise ConfigError(f'--max-prompts must be an integer >= 1, got {max_prompts!r}')
+    max_chars = DEFAULT_MAX_CHARS if max_chars is None else max_chars
+    prompts = []
     try:
-        lines = path.read_text(encoding='utf-8').splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f'{path}: cannot read prompts ({exc})') from exc
-    prompts = [line.strip() for line in lines if line.strip() and
-               not line.lstrip().startswith('#')]
+        with path.open(encoding='utf-8') as stream:
+            for number in itertools.count(1):
+                line = stream.readline(max_chars + 2)  # + 2: the newline, and one over
+                if not line:
+                    break
+                if not line.endswith('\n') and len(line) > max_chars:
+                    raise ModelError(f'{path}: line {number} is longer than {max_chars} '
+                                     f'characters (the prompt limit)')
+                text = line.strip()
+                if not text or text.startswith('#'):
+                    continue
+                if len(text) > max_chars:
+                    raise ModelError(f'{path}: line {number} is {len(text)} characters long; '
+                                     f'the prompt limit is {max_chars}')
+                if not any(ch.isalnum() for ch in text):
+                    raise ModelError(f'{path}: line {number} holds no prompt text '
+                                     f'({text[:40]!r}); a prompt needs letters or digits')
+                if len(prompts) == max_prompts:
+                    raise ModelError(f'{path}: more than {max_prompts} prompts (line '
+                                     f'{number}); raise --max-prompts or split the file')
+                prompts.append(text)
+    except UnicodeDecodeError as exc:
+        raise ModelError(f'{path}: cannot read prompts: not UTF-8 text (byte {exc.start} of '
+                         f'a line)') from exc
+    except OSError as exc:
+        raise ModelError(f'{path}: cannot read prompts ({exc.strerror or exc})') from exc
     if not prompts:
         raise ModelError(f'{path}: no prompts (one per line)')
     return prompts
@@ -94,25 +141,41 @@ def _frames(text: str | None) -> list[int] | None:
 
 def _generate(args: argparse.Namespace) -> int:
     from handx_gen.generate import Generator
+    from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS, validate_prompt
     from handx_gen.motion.container import BimanualMotion
+    from handx_gen.outputs import check_outputs
 
     if (args.text is None) == (args.prompts is None):
         raise ModelError('give either a prompt or --prompts FILE')
-    prompts = read_prompts(args.prompts) if args.prompts is not None else [args.text]
-    given = BimanualMotion.load(args.given) if args.given is not None else None
-    checkpoints = {args.model: args.checkpoint} if args.checkpoint is not None else {}
-    generator = Generator(device=args.device, **checkpoints)
-    options: dict[str, Any] = dict(
-        model=args.model, mode=args.mode, given=given, seconds=args.seconds, side=args.side,
-        k=args.k, frames=_frames(args.keyframes), include_orient=args.with_orient,
-        guidance=args.guidance, steps=args.steps, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p)
+    prompts = (read_prompts(args.prompts, args.max_prompts) if args.prompts is not None
+               else [args.text])
     if args.prompts is not None:
         if args.out.exists() and not args.out.is_dir():
             raise ModelError(f'--out {args.out} must be a folder with --prompts')
         outputs = [args.out / f'{i:03d}.npz' for i in range(len(prompts))]
     else:
         outputs = [args.out]
+    check_outputs([('--out', out) for out in outputs],
+                  [('--given', args.given), ('--prompts', args.prompts),
+                   ('--checkpoint', args.checkpoint)])
+    given = BimanualMotion.load(args.given) if args.given is not None else None
+    checkpoints = {args.model: args.checkpoint} if args.checkpoint is not None else {}
+    generator = Generator(device=args.device, text_encoder=args.text_encoder, **checkpoints)
+    # every prompt is checked against the model's limit before the first clip is made
+    loaded = generator.load(args.model)
+    encoder_config = loaded.text_encoder.get('config') or {}
+    max_chars = encoder_config.get('max_chars', DEFAULT_MAX_CHARS)
+    for index, prompt in enumerate(prompts):
+        try:
+            validate_prompt(prompt, max_chars)
+        except ModelError as exc:
+            where = f'prompt {index + 1}' if args.prompts is not None else 'the prompt'
+            raise ModelError(f'{where}: {exc}') from None
+    options: dict[str, Any] = dict(
+        model=args.model, mode=args.mode, given=given, seconds=args.seconds, side=args.side,
+        k=args.k, frames=_frames(args.keyframes), include_orient=args.with_orient,
+        guidance=args.guidance, steps=args.steps, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p)
     progress = None
     if len(prompts) > 1 and sys.stderr.isatty():
         from tqdm import tqdm

@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'feature record')
     parser.add_argument('--lm-path', type=Path, default=None,
                         help='local transformers model folder that rewrites the template '
-                             'texts (never downloaded; falls back to the templates)')
+                             'texts (never downloaded; a folder that cannot be loaded is an '
+                             'error; a rewrite that drops a fact falls back to the template)')
     target = parser.add_mutually_exclusive_group()
     target.add_argument('--in-place', action='store_true',
                         help='rewrite handx-motion/1 files with the new texts and annotation')
@@ -67,18 +68,32 @@ def _files(path: Path) -> tuple[Path, list[Path]]:
     return path.parent, [path]
 
 
+def _target(out: Path, root: Path, file: Path) -> Path:
+    """Where ``--out`` puts the annotated copy of ``file`` (its path under ``root`` kept)."""
+    target = out / file.relative_to(root)
+    return target if target.suffix == '.npz' else target.with_suffix('.npz')
+
+
 def _annotate(args: argparse.Namespace) -> int:
     from handx_gen.annotate.describe import DescribeConfig
     from handx_gen.annotate.features import FeatureConfig
     from handx_gen.annotate.pipeline import annotate_motion
     from handx_gen.data.plan import ClipPlan
     from handx_gen.data.sources import SourceKind, load_source
+    from handx_gen.outputs import check_outputs
 
     root, files = _files(args.path)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise DataSourceError(f'--out {args.out} exists and is not a directory')
+    if args.out is not None:  # --in-place rewrites the inputs on purpose; --out never does
+        check_outputs([('--out', _target(args.out, root, file)) for file in files],
+                      [('FILE_OR_DIR', file) for file in files])
     feature_config = FeatureConfig(keep_curves=args.keep_curves)
     describe_config = DescribeConfig(lm_path=None if args.lm_path is None else str(args.lm_path))
+    if args.lm_path is not None:  # loaded once now: a folder that cannot be loaded is an error
+        from handx_gen.annotate.describe import load_rewriter
+
+        load_rewriter(str(args.lm_path), describe_config.lm_max_new_tokens)
     results: list[dict[str, Any]] = []
     for file in files:
         reading = load_source(file, fill_invalid=True)
@@ -97,9 +112,7 @@ def _annotate(args: argparse.Namespace) -> int:
         annotated = motion.with_texts(texts).with_annotation({**annotation, **extra})
         written = None
         if args.in_place or args.out is not None:
-            target = file if args.in_place else args.out / file.relative_to(root)
-            if not args.in_place and target.suffix != '.npz':
-                target = target.with_suffix('.npz')
+            target = file if args.in_place else _target(args.out, root, file)
             try:
                 annotated.save(target)
             except OSError as exc:

@@ -1133,8 +1133,9 @@ class LMRewriter:
         """Load a model and tokenizer from a local folder.
 
         Raises:
-            ConfigError: ``path`` is not a folder holding a ``config.json``.
-            OSError, ValueError: transformers cannot read the model (e.g. corrupt files).
+            ConfigError: ``path`` is not a folder holding a ``config.json``, or transformers
+                cannot read the model there (corrupt files, weights that are not plain
+                tensors); one line.
         """
         folder = Path(path).expanduser()
         if not folder.is_dir() or not (folder / 'config.json').is_file():
@@ -1142,12 +1143,20 @@ class LMRewriter:
                               f'(a folder with config.json); models are never downloaded')
         import transformers  # deferred: heavy, and only needed with a model
 
-        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        encoder_decoder = bool(getattr(config, 'is_encoder_decoder', False))
-        auto = (transformers.AutoModelForSeq2SeqLM if encoder_decoder
-                else transformers.AutoModelForCausalLM)
-        model = auto.from_pretrained(folder, local_files_only=True)
+        try:
+            config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(folder,
+                                                                   local_files_only=True)
+            encoder_decoder = bool(getattr(config, 'is_encoder_decoder', False))
+            auto = (transformers.AutoModelForSeq2SeqLM if encoder_decoder
+                    else transformers.AutoModelForCausalLM)
+            model = auto.from_pretrained(folder, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - an untrusted folder fails in many ways
+            # OSError, ValueError, KeyError, pickle.UnpicklingError (a pytorch_model.bin that
+            # is not plain weights), json and safetensors errors, ...
+            reason = ' '.join(str(exc).split())[:300] or type(exc).__name__
+            raise ConfigError(f'cannot load the language model at {str(path)!r} '
+                              f'({type(exc).__name__}: {reason})') from exc
         model.eval()
         return cls(model, tokenizer, encoder_decoder=encoder_decoder,
                    max_new_tokens=max_new_tokens)
@@ -1176,10 +1185,21 @@ class LMRewriter:
 
 
 @functools.lru_cache(maxsize=4)
+def load_rewriter(path: str, max_new_tokens: int = 80) -> LMRewriter:
+    """:meth:`LMRewriter.load`, once per process per folder; for callers that want a model
+    that cannot be loaded to be an error (``handx annotate --lm-path``).
+
+    Raises:
+        ConfigError: Not a model folder, or the model cannot be loaded (one line).
+    """
+    return LMRewriter.load(path, max_new_tokens=max_new_tokens)
+
+
+@functools.lru_cache(maxsize=4)
 def _cached_rewriter(path: str, max_new_tokens: int) -> LMRewriter | None:
     """Load once per process; ``None`` (with a warning) when the model cannot be loaded."""
     try:
-        return LMRewriter.load(path, max_new_tokens=max_new_tokens)
+        return load_rewriter(path, max_new_tokens)
     except (ConfigError, OSError, ValueError, KeyError, TypeError, ImportError,
             RuntimeError) as exc:
         logger.warning('language model at %s unavailable (%s: %s); using the templates',

@@ -19,6 +19,7 @@ from handx_gen.data.filters import FilterConfig, filter_reading
 from handx_gen.data.sources import SourceKind, SourceReading, UpAxis, load_source
 from handx_gen.errors import ConfigError, DataSourceError
 from handx_gen.hand.topology import TIP_KEYPOINTS, HandSide
+from handx_gen.outputs import check_outputs
 
 __all__ = ['register']
 
@@ -192,8 +193,11 @@ def _filter(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise DataSourceError(f'--out {args.out}: cannot create ({exc.strerror})') from exc
         stem = args.file.name.removesuffix('.npz')
-        for segment, motion in zip(result.kept, result.kept_motions(reading.motion), strict=True):
-            path = args.out / f'{stem}_{segment.start:06d}-{segment.stop:06d}.npz'
+        paths = [args.out / f'{stem}_{segment.start:06d}-{segment.stop:06d}.npz'
+                 for segment in result.kept]
+        check_outputs([('--out', path) for path in paths],
+                      [('FILE', args.file), ('--config', args.config)])
+        for path, motion in zip(paths, result.kept_motions(reading.motion), strict=True):
             _save(motion, path)
             written.append(str(path))
     if args.json:
@@ -221,6 +225,7 @@ def _filter(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    check_outputs([('OUT', args.out)], [('SRC', args.src)])
     reading = _load(args, args.src, fill_invalid=False)
     parent = args.out.parent
     if not parent.is_dir():

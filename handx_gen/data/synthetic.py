@@ -36,7 +36,9 @@ Corpus (:func:`build_corpus`): one ``handx-motion/1`` file per clip under
 ``DIR/<split>/shard-NNNNN/clip-NNNNNNN.npz`` (shards of :attr:`SynthConfig.clips_per_shard`
 clips by clip number), ``DIR/config.yaml`` (the config with the motion types resolved, enough
 to rebuild) and ``DIR/index.json`` (one row per clip: file, split, frames, motion types,
-seeds, the file's SHA-256), written last. Worker processes (``spawn``, so safe anywhere) build
+seeds, the file's SHA-256), written last; the corpus is built in a hidden folder beside
+``DIR`` and moved into place once complete, so an interrupted run leaves nothing in ``DIR``.
+Worker processes (``spawn``, so safe anywhere) build
 and write clips themselves; the parent keeps only index rows. Every clip is a function of the
 config, the corpus seed and its number, and files are written byte-deterministically, so the
 corpus does not depend on the number of workers.
@@ -52,6 +54,8 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -1032,37 +1036,75 @@ def _jobs(config: SynthConfig, num_clips: int, seed: int) -> list[_Job]:
     return jobs
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    """Create ``out_dir``; refuse to mix with an earlier corpus unless ``overwrite``, which
-    removes the earlier corpus' files (only those its index lists)."""
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse, before anything is built, an ``out_dir`` that is a file, or that holds a corpus
+    (unless ``overwrite``) or files in split folders that no index lists."""
     if out_dir.exists() and not out_dir.is_dir():
         raise SynthesisError(f'output {out_dir} exists and is not a directory')
     index_path = out_dir / INDEX_FILE
     previous = [out_dir / s.value for s in Split if (out_dir / s.value).exists()]
-    if index_path.exists() or previous:
-        if not overwrite:
-            raise SynthesisError(f'{out_dir} already holds a corpus (index.json or split '
-                                 'folders); choose another folder or overwrite it')
-        if index_path.exists():
-            for row in load_index(out_dir).rows:
-                (out_dir / row.file).unlink(missing_ok=True)
-            index_path.unlink()
-        for folder in previous:
-            for shard in sorted(folder.glob('shard-*')):
-                for tmp in shard.glob('.*.tmp'):
-                    tmp.unlink()
-                if shard.is_dir() and not any(shard.iterdir()):
-                    shard.rmdir()
-            if not any(folder.iterdir()):
-                folder.rmdir()
-        remaining = [f for f in previous if f.exists()]
-        if remaining:
-            raise SynthesisError(f'{remaining[0]} holds files that are not part of the earlier '
+    if not (index_path.exists() or previous):
+        return
+    if not overwrite:
+        raise SynthesisError(f'{out_dir} already holds a corpus (index.json or split '
+                             'folders); choose another folder or overwrite it')
+    listed = ({(out_dir / row.file).resolve() for row in load_index(out_dir).rows}
+              if index_path.exists() else set())
+    for folder in previous:
+        for path in folder.rglob('*'):
+            if path.is_file() and not path.name.startswith('.') and path.resolve() not in listed:
+                raise SynthesisError(f'{path} is not part of the earlier corpus index; remove '
+                                     'it or choose another folder')
+
+
+def _remove_corpus(out_dir: Path) -> None:
+    """Remove the earlier corpus in ``out_dir``: the files its index lists, its index, and the
+    split and shard folders left empty (checked by :func:`_check_out_dir`)."""
+    index_path = out_dir / INDEX_FILE
+    if index_path.exists():
+        for row in load_index(out_dir).rows:
+            (out_dir / row.file).unlink(missing_ok=True)
+        index_path.unlink()
+    for split in Split:
+        folder = out_dir / split.value
+        if not folder.is_dir():
+            continue
+        for shard in sorted(folder.glob('shard-*')):
+            for tmp in shard.glob('.*.tmp'):
+                tmp.unlink()
+            if shard.is_dir() and not any(shard.iterdir()):
+                shard.rmdir()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+        else:
+            raise SynthesisError(f'{folder} holds files that are not part of the earlier '
                                  'corpus index; remove them or choose another folder')
+
+
+def _staging_dir(out_dir: Path) -> Path:
+    """A new hidden folder beside ``out_dir`` where the corpus is built."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.partial-', dir=out_dir.parent))
     except OSError as exc:
-        raise SynthesisError(f'cannot create {out_dir}: {exc.strerror or exc}') from exc
+        raise SynthesisError(f'cannot create a folder beside {out_dir}: '
+                             f'{exc.strerror or exc}') from exc
+
+
+def _publish(staging: Path, out_dir: Path, overwrite: bool) -> None:
+    """Move the finished corpus from ``staging`` to ``out_dir``: a rename when ``out_dir`` is
+    absent or empty; otherwise (an earlier corpus, with ``overwrite``, or other files) the
+    earlier corpus is removed and the new entries moved in, ``index.json`` last."""
+    _check_out_dir(out_dir, overwrite)  # nothing appeared there while building
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    _remove_corpus(out_dir)
+    for entry in sorted(staging.iterdir(), key=lambda p: p.name == INDEX_FILE):
+        os.replace(entry, out_dir / entry.name)
+    staging.rmdir()
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -1093,7 +1135,7 @@ def build_corpus(
         annotate: Optional ``annotate(motion, plan) -> (texts, extra)``, a module-level
             function (it is sent to the worker processes by reference).
         progress: Show a progress bar (tqdm, on stderr).
-        overwrite: Replace an earlier corpus in ``out_dir``.
+        overwrite: Replace an earlier corpus in ``out_dir`` (once the new one is complete).
 
     Returns:
         Counts and the measured build rate.
@@ -1102,9 +1144,12 @@ def build_corpus(
         ConfigError: Bad arguments or an unregistered motion type.
         SynthesisError: ``out_dir`` holds a corpus (and not ``overwrite``), or a primitive
             failed.
-    """
-    from tqdm import tqdm
 
+    The corpus is built in a hidden folder beside ``out_dir`` (``.NAME.partial-*``) and moved
+    into place once ``index.json`` is written: a failed or interrupted run removes that folder
+    and leaves ``out_dir`` as it was (an earlier corpus it overwrites included), so a re-run
+    is never blocked by half a corpus.
+    """
     config = SynthConfig() if config is None else config
     if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1:
         raise ConfigError(f'number of clips must be an integer >= 1, got {num_clips!r}')
@@ -1115,7 +1160,22 @@ def build_corpus(
         raise ConfigError(f'workers must be an integer >= 1, got {workers!r}')
     config = dataclasses.replace(config, motion_types=resolve_motion_types(config))
     out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir, overwrite)
+    _check_out_dir(out_dir, overwrite)
+    staging = _staging_dir(out_dir)
+    try:
+        summary = _build_into(staging, config, num_clips, seed, workers, annotate, progress)
+        _publish(staging, out_dir, overwrite)
+    except BaseException:  # an interrupted or failed run leaves nothing behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dataclasses.replace(summary, out_dir=out_dir)
+
+
+def _build_into(out_dir: Path, config: SynthConfig, num_clips: int, seed: int, workers: int,
+                annotate: Annotator | None, progress: bool) -> CorpusSummary:
+    """Build the corpus into the (new, empty) folder ``out_dir``."""
+    from tqdm import tqdm
+
     _write_text(out_dir / CONFIG_FILE, config.to_yaml())
 
     jobs = _jobs(config, num_clips, seed)

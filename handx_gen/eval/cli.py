@@ -85,7 +85,14 @@ def run(args: argparse.Namespace) -> int:
     from handx_gen.eval.evaluate import EvalSettings, evaluate, load_clips, markdown_table
     from handx_gen.eval.evaluator import Evaluator
     from handx_gen.eval.metrics import EvalError
+    from handx_gen.outputs import check_outputs
 
+    if args.out is not None:
+        check_outputs([('--out', args.out.with_suffix('.md')),
+                       ('--out', args.out.with_suffix('.json'))],
+                      [('DATA', args.data), ('--reference', args.reference),
+                       ('--evaluator', args.evaluator), ('--diffusion', args.diffusion),
+                       ('--ar', args.ar)])
     sources, tasks = _names(args.sources), _names(args.tasks)
     if args.limit is not None and args.limit < 1:
         raise EvalError(f'--limit must be positive, got {args.limit}')

@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    from handx_gen.outputs import check_outputs
+
+    check_outputs([('--out', args.out)], [('SRC', args.src)])
     written = convert_mano_pickle(args.src, args.out, side=args.side)
     info = inspect_mano_file(written)
     print(f'wrote {written} ({info.side.name.lower()} hand, {info.num_vertices} vertices)')

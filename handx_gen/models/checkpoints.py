@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -77,7 +78,8 @@ def load_checkpoint(path: str | os.PathLike, expected: str | tuple[str, ...], wh
         map_location: Where tensors are loaded.
 
     Raises:
-        ModelError: Missing file, unreadable or corrupted file, or another format.
+        ModelError: Missing file, unreadable or corrupted file (anything that is not a
+            checkpoint: a text file, a crafted pickle), or another format.
     """
     path = Path(path)
     if not path.is_file():
@@ -85,8 +87,13 @@ def load_checkpoint(path: str | os.PathLike, expected: str | tuple[str, ...], wh
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            OSError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError,
+            struct.error, RecursionError, MemoryError, OverflowError) as exc:
+        # a text file or a crafted pickle reaches the restricted unpickler's internals
+        # (KeyError on a missing memo entry, IndexError on an empty stack, ...)
+        text = str(exc).strip()
+        reason = (f'{type(exc).__name__}: {text.splitlines()[0][:200]}' if text
+                  else type(exc).__name__)
         raise ModelError(f'{path}: cannot read the {what} checkpoint; the file is corrupted, '
                          f'truncated or not a checkpoint ({reason})') from exc
     try:
@@ -111,6 +118,9 @@ def rebuild(checkpoint: Any, expected: str, what: str, config_from_dict: Callabl
         config = config_from_dict(checkpoint['config'])
     except ConfigError as exc:
         raise ModelError(f'{what} checkpoint has a bad config: {exc}') from exc
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise ModelError(f'{what} checkpoint has a bad config ({type(exc).__name__}: '
+                         f'{str(exc)[:200]})') from exc
     model = factory(config)
     try:
         model.load_state_dict(checkpoint['model'])

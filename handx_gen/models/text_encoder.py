@@ -189,9 +189,12 @@ def _load(kind: TextEncoderKind, path: Path) -> tuple[Any, Any]:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = model_cls.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f'cannot load the {kind.value} text encoder from {path}: {exc}') \
-            from exc
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted folder is one line
+        # transformers raises OSError, ValueError, KeyError, pickle.UnpicklingError (a
+        # pytorch_model.bin that is not plain weights), json errors, safetensors errors, ...
+        reason = ' '.join(str(exc).split())[:300] or type(exc).__name__
+        raise ModelError(f'cannot load the {kind.value} text encoder from {path} '
+                         f'({type(exc).__name__}: {reason})') from exc
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
@@ -329,19 +332,45 @@ class TextEncoder:
 
 
 def encoder_from_description(description: Mapping[str, Any], device: str | torch.device,
-                             source: str | os.PathLike) -> TextEncoder:
+                             source: str | os.PathLike, path: str | os.PathLike | None = None
+                             ) -> TextEncoder:
     """The frozen encoder a checkpoint was trained with, from its ``text_encoder`` entry
     (:meth:`TextEncoder.describe` plus ``config``), on ``device``, offline.
 
+    A checkpoint is untrusted input, so it may name only an installed encoder (the bundled
+    MiniLM): a checkpoint whose config names a folder is refused unless the caller gives the
+    folder explicitly (``path``, e.g. ``handx generate --text-encoder DIR``), which then
+    replaces the checkpoint's.
+
     Raises:
-        ModelError: The loaded encoder is not the one named in the description (``source``,
-            the checkpoint, is named in the message).
+        ModelError: The checkpoint names a folder and no ``path`` was given; the encoder
+            cannot be loaded; or the loaded encoder is not the one named in the description
+            (``source``, the checkpoint, is named in the message).
     """
-    values = dict(description.get('config') or {})
+    if not isinstance(description, Mapping):
+        raise ModelError(f'{source}: the text_encoder entry must be a mapping, got '
+                         f'{type(description).__name__}')
+    values = description.get('config') or {}
+    if not isinstance(values, Mapping):
+        raise ModelError(f'{source}: the text encoder config must be a mapping, got '
+                         f'{type(values).__name__}')
+    values = dict(values)
+    named = values.get('path')
+    if path is not None:
+        values['path'] = str(path)
+    elif named is not None:
+        raise ModelError(f'{source}: the checkpoint names the text encoder folder {named!r}; '
+                         f'a checkpoint may only name an installed encoder, so give that '
+                         f'folder explicitly if you trust it (handx generate --text-encoder '
+                         f'DIR)')
     values['device'] = str(device)
     values.pop('cache_size', None)
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    encoder = TextEncoder(TextEncoderConfig.from_dict(values))
+    try:
+        config = TextEncoderConfig.from_dict(values)
+    except ConfigError as exc:
+        raise ModelError(f'{source}: bad text encoder config: {exc}') from exc
+    encoder = TextEncoder(config)
     if encoder.name != description.get('name', encoder.name):
         raise ModelError(f'{source}: trained with text encoder {description.get("name")!r}, '
                          f'loaded {encoder.name!r}')

@@ -45,8 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'hands. Every frame records whether it converged; unconverged frames are '
                     'counted on stderr and in the report, never hidden.')
     retarget.add_argument('motion', metavar='MOTION.npz', help='a handx-motion/1 file')
-    retarget.add_argument('--robot', default='allegro',
-                          help='pair or humanoid folder (default allegro; see `handx robots`)')
+    robot = retarget.add_mutually_exclusive_group()
+    robot.add_argument('--robot', default=None, metavar='NAME',
+                       help='name of an installed pair or humanoid folder (default allegro; '
+                            'see `handx robots`); names only, never paths')
+    robot.add_argument('--robot-dir', default=None, metavar='DIR',
+                       help="path of a robot folder of your own (its robot.yaml; a pair's "
+                            'member folders beside it)')
     retarget.add_argument('--out', required=True, metavar='TRAJ.npz',
                           help='where to write the trajectory')
     retarget.add_argument('--objective', default=None,
@@ -110,16 +115,22 @@ def _run_retarget(args: argparse.Namespace) -> int:
 
     from handx_gen.config import config_from_yaml
     from handx_gen.motion import BimanualMotion
+    from handx_gen.outputs import check_outputs
     from handx_ros.retarget.bimanual import build_retargeter
     from handx_ros.retarget.report import trajectory_report
     from handx_ros.retarget.retargeter import RetargetConfig
+    from handx_ros.retarget.spec import load_robot_folder
 
-    motion = BimanualMotion.load(args.motion)
+    check_outputs([('--out', args.out), ('--report', args.report)],
+                  [('MOTION.npz', args.motion), ('--config', args.config)])
     config = (config_from_yaml(RetargetConfig, args.config, 'retarget') if args.config
               else RetargetConfig())
     if args.objective is not None:
         config = config.merged({'objective': args.objective})
-    retargeter = build_retargeter(args.robot, config, fps=motion.fps,
+    spec = (load_robot_folder(args.robot_dir) if args.robot_dir is not None
+            else load_robot_spec('allegro' if args.robot is None else args.robot))
+    motion = BimanualMotion.load(args.motion)
+    retargeter = build_retargeter(spec, config, fps=motion.fps,
                                   avoid_collisions=args.avoid_collisions,
                                   backend=args.backend)
     trajectory = retargeter.retarget_motion(motion, progress=args.progress)
@@ -127,7 +138,7 @@ def _run_retarget(args: argparse.Namespace) -> int:
     path = trajectory.save(args.out)
     report = trajectory_report(retargeter, trajectory, motion)
     failed = report['frames'] - report['converged_frames']
-    print(f'{path}: {trajectory.num_frames} frames of {args.robot} at {trajectory.fps:g} fps, '
+    print(f'{path}: {trajectory.num_frames} frames of {spec.name} at {trajectory.fps:g} fps, '
           f'{len(trajectory.joint_names)} joints; fingertip error median '
           f'{report["fingertip_error_median_mm"]:.2f} mm, p95 '
           f'{report["fingertip_error_p95_mm"]:.2f} mm; {report["time_p50_ms"]:.2f} ms per frame')

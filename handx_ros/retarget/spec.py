@@ -17,7 +17,11 @@ Assets are never copied: ``urdf`` names an installed package and a path inside i
 Extra frames (``frames``) add points a URDF lacks (the G1 hand has no fingertip links; no hand
 has a link at the human wrist joint); they are fixed to a parent link with an offset.
 
-Only this module reads the YAML; everything else takes a :class:`RobotSpec`.
+Only this module reads the YAML; everything else takes a :class:`RobotSpec`. A robot is named
+by its folder name only (:func:`load_robot_spec` refuses ``..``, separators and absolute
+paths); a folder elsewhere is read only when asked for by path (:func:`load_robot_folder`,
+``handx retarget --robot-dir``). A malformed ``robot.yaml`` (not UTF-8, invalid YAML, values of
+the wrong type, a pair that names itself) gives one :class:`RobotModelError` line.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     'RobotSpec',
     'UrdfSource',
     'available_robots',
+    'load_robot_folder',
     'load_robot_spec',
     'package_share_dirs',
     'resolve_mesh_path',
@@ -291,32 +296,51 @@ def available_robots(root: Path | None = None) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / SPEC_FILE).is_file())
 
 
-def load_robot_spec(name: str, root: Path | None = None) -> RobotSpec:
+def load_robot_spec(name: str, root: Path | None = None, *, _member: bool = False
+                    ) -> RobotSpec:
     """Read and check ``robot_models/<name>/robot.yaml``.
 
     Args:
-        name: Folder name, e.g. ``'allegro_right'``, ``'allegro'`` or ``'g1_hands'``.
+        name: Folder name, e.g. ``'allegro_right'``, ``'allegro'`` or ``'g1_hands'``; a name
+            only, never a path (see :func:`load_robot_folder`).
         root: Folder of robot folders (default: the installed ``robot_models``).
 
     Raises:
-        RobotModelError: Unknown robot (the message lists the known ones), or an invalid spec
-            (the message names the file and the field).
+        RobotModelError: Unknown robot or a path instead of a name (the message lists the
+            known ones), or an invalid spec (the message names the file and the field).
     """
-    import yaml
+    from handx_gen.config import read_yaml
 
     root = _models_root(root)
-    if not isinstance(name, str) or not (root / name / SPEC_FILE).is_file():
+    if (not isinstance(name, str) or name in ('', '.', '..') or name.startswith('.')
+            or Path(name).name != name or '/' in name or '\\' in name
+            or not (root / name / SPEC_FILE).is_file()):
         raise RobotModelError(unknown_choice('robot', name, available_robots(root)))
     path = root / name / SPEC_FILE
+    values = read_yaml(path, 'robot spec', error=RobotModelError)
     try:
-        values = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RobotModelError(f'{path}: cannot read robot spec ({exc})'.replace('\n', ' ')
-                              ) from exc
-    try:
-        return _parse(name, path.parent, values, root)
+        return _parse(name, path.parent, values, root, member=_member)
     except (ConfigError, RobotModelError) as exc:
         raise RobotModelError(f'{path}: {exc}') from exc
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+            RecursionError) as exc:
+        # a value of the wrong type (a number for a list, a list for a mapping, ...)
+        reason = ' '.join(str(exc).split())[:200]
+        raise RobotModelError(f'{path}: malformed robot spec ({type(exc).__name__}: '
+                              f'{reason})') from exc
+
+
+def load_robot_folder(folder: str | Path) -> RobotSpec:
+    """Read and check the robot folder at ``folder`` (a path the user named explicitly);
+    a pair's members are folders beside it.
+
+    Raises:
+        RobotModelError: No ``robot.yaml`` there, or an invalid spec.
+    """
+    folder = Path(folder).expanduser().resolve()
+    if not (folder / SPEC_FILE).is_file():
+        raise RobotModelError(f'{folder}: not a robot folder (no {SPEC_FILE})')
+    return load_robot_spec(folder.name, folder.parent)
 
 
 def _models_root(root: Path | None) -> Path:
@@ -338,16 +362,23 @@ _TOP_KEYS = {
 _HAND_KEYS = ('side', 'base_link', 'R_base_hand', 'wrist', 'scale', 'keypoints', 'joints')
 
 
-def _parse(name: str, folder: Path, values: Any, root: Path) -> RobotSpec:
+def _parse(name: str, folder: Path, values: Any, root: Path, *, member: bool = False
+           ) -> RobotSpec:
     if not isinstance(values, Mapping):
         raise ConfigError('robot spec must be a mapping')
     kind = _enum(RobotKind, values.get('kind'), 'kind')
     _check_keys(values, _TOP_KEYS[kind], 'robot spec')
     description = str(values.get('description', ''))
-    retarget = dict(values.get('retarget') or {})
+    retarget = values.get('retarget') or {}
+    if not isinstance(retarget, Mapping):
+        raise ConfigError(f'retarget must be a mapping of settings, got '
+                          f'{type(retarget).__name__}')
+    retarget = dict(retarget)
     if kind == RobotKind.PAIR:
-        left = load_robot_spec(str(values.get('left')), root)
-        right = load_robot_spec(str(values.get('right')), root)
+        if member:  # a pair naming a pair (or itself) would recurse without end
+            raise ConfigError('a pair member must be a hand folder, not a pair')
+        left = load_robot_spec(str(values.get('left')), root, _member=True)
+        right = load_robot_spec(str(values.get('right')), root, _member=True)
         for member, side in ((left, HandSide.LEFT), (right, HandSide.RIGHT)):
             if member.kind != RobotKind.HAND or member.hands[0].side != side:
                 raise ConfigError(f'pair member {member.name!r} must be a {side.name.lower()} '

@@ -45,14 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_sim(args: argparse.Namespace) -> int:
     from handx_gen.motion import BimanualMotion
+    from handx_gen.outputs import check_outputs
     from handx_ros.retarget.trajectory import RobotTrajectory
     from handx_ros.sim.evaluate import simulate
     from handx_ros.sim.gate import judge, load_gate_config
     from handx_ros.sim.scene import build_scene
 
+    check_outputs([('--report', args.report), ('--plot', args.plot), ('--video', args.video)],
+                  [('TRAJ.npz', args.trajectory), ('--motion', args.motion),
+                   ('--gate', args.gate)])
+    gate = load_gate_config(args.gate)
     trajectory = RobotTrajectory.load(args.trajectory)
     motion = BimanualMotion.load(args.motion) if args.motion else None
-    gate = load_gate_config(args.gate)
     scene = build_scene(trajectory.robot)
     result = simulate(scene, trajectory, motion)
     verdict = judge(result, gate)
