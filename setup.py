@@ -68,6 +68,9 @@ setup(
         # rosbag2 folder `ros2 bag` reads, mcap reads it back.
         'rosbags>=0.11',
         'mcap>=1.1',
+        # Time-optimal retiming of retargeted clips under the robots' velocity and
+        # acceleration limits (handx_ros/retarget/retime.py).
+        'toppra>=0.6',
     ],
     extras_require={
         # ROS 2 Kilted rclpy and message packages as PyPI wheels, for machines without a ROS

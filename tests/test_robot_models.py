@@ -416,3 +416,50 @@ def test_missing_mesh_is_a_robot_model_error(tmp_path, monkeypatch):
     with pytest.raises(RobotModelError, match='gone.STL'):
         mjcf.generate_mjcf('test_hand', tmp_path / 'robot_models')
 
+
+
+# ----------------------------------------------------------------------------- motion limits
+
+def test_velocity_limits_come_from_the_urdf_in_controller_order():
+    from handx_ros.retarget import build_retargeter
+
+    allegro = build_retargeter('allegro')
+    assert allegro.joint_velocity_limits().shape == (len(allegro.joint_names),)
+    np.testing.assert_array_equal(allegro.joint_velocity_limits(), 7.0)  # every Allegro joint
+    np.testing.assert_array_equal(allegro.joint_acceleration_limits(), 100.0)
+    g1 = build_retargeter('g1_hands')
+    limits = dict(zip(g1.joint_names, g1.joint_velocity_limits(), strict=True))
+    assert limits['left_shoulder_pitch_joint'] == 37.0
+    assert limits['right_hand_thumb_0_joint'] == pytest.approx(3.14, abs=0.01)
+
+
+def test_a_folder_overrides_velocity_and_acceleration_per_joint(tmp_path):
+    from handx_ros.retarget.robot import ChainKinematics, load_urdf_model
+
+    root = _copy_folders(tmp_path, 'allegro_right')
+    path = root / 'allegro_right' / 'robot.yaml'
+    path.write_text(path.read_text() + (
+        'limits:\n  joint_velocity_rad_s: {joint_12.0: 2.5}\n  acceleration_rad_s2: 40\n'
+        '  joint_acceleration_rad_s2: {joint_0.0: 20}\n'))
+    spec = load_robot_spec('allegro_right', root)
+    chain = ChainKinematics(load_urdf_model(spec), spec.hands[0].joints)
+    by_name = dict(zip(chain.joint_names, chain.max_velocity, strict=True))
+    assert by_name['joint_12.0'] == 2.5 and by_name['joint_13.0'] == 7.0
+    accel = dict(zip(chain.joint_names, chain.max_acceleration, strict=True))
+    assert accel['joint_0.0'] == 20.0 and accel['joint_1.0'] == 40.0
+
+
+@pytest.mark.parametrize('limits, match', [
+    ('limits:\n  joint_velocity_rad_s: {joint_12.0: -1}\n', r'must be a finite number > 0'),
+    ('limits:\n  acceleration_rad_s2: .inf\n', r'must be a finite number > 0'),
+    ('limits:\n  speed: 3\n', r"unknown limits key 'speed'"),
+    ('limits:\n  joint_velocity_rad_s: {no_such_joint: 3}\n', r'no_such_joint'),
+])
+def test_bad_limits_are_refused_in_one_line(tmp_path, limits, match):
+    from handx_ros.retarget import build_retargeter
+
+    root = _copy_folders(tmp_path, 'allegro_right', 'allegro_left', 'allegro')
+    path = root / 'allegro_right' / 'robot.yaml'
+    path.write_text(path.read_text() + limits)
+    with pytest.raises(RobotModelError, match=match):
+        build_retargeter(load_robot_spec('allegro', root))

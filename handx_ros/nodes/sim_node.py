@@ -38,7 +38,8 @@ Topics (DESIGN.md):
   its last frame stays the target for ``settle_s`` (the robot finishes the gated motion
   exactly, even if it lags), then input goes stale and the robot holds.
 * out ``/diagnostics``: rejections and ``clips_passed``, ``clips_failed``, ``clips_preempted``,
-  ``live_targets``, ``commands_sent``, ``stale_ticks``, ``queue_length`` (clips waiting to
+  ``live_targets``, ``commands_sent``, ``stale_ticks``, ``skipped_ticks`` (ticks that sent
+  nothing: the clock had not passed the last command's stamp), ``queue_length`` (clips waiting to
   play), ``gate_queue_length``, ``playing``, ``tick_interval_p99_ms`` and
   ``tick_interval_max_ms`` (over the last ``TICK_WINDOW`` ticks), and the safety filter's
   intervention counts as ``safety/<kind>``.
@@ -414,6 +415,7 @@ class SimNode(Node):
             counts = dict(self.counts)
             counts['queue_length'] = len(self._queue)
             counts['playing'] = int(self._playing is not None)
+            counts['skipped_ticks'] = self._safety.skipped_ticks
             ticks = np.diff(np.array(self._tick_times))
             safety = self._safety.counters()
         counts['gate_queue_length'] = self._worker.pending + int(self._worker.busy)

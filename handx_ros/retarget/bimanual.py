@@ -112,13 +112,24 @@ class _TwoHands:
     def joint_limits(self) -> tuple[np.ndarray, np.ndarray]:
         """Position limits of every joint from the URDF: ``lower`` and ``upper`` (nq,), in
         :attr:`joint_names` order (radians, metres for prismatic joints)."""
-        lower = np.full(len(self.joint_names), -np.inf)
-        upper = np.full(len(self.joint_names), np.inf)
+        return self._per_joint('lower'), self._per_joint('upper')
+
+    def joint_velocity_limits(self) -> np.ndarray:
+        """(nq,) velocity limits in :attr:`joint_names` order (rad/s; m/s for prismatic
+        joints): the URDF's, or the robot folder's ``limits`` where it gives one."""
+        return self._per_joint('max_velocity')
+
+    def joint_acceleration_limits(self) -> np.ndarray:
+        """(nq,) acceleration limits in :attr:`joint_names` order (the folder's ``limits``)."""
+        return self._per_joint('max_acceleration')
+
+    def _per_joint(self, attribute: str) -> np.ndarray:
+        """A per-joint array attribute of every chain, in :attr:`joint_names` order."""
+        values = np.full(len(self.joint_names), np.nan)
         for spec, chain in self._chains():
-            for joint, lo, hi in zip(chain.joint_names, chain.lower, chain.upper, strict=True):
-                column = self.joint_names.index(spec.controller_names.get(joint, joint))
-                lower[column], upper[column] = lo, hi
-        return lower, upper
+            for joint, value in zip(chain.joint_names, getattr(chain, attribute), strict=True):
+                values[self.joint_names.index(spec.controller_names.get(joint, joint))] = value
+        return values
 
     def neutral_qpos(self) -> np.ndarray:
         """(nq,) the neutral pose in :attr:`joint_names` order: zero clipped to the limits."""

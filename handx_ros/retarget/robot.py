@@ -174,6 +174,10 @@ class ChainKinematics:
     Attributes:
         joint_names: ``driven``.
         lower, upper: (n,) joint limits of the driven joints, from the URDF.
+        max_velocity: (n,) velocity limits (rad/s, m/s): the URDF's ``velocity``, replaced
+            where the robot folder's ``limits`` says (:class:`~handx_ros.retarget.spec.
+            MotionLimits`).
+        max_acceleration: (n,) acceleration limits from the robot folder's ``limits``.
         reference_frame: ``frame`` (``None``: the model's world).
         M_v_u: (nv, n) model velocities per driven-joint velocity (mimic followers included);
             Jacobians with respect to ``u`` are ``J_v @ M_v_u``.
@@ -206,6 +210,22 @@ class ChainKinematics:
             raise RobotModelError(f'robot {urdf.spec.name!r}: driven joints need finite limits')
         self.lower.setflags(write=False)
         self.upper.setflags(write=False)
+        limits = urdf.spec.limits
+        urdf.check_joints(list(limits.joint_velocity_rad_s), 'limits joint_velocity_rad_s')
+        urdf.check_joints(list(limits.joint_acceleration_rad_s2),
+                          'limits joint_acceleration_rad_s2')
+        self.max_velocity = np.array([
+            limits.velocity(name, model.velocityLimit[i])
+            for name, i in zip(driven, self._idx_v, strict=True)])  # (n,)
+        if np.any(~np.isfinite(self.max_velocity) | (self.max_velocity <= 0.0)):
+            j = int(np.argmax(~np.isfinite(self.max_velocity) | (self.max_velocity <= 0.0)))
+            raise RobotModelError(
+                f'robot {urdf.spec.name!r}: joint {driven[j]!r} has no usable velocity limit '
+                f'({self.max_velocity[j]!r}); give one in robot.yaml limits: '
+                f'joint_velocity_rad_s')
+        self.max_acceleration = np.array([limits.acceleration(name) for name in driven])
+        self.max_velocity.setflags(write=False)
+        self.max_acceleration.setflags(write=False)
         # q = q0 + M u over the full configuration; velocities alike (1-DoF joints).
         self._followers: list[tuple[int, int, int, float, float]] = []  # (idx_q, idx_v, u, k, b)
         position = {name: i for i, name in enumerate(driven)}

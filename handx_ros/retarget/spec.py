@@ -45,6 +45,7 @@ from handx_gen.hand.topology import KEYPOINT_NAMES, HandSide
 __all__ = [
     'ExtraFrame',
     'HandSpec',
+    'MotionLimits',
     'OperatorSpec',
     'RobotKind',
     'RobotSpec',
@@ -156,6 +157,40 @@ class OperatorSpec:
     scale: float
 
 
+DEFAULT_ACCELERATION_RAD_S2 = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionLimits:
+    """How fast a robot folder's joints may move: the ``limits:`` section of ``robot.yaml``.
+
+    Velocity limits come from the URDF (each joint's ``<limit velocity=...>``); a folder may
+    replace them per joint. URDFs carry no acceleration limits: every joint gets
+    ``acceleration_rad_s2`` unless named in ``joint_acceleration_rad_s2``. The retargeting
+    solver, the retiming, the gate and the command safety all read these numbers (through
+    :meth:`~handx_ros.retarget.robot.ChainKinematics` and the retargeters'
+    ``joint_velocity_limits()`` / ``joint_acceleration_limits()``).
+
+    Attributes:
+        joint_velocity_rad_s: URDF joint name -> velocity limit replacing the URDF's.
+        acceleration_rad_s2: Acceleration limit of every joint not named below. 100 rad/s^2:
+            from rest to 6 rad/s in 60 ms (the command safety's default bound).
+        joint_acceleration_rad_s2: URDF joint name -> acceleration limit.
+    """
+
+    joint_velocity_rad_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    acceleration_rad_s2: float = DEFAULT_ACCELERATION_RAD_S2
+    joint_acceleration_rad_s2: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def velocity(self, joint: str, urdf_value: float) -> float:
+        """The velocity limit of ``joint`` whose URDF says ``urdf_value``."""
+        return float(self.joint_velocity_rad_s.get(joint, urdf_value))
+
+    def acceleration(self, joint: str) -> float:
+        """The acceleration limit of ``joint``."""
+        return float(self.joint_acceleration_rad_s2.get(joint, self.acceleration_rad_s2))
+
+
 @dataclasses.dataclass(frozen=True)
 class RobotSpec:
     """A robot folder, read and checked (paths not yet resolved).
@@ -176,6 +211,7 @@ class RobotSpec:
         controller_names: URDF joint name -> controller joint name (identity when absent).
         dex_retargeting: Link-name map for the dex-retargeting backend (its name -> ours).
         retarget: Retargeter settings overriding the defaults for this robot.
+        limits: Velocity and acceleration limits (a pair's are its members').
     """
 
     name: str
@@ -192,6 +228,7 @@ class RobotSpec:
     controller_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dex_retargeting: Mapping[str, str] = dataclasses.field(default_factory=dict)
     retarget: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    limits: MotionLimits = dataclasses.field(default_factory=MotionLimits)
 
     def hand(self, side: HandSide | str | int) -> HandSpec:
         """The hand driven by the human ``side``."""
@@ -353,11 +390,11 @@ def _models_root(root: Path | None) -> Path:
 
 _TOP_KEYS = {
     RobotKind.HAND: {'kind', 'description', 'urdf', 'frames', 'hand', 'controller_names',
-                     'dex_retargeting', 'retarget', 'provenance'},
+                     'dex_retargeting', 'retarget', 'limits', 'provenance'},
     RobotKind.PAIR: {'kind', 'description', 'left', 'right', 'retarget', 'provenance'},
     RobotKind.HUMANOID: {'kind', 'description', 'urdf', 'frames', 'hands', 'arm_joints',
                          'locked_joints', 'operator', 'controller_names', 'retarget',
-                         'provenance'},
+                         'limits', 'provenance'},
 }
 _HAND_KEYS = ('side', 'base_link', 'R_base_hand', 'wrist', 'scale', 'keypoints', 'joints')
 
@@ -395,7 +432,7 @@ def _parse(name: str, folder: Path, values: Any, root: Path, *, member: bool = F
                          urdf=urdf, hands=hands, frames=frames, controller_names=controller,
                          dex_retargeting=_str_map(values.get('dex_retargeting'),
                                                   'dex_retargeting'),
-                         retarget=retarget)
+                         retarget=retarget, limits=_limits(values.get('limits')))
     hands_values = values.get('hands')
     if not isinstance(hands_values, Mapping) or set(hands_values) != {'left', 'right'}:
         raise ConfigError('humanoid spec needs hands: {left: ..., right: ...}')
@@ -409,7 +446,7 @@ def _parse(name: str, folder: Path, values: Any, root: Path, *, member: bool = F
     return RobotSpec(name=name, kind=kind, folder=folder, description=description, urdf=urdf,
                      hands=hands, frames=frames, arm_joints=arm_joints, locked_joints=locked,
                      operator=_operator(values.get('operator')), controller_names=controller,
-                     retarget=retarget)
+                     retarget=retarget, limits=_limits(values.get('limits')))
 
 
 def _check_keys(values: Mapping[str, Any], valid: Sequence[str] | set[str], what: str) -> None:
@@ -467,6 +504,35 @@ def _frame(values: Any) -> ExtraFrame:
     _check_keys(values, ('name', 'parent', 'xyz'), 'frames entry')
     return ExtraFrame(name=str(values.get('name')), parent=str(values.get('parent')),
                       xyz=_vector(values.get('xyz'), f'frame {values.get("name")!r} xyz'))
+
+
+def _limits(values: Any) -> MotionLimits:
+    if values is None:
+        return MotionLimits()
+    if not isinstance(values, Mapping):
+        raise ConfigError(f'limits must be a mapping, got {type(values).__name__}')
+    _check_keys(values, ('joint_velocity_rad_s', 'acceleration_rad_s2',
+                         'joint_acceleration_rad_s2'), 'limits')
+
+    def positive(value: Any, what: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not (math.isfinite(value) and value > 0):
+            raise ConfigError(f'limits: {what} must be a finite number > 0, got {value!r}')
+        return float(value)
+
+    def per_joint(key: str) -> dict[str, float]:
+        entries = values.get(key) or {}
+        if not isinstance(entries, Mapping):
+            raise ConfigError(f'limits: {key} must map joint names to numbers')
+        return {str(joint): positive(value, f'{key}[{joint!r}]')
+                for joint, value in entries.items()}
+
+    return MotionLimits(
+        joint_velocity_rad_s=per_joint('joint_velocity_rad_s'),
+        acceleration_rad_s2=positive(values.get('acceleration_rad_s2',
+                                                DEFAULT_ACCELERATION_RAD_S2),
+                                     'acceleration_rad_s2'),
+        joint_acceleration_rad_s2=per_joint('joint_acceleration_rad_s2'))
 
 
 def _str_map(values: Any, what: str) -> dict[str, str]:
