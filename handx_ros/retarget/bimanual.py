@@ -10,6 +10,13 @@
 
 Both run a clip in batch (:meth:`retarget_motion`) or frame by frame (:meth:`step`, with
 :meth:`reset`), and return trajectories whose every frame says whether it converged.
+
+Every joint, hand or arm, moves at most ``max_velocity / fps`` per frame after a clip's first
+frame (see :mod:`handx_ros.retarget.retargeter`): the hands and the arm IK solve inside that
+bound; dex-retargeting's output is clipped to it after the fact. A frame that cannot reach
+its target within it lags and says so (``BimanualFrame.velocity_limited``); a clip's
+``RobotTrajectory.info['lag']`` counts the lagging frames, the longest lagging stretch and the
+largest fingertip residual and wrist error while lagging.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from handx_ros.retarget.retargeter import (
     HandRetargeter,
     RetargetConfig,
     levenberg_marquardt,
+    on_velocity_bound,
+    velocity_bounded,
+    velocity_box,
 )
 from handx_ros.retarget.robot import ChainKinematics, load_urdf_model
 from handx_ros.retarget.spec import RobotKind, RobotSpec, load_robot_spec
@@ -46,6 +56,7 @@ __all__ = [
     'HumanoidRetargeter',
     'PairRetargeter',
     'build_retargeter',
+    'lag_summary',
     'retarget_motion',
 ]
 
@@ -61,6 +72,8 @@ class BimanualFrame:
         residual_m: (2,) fingertip RMS error per hand, metres at robot scale.
         wrist_error_m: (2,) humanoid wrist position error (0 for floating hands).
         time_s: Wall time for the frame.
+        velocity_limited: (2,) per hand (humanoid: hand or arm), a joint ended on its
+            velocity bound: the frame lags its target.
     """
 
     qpos: np.ndarray
@@ -69,6 +82,8 @@ class BimanualFrame:
     residual_m: np.ndarray
     wrist_error_m: np.ndarray
     time_s: float
+    velocity_limited: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(2, dtype=bool))
 
 
 def _controller_names(spec: RobotSpec, names: tuple[str, ...]) -> list[str]:
@@ -171,12 +186,16 @@ class _TwoHands:
         residual = np.array([f.residual_m for f in frames])  # (T, 2)
         wrist_error = np.array([f.wrist_error_m for f in frames])
         times = np.array([f.time_s for f in frames])
+        limited = np.array([f.velocity_limited for f in frames], dtype=bool)  # (T, 2)
         info = {
             'backend': getattr(self, 'backend', Backend.HANDX).value,
             'objective': self.hands[0].config.objective.value,
             'converged_per_hand': converged.tolist(),
             'residual_m_per_hand': residual.tolist(),
             'wrist_error_m_per_hand': wrist_error.tolist(),
+            'velocity_limited_per_hand': limited.tolist(),
+            'lag': lag_summary(limited.any(axis=1), residual.max(axis=1),
+                               wrist_error.max(axis=1), motion.fps),
             'time_s': times.tolist(),
             'texts': list(motion.texts),
         }
@@ -184,6 +203,36 @@ class _TwoHands:
                                joint_names=self.joint_names, qpos=qpos, base_poses=poses,
                                converged=converged.all(axis=1),
                                residual_m=residual.max(axis=1), info=info)
+
+
+def lag_summary(lagging: np.ndarray, residual_m: np.ndarray, wrist_error_m: np.ndarray,
+                fps: float) -> dict[str, Any]:
+    """How a clip lagged behind its targets under the velocity bound.
+
+    Args:
+        lagging: (T,) frames on a velocity bound.
+        residual_m: (T,) fingertip residual per frame (the worse hand).
+        wrist_error_m: (T,) wrist position error per frame (the worse arm; 0 for pairs).
+        fps: Frame rate.
+
+    Returns:
+        ``frames`` (lagging frames), ``longest_s`` and ``longest_start_s`` (the longest run
+        of consecutive lagging frames, in seconds), ``max_residual_m`` and
+        ``max_wrist_error_m`` (the largest over the lagging frames; 0 without lag).
+    """
+    lagging = np.asarray(lagging, dtype=bool)
+    longest, start, run = 0, 0, 0
+    for t, lag in enumerate(lagging):
+        run = run + 1 if lag else 0
+        if run > longest:
+            longest, start = run, t - run + 1
+    return {
+        'frames': int(np.count_nonzero(lagging)),
+        'longest_s': longest / fps,
+        'longest_start_s': start / fps if longest else 0.0,
+        'max_residual_m': float(np.max(residual_m[lagging])) if lagging.any() else 0.0,
+        'max_wrist_error_m': float(np.max(wrist_error_m[lagging])) if lagging.any() else 0.0,
+    }
 
 
 class Backend(enum.Enum):
@@ -228,6 +277,7 @@ class PairRetargeter(_TwoHands):
             name for member, hand in zip(self.members, self.hands, strict=True)
             for name in _controller_names(member, hand.joint_names))
         self._dex = None
+        self._dex_prev = [None, None]
         if self.backend != Backend.HANDX:
             from handx_ros.retarget.dex_backend import DexHandRetargeter
 
@@ -269,12 +319,14 @@ class PairRetargeter(_TwoHands):
         return BimanualFrame(qpos=qpos, base_poses=poses,
                              converged=np.array([r.converged for r in results]),
                              residual_m=np.array([r.residual_m for r in results]),
-                             wrist_error_m=np.zeros(2), time_s=time.perf_counter() - start)
+                             wrist_error_m=np.zeros(2), time_s=time.perf_counter() - start,
+                             velocity_limited=np.array([r.velocity_limited for r in results]))
 
     def reset(self) -> None:
         super().reset()
         for dex in self._dex or ():
             dex.reset()
+        self._dex_prev: list[np.ndarray | None] = [None, None]
 
     def _chains(self) -> list[tuple[RobotSpec, ChainKinematics]]:
         return [(member, hand.chain)
@@ -282,11 +334,16 @@ class PairRetargeter(_TwoHands):
 
     def _dex_step(self, side: int, kp_wrist: np.ndarray) -> FrameResult:
         """A dex-retargeting solve, reported like ours: NLopt failures count as not
-        converged, the residual comes from our kinematics."""
+        converged, the residual comes from our kinematics. dex knows no velocity limits: its
+        output is clipped to the bound after the fact (dex itself warm-starts from its own,
+        unclipped, solution)."""
         start = time.perf_counter()
         result = self._dex[side].step(kp_wrist)
         hand = self.hands[side]
-        qpos = np.asarray(result.qpos, dtype=np.float64)
+        qpos, limited = velocity_bounded(np.asarray(result.qpos, dtype=np.float64),
+                                         self._dex_prev[side], hand.max_step, hand.lower,
+                                         hand.upper)  # (n,)
+        self._dex_prev[side] = qpos
         robot = hand.robot_keypoints(qpos)
         target = hand.human_targets(kp_wrist)
         tips = [np.linalg.norm(robot[k] - target[KEYPOINT_NAMES.index(k)])
@@ -294,7 +351,7 @@ class PairRetargeter(_TwoHands):
         return FrameResult(qpos=qpos, converged=not result.solver_failed,
                            residual_m=float(np.sqrt(np.mean(np.square(tips)))),
                            iterations=int(result.evaluations),
-                           time_s=time.perf_counter() - start)
+                           time_s=time.perf_counter() - start, velocity_limited=limited)
 
     def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[FrameResult]:
         """Left hand first against the right hand's previous pose, then the right hand
@@ -331,22 +388,27 @@ def _se3(pose: np.ndarray) -> pin.SE3:
 
 
 class _ArmIK:
-    """Damped least-squares IK of one arm: the hand's wrist frame onto a target pose."""
+    """Damped least-squares IK of one arm: the hand's wrist frame onto a target pose, each
+    frame after the first within the arm joints' velocity limits x ``1 / fps``."""
 
     def __init__(self, spec: RobotSpec, side: HandSide, config: RetargetConfig,
-                 rotation_weight_m: float = 0.1) -> None:
+                 rotation_weight_m: float = 0.1, *, fps: float = 30.0) -> None:
         urdf = load_urdf_model(spec)
         hand = spec.hand(side)
         self.chain = ChainKinematics(urdf, spec.arm_joints[int(side)])
         self.frame_id = self.chain.frame_ids([hand.wrist], 'arm IK target')[0]
         self.config = config
         self.sqrt_w = np.array([1.0, 1.0, 1.0] + [rotation_weight_m] * 3)
+        self.max_step = self.chain.max_velocity / float(fps)  # (n,)
         self.reset()
 
     def reset(self) -> None:
         self.u = self.chain.neutral()
+        self.started = False
 
-    def solve(self, T_world_target: pin.SE3) -> tuple[np.ndarray, bool, float]:
+    def solve(self, T_world_target: pin.SE3) -> tuple[np.ndarray, bool, float, bool]:
+        """Joints (n,), converged, wrist position error (m) and whether the frame lags on a
+        velocity bound."""
         def evaluate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             T_world_frame, J = self.chain.pose_and_jacobian(u, self.frame_id)  # J (6, n)
             T_frame_target = T_world_frame.actInv(T_world_target)
@@ -354,12 +416,17 @@ class _ArmIK:
             J_error = pin.Jlog6(T_frame_target.inverse()) @ J
             return self.sqrt_w * error, self.sqrt_w[:, None] * J_error
 
-        u, _, converged, _ = levenberg_marquardt(evaluate, self.u, self.chain.lower,
-                                                 self.chain.upper, self.config)
+        lower, upper = self.chain.lower, self.chain.upper
+        if self.started:
+            lower, upper = velocity_box(self.u, self.max_step, lower, upper)
+        u, _, converged, _ = levenberg_marquardt(evaluate, self.u, lower, upper, self.config)
+        limited = self.started and on_velocity_bound(u, lower, upper, self.chain.lower,
+                                                     self.chain.upper)
         self.u = u
+        self.started = True
         p_world = self.chain.positions(u, [self.frame_id])[0]  # the arm chain's frame is world
         error = float(np.linalg.norm(p_world - T_world_target.translation))
-        return u, converged, error
+        return u, converged, error, limited
 
 
 class HumanoidRetargeter(_TwoHands):
@@ -379,7 +446,8 @@ class HumanoidRetargeter(_TwoHands):
         config = (config or RetargetConfig()).merged(spec.retarget)
         self.hands = (HandRetargeter(spec, HandSide.LEFT, config, fps=fps),
                       HandRetargeter(spec, HandSide.RIGHT, config, fps=fps))
-        self.arms = (_ArmIK(spec, HandSide.LEFT, config), _ArmIK(spec, HandSide.RIGHT, config))
+        self.arms = (_ArmIK(spec, HandSide.LEFT, config, fps=fps),
+                     _ArmIK(spec, HandSide.RIGHT, config, fps=fps))
         arm_names = [name for arm in self.arms for name in arm.chain.joint_names]
         hand_names = [name for hand in self.hands for name in hand.joint_names]
         self.joint_names = tuple(_controller_names(spec, tuple(arm_names + hand_names)))
@@ -428,7 +496,10 @@ class HumanoidRetargeter(_TwoHands):
         return BimanualFrame(qpos=qpos, base_poses=None, converged=converged,
                              residual_m=np.array([r.residual_m for r in hand_results]),
                              wrist_error_m=np.array([a[2] for a in arm_results]),
-                             time_s=time.perf_counter() - start)
+                             time_s=time.perf_counter() - start,
+                             velocity_limited=np.array([a[3] or h.velocity_limited for a, h in
+                                                        zip(arm_results, hand_results,
+                                                            strict=True)]))
 
 
 def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = None, *,

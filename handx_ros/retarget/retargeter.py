@@ -19,6 +19,18 @@ Gauss-Newton converges in a few iterations; an SQP (what dex-retargeting runs th
 pays for generality this problem does not need. Joint limits hold exactly: every iterate is
 inside the box by construction.
 
+Motion the robot can make. After the first frame of a clip (after :meth:`HandRetargeter.reset`,
+where there is no previous command and the streaming side leads in), each frame's solve runs
+over the joint-limit box intersected with ``u_prev +- max_velocity * dt`` (the chain's
+per-joint velocity limits, ``dt = 1 / fps``): no joint ever moves further in one frame than the
+robot can. A target out of reach within that bound is not jumped to but lags: the frame says
+so (``FrameResult.velocity_limited``, a joint ends on its velocity bound), and the solution
+keeps slewing towards it at the limit in the frames after. Directions the objective barely
+sees (abduction of a flexed finger, the thumb's redundant rotation) are held by a posture
+term, ``0.5 posture_weight |u - u_neutral|^2``, small enough that fingertip error barely
+changes; with the velocity term it keeps such joints on one branch of the solution instead of
+letting them wander to the other bound.
+
 Smoothing without lag. Instead of filtering the output (an EMA with alpha 0.2 lags ~130 ms at
 30 fps), the cost has a velocity term that pulls the solution towards the constant-velocity
 prediction ``u_prev + prediction * (u_prev - u_prev2)``: it damps jitter but follows steady
@@ -58,6 +70,9 @@ __all__ = [
     'VectorTerm',
     'levenberg_marquardt',
     'objective_terms',
+    'on_velocity_bound',
+    'velocity_bounded',
+    'velocity_box',
 ]
 
 
@@ -87,6 +102,12 @@ class RetargetConfig:
         damping_floor: Added to the Hessian's diagonal under the damping, in squared metres
             per squared radian: it bounds steps along directions the objective barely sees
             (a four-joint finger has one for its three-dimensional tip).
+        posture_weight: Weight of the pull towards the neutral pose, in squared metres of
+            residual per squared radian: it settles joints the objective barely determines
+            (0: off).
+        hold_weight: Weight of the pull towards the previous frame's solution, same units:
+            with the posture term it keeps joints the objective barely determines where they
+            were (0: off).
         smoothing_weight: Weight of the velocity term, in squared metres of residual per
             squared radian of deviation from the constant-velocity prediction (0: off).
         prediction: Fraction of the last velocity the prediction extrapolates (0: pull
@@ -114,6 +135,8 @@ class RetargetConfig:
     cost_tolerance: float = 1e-3
     damping: float = 1e-2
     damping_floor: float = 1e-5
+    posture_weight: float = 1e-6
+    hold_weight: float = 0.0
     smoothing_weight: float = 1e-5
     prediction: float = 1.0
     tip_weight: float = 1.0
@@ -135,7 +158,7 @@ class RetargetConfig:
             raise ConfigError(f'max_iterations must be a positive integer, got '
                               f'{self.max_iterations!r}')
         for name in ('step_tolerance_rad', 'cost_tolerance', 'damping',
-                     'damping_floor',
+                     'damping_floor', 'posture_weight', 'hold_weight',
                      'smoothing_weight', 'prediction', 'tip_weight', 'middle_weight',
                      'thumb_weight', 'pinch_on_m', 'pinch_off_m', 'pinch_gap_m',
                      'pinch_weight', 'one_euro_beta'):
@@ -217,6 +240,9 @@ class FrameResult:
             metres at robot scale.
         iterations: Levenberg-Marquardt iterations used.
         time_s: Wall time of the solve.
+        velocity_limited: Some joint ended on its velocity bound (``max_velocity * dt`` from
+            the previous frame): the frame lags its target, and ``residual_m`` says by how
+            much.
     """
 
     qpos: np.ndarray
@@ -224,6 +250,7 @@ class FrameResult:
     residual_m: float
     iterations: int
     time_s: float
+    velocity_limited: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +263,7 @@ class RetargetResult:
     residual_m: np.ndarray  # (T,)
     iterations: np.ndarray  # (T,) int
     time_s: np.ndarray  # (T,)
+    velocity_limited: np.ndarray  # (T,) bool: the frame lags its target
 
     @property
     def num_frames(self) -> int:
@@ -254,7 +282,8 @@ class HandRetargeter:
         spec: A hand or humanoid robot folder.
         side: Which hand of ``spec`` (a hand folder has one).
         config: Solver settings; ``spec.retarget`` overrides are applied on top.
-        fps: Frame rate of the input, for the input filter (default 30).
+        fps: Frame rate of the input: the input filter's, and ``dt = 1 / fps`` of the
+            per-frame velocity bound (default 30).
 
     Keypoints are given in the human wrist frame (the canonical hand frame of ``side``, wrist
     at the origin, metres; :mod:`handx_ros.retarget.frames` computes them). Unmapped keypoints
@@ -292,6 +321,8 @@ class HandRetargeter:
         self.p_base_wrist = self.chain.positions(self.chain.neutral(), wrist_id)[0]  # (3,)
         self.joint_names = self.chain.joint_names
         self.lower, self.upper = self.chain.lower, self.chain.upper
+        self.max_step = self.chain.max_velocity / self.fps  # (n,) per frame at most
+        self._rest = self.chain.neutral()  # (n,) where the posture term pulls
         self._filter: OneEuroFilter | None = None
         self.reset()
 
@@ -368,14 +399,38 @@ class HandRetargeter:
         else:
             u_pred = self._u_prev
         u_pred = self.chain.clip(u_pred)
-        smooth = self.config.smoothing_weight if self._started else 0.0
-        u, converged, residual, iterations = self._solve(u_pred, targets, weights, u_pred,
-                                                         smooth, extra)
+        lower, upper = self.step_bounds()
+        u_pred = np.clip(u_pred, lower, upper)
+        centre, prior = self._prior(u_pred)
+        u, converged, residual, iterations = self._solve(u_pred, targets, weights, centre,
+                                                         prior, extra, lower, upper)
+        limited = self._started and on_velocity_bound(u, lower, upper, self.lower, self.upper)
         self._u_prev2 = self._u_prev if self._started else None
         self._u_prev = u
         self._started = True
         return FrameResult(qpos=u, converged=converged, residual_m=residual,
-                           iterations=iterations, time_s=time.perf_counter() - start)
+                           iterations=iterations, time_s=time.perf_counter() - start,
+                           velocity_limited=limited)
+
+    def _prior(self, u_pred: np.ndarray) -> tuple[np.ndarray, float]:
+        """The velocity, hold and posture terms as one quadratic ``0.5 weight |u - centre|^2``
+        (plus a constant): ``centre`` (n,) and ``weight``. Before the first frame only the
+        posture term applies."""
+        cfg = self.config
+        terms = [(cfg.posture_weight, self._rest)]
+        if self._started:
+            terms += [(cfg.smoothing_weight, u_pred), (cfg.hold_weight, self._u_prev)]
+        weight = sum(w for w, _ in terms)
+        if weight <= 0.0:
+            return u_pred, 0.0
+        return sum(w * c for w, c in terms) / weight, weight
+
+    def step_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The box the next frame is solved over, ``lower`` and ``upper`` (n,): the joint
+        limits, intersected with ``u_prev +- max_step`` once a frame was solved."""
+        if not self._started:
+            return self.lower, self.upper
+        return velocity_box(self._u_prev, self.max_step, self.lower, self.upper)
 
     @property
     def started(self) -> bool:
@@ -394,7 +449,8 @@ class HandRetargeter:
         kp = self._check(keypoints_wrist, f'{self.side.name.lower()} hand frame')
         targets, weights = self.targets(kp)
         u0 = self.chain.clip(self._u_prev)
-        return self._solve(u0, targets, weights, u0, 0.0, None)[0]
+        w = self.config.posture_weight
+        return self._solve(u0, targets, weights, self._rest, w, None, self.lower, self.upper)[0]
 
     def retarget(self, keypoints_wrist: np.ndarray, *, reset: bool = True) -> RetargetResult:
         """Retarget a clip (keypoints (T, 21, 3) in the human wrist frame).
@@ -421,7 +477,8 @@ class HandRetargeter:
             converged=np.array([r.converged for r in results], dtype=bool),
             residual_m=np.array([r.residual_m for r in results]),
             iterations=np.array([r.iterations for r in results], dtype=int),
-            time_s=np.array([r.time_s for r in results]))
+            time_s=np.array([r.time_s for r in results]),
+            velocity_limited=np.array([r.velocity_limited for r in results], dtype=bool))
 
     def _evaluate(self, u: np.ndarray, targets: np.ndarray, sqrt_w: np.ndarray,
                   extra: ExtraResiduals | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -458,12 +515,14 @@ class HandRetargeter:
         return r, A
 
     def _solve(self, u0: np.ndarray, targets: np.ndarray, weights: np.ndarray,
-               u_pred: np.ndarray, smooth: float, extra: ExtraResiduals | None = None,
-               ) -> tuple[np.ndarray, bool, float, int]:
+               centre: np.ndarray, prior: float, extra: ExtraResiduals | None,
+               lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, bool, float, int]:
+        """Solve over the box ``[lower, upper]`` from ``u0``, with ``0.5 prior |u - centre|^2``
+        added to the cost (:meth:`_prior`)."""
         sqrt_w = np.sqrt(weights)
         u, r, converged, iterations = levenberg_marquardt(
-            lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, self.chain.lower,
-            self.chain.upper, self.config, u_pred=u_pred, smooth=smooth)
+            lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, lower, upper,
+            self.config, u_pred=centre, smooth=prior)
         if self.config.huber_delta_m is None:  # the residuals are the weighted errors
             error = (r[:3 * sqrt_w.size] / np.repeat(sqrt_w, 3)).reshape(-1, 3)
         else:
@@ -550,6 +609,42 @@ def levenberg_marquardt(evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.nd
         else:
             lam *= 8.0  # the next, shorter step is caught by the step test when it is tiny
     return u, r, converged, iterations
+
+
+def velocity_box(u_prev: np.ndarray, max_step: np.ndarray, lower: np.ndarray,
+                 upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The joint-limit box ``[lower, upper]`` (n,) intersected with ``u_prev +- max_step``
+    (n,); not empty when ``u_prev`` is inside the limits."""
+    return np.maximum(lower, u_prev - max_step), np.minimum(upper, u_prev + max_step)
+
+
+def on_velocity_bound(u: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                      joint_lower: np.ndarray, joint_upper: np.ndarray) -> bool:
+    """Whether some joint of ``u`` (n,) sits on a side of the box ``[lower, upper]`` that is
+    its velocity bound, not its joint limit ``[joint_lower, joint_upper]``: the projected
+    solver leaves a joint exactly there only when the cost pushes it outward."""
+    return bool(np.any(((u <= lower) & (lower > joint_lower))
+                       | ((u >= upper) & (upper < joint_upper))))
+
+
+def velocity_bounded(u: np.ndarray, u_prev: np.ndarray | None, max_step: np.ndarray,
+                     lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``u`` clipped to the joint limits and to ``u_prev +- max_step`` (no bound without a
+    previous command), and whether the velocity bound cut it: for solvers that cannot take
+    the bound inside (dex-retargeting).
+
+    Args:
+        u: (n,) a solution.
+        u_prev: (n,) the previous command, inside the limits, or ``None``.
+        max_step: (n,) the largest change per frame (velocity limit x dt).
+        lower, upper: (n,) joint limits.
+    """
+    u = np.clip(u, lower, upper)
+    if u_prev is None:
+        return u, False
+    lo, hi = velocity_box(u_prev, max_step, lower, upper)
+    limited = bool(np.any((u < lo) | (u > hi)))
+    return np.clip(u, lo, hi), limited
 
 
 def _box_newton_step(H: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray
