@@ -145,6 +145,11 @@ def _run_retarget(args: argparse.Namespace) -> int:
     if report.get('wrist_error_median_mm') is not None:
         print(f'wrist position error median {report["wrist_error_median_mm"]:.2f} mm, max '
               f'{report["wrist_error_max_mm"]:.2f} mm')
+    lag = report.get('lag')
+    if lag and lag['frames']:
+        print(f'{lag["frames"]} frames lag their targets at the velocity limits (longest '
+              f'{lag["longest_s"]:.2f} s from {lag["longest_start_s"]:.2f} s; fingertip residual '
+              f'up to {lag["max_residual_m"] * 1e3:.1f} mm while lagging)')
     if failed:
         print(f'warning: {failed} of {report["frames"]} frames did not converge (flagged in '
               "the trajectory's converged array)", file=sys.stderr)

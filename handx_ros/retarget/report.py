@@ -86,6 +86,7 @@ def trajectory_report(retargeter: PairRetargeter | HumanoidRetargeter,
         'fingertip_error_p95_mm': float(np.percentile(np.concatenate(
             [t.ravel() for t in tips]), 95) * 1e3),
         'time_p50_ms': float(np.median(time_s) * 1e3) if time_s.size else None,
+        'lag': trajectory.info.get('lag'),
         'metrics': summary.to_dict(),
         **collision,
     }
