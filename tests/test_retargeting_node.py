@@ -117,7 +117,8 @@ def test_clip_becomes_a_trajectory_with_the_robots_joint_names(ros, motion):
         return None
 
     values = harness.wait_for(published, what='clips_retargeted on /diagnostics')
-    assert {'teleop_frames', 'last_retarget_s', 'rejected'} <= set(values)
+    assert {'teleop_frames', 'teleop_lagging_frames', 'last_retarget_s', 'rejected'} <= set(
+        values)
 
 
 def _huge_motion_bytes(points: int) -> bytes:

@@ -14,6 +14,7 @@ Topics (DESIGN.md):
 * out ``/handx/robot_trajectory`` (``trajectory_msgs/JointTrajectory``, reliable): the
   robot's controller joint names, then the floating wrists as virtual joints (pairs).
 * out ``/diagnostics``: rejections and ``clips_retargeted``, ``teleop_frames``,
+  ``teleop_lagging_frames`` (live targets that lag their frame at the velocity limits),
   ``last_retarget_s``, ``queue_length``.
 
 Every message is checked by :mod:`handx_ros.conversions`; a bad one (bytes that do not
@@ -29,11 +30,15 @@ clear log line and exit status 1.
 
 Parameters (``config/nodes.yaml``, section ``handx_retargeting``): ``robot``,
 ``avoid_collisions`` (pairs only; ignored with a warning for a humanoid), ``frame_id``,
-``teleop``, ``teleop_fps`` (the observed stream's rate, for the retargeter's input filter),
-``teleop_reset_s`` (a gap longer than this between observed frames restarts the teleop
-retargeter's warm start), ``teleop_prediction`` (the teleop retargeter's constant-velocity
-prediction, :class:`RetargetConfig` ``prediction``; default 0: a still hand gives still
-commands and a new pose is reached in one frame, where the clip default 1.0 lets the
+``teleop``, ``teleop_fps`` (the observed stream's rate, for the retargeter's input filter and
+its per-frame velocity bound: each teleop frame moves every joint by at most its velocity
+limit / ``teleop_fps`` from the last one, so a stream faster than ``teleop_fps`` could command
+up to its rate / ``teleop_fps`` times the limit), ``teleop_reset_s`` (a gap longer than this
+between observed frames restarts the teleop retargeter's warm start; the first frame after it
+is not bounded, the command side leads in to it), ``teleop_prediction`` (the teleop
+retargeter's constant-velocity prediction, :class:`RetargetConfig` ``prediction``; default 0:
+a still hand gives still commands and a new pose is reached as fast as the velocity limits
+allow, where the clip default 1.0 lets the
 redundant thumb joints of the Allegro hand wander by up to 0.07 rad a frame on a static
 input), ``teleop_max_iterations`` (solver iterations per teleop frame, default 10: a
 jump to a new pose costs at most ~3.5 ms instead of ~5.6 ms and is finished on the next
@@ -145,6 +150,7 @@ class RetargetingNode(Node):
         self._lock = threading.Lock()
         self.clips_retargeted = 0
         self.teleop_frames = 0
+        self.teleop_lagging_frames = 0
         self.last_retarget_s = float('nan')
         self._last_teleop_stamp_s = float('-inf')
         self.rejections = Rejections(self, extra=self._counters)
@@ -258,6 +264,7 @@ class RetargetingNode(Node):
             trajectory, stamp_s=frame.stamp_s, frame_id=self.frame_id))
         with self._lock:
             self.teleop_frames += 1
+            self.teleop_lagging_frames += int(bool(np.any(result.velocity_limited)))
 
     # ------------------------------------------------------------------ health
 
@@ -268,6 +275,7 @@ class RetargetingNode(Node):
         with self._lock:
             return {'clips_retargeted': self.clips_retargeted,
                     'teleop_frames': self.teleop_frames,
+                    'teleop_lagging_frames': self.teleop_lagging_frames,
                     'last_retarget_s': self.last_retarget_s,
                     'queue_length': self._worker.pending + int(self._worker.busy)}
 
