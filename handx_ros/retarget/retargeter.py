@@ -127,6 +127,11 @@ class RetargetConfig:
         one_euro_min_cutoff_hz: Cut-off of the One-Euro filter on the input keypoints at rest
             (``None``: no input filter).
         one_euro_beta: Speed coefficient of the One-Euro filter.
+        self_collision: Keep the hand's own links apart (capsule and box proxies with a barrier
+            residual, :mod:`handx_ros.retarget.self_collision`).
+        self_collision_margin_m: Proxy pairs closer than this are pushed apart.
+        self_collision_weight: Weight of the barrier, in squared metres of residual per
+            squared metre of intrusion into the margin.
     """
 
     objective: Objective = Objective.FINGERTIP
@@ -149,6 +154,9 @@ class RetargetConfig:
     huber_delta_m: float | None = None
     one_euro_min_cutoff_hz: float | None = None
     one_euro_beta: float = 0.5
+    self_collision: bool = True
+    self_collision_margin_m: float = 0.003
+    self_collision_weight: float = 300.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.objective, Objective):
@@ -161,7 +169,8 @@ class RetargetConfig:
                      'damping_floor', 'posture_weight', 'hold_weight',
                      'smoothing_weight', 'prediction', 'tip_weight', 'middle_weight',
                      'thumb_weight', 'pinch_on_m', 'pinch_off_m', 'pinch_gap_m',
-                     'pinch_weight', 'one_euro_beta'):
+                     'pinch_weight', 'one_euro_beta', 'self_collision_margin_m',
+                     'self_collision_weight'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'{name} must be a finite number >= 0, got {value!r}')
@@ -171,6 +180,9 @@ class RetargetConfig:
             raise ConfigError('huber_delta_m must be > 0 or null')
         if self.one_euro_min_cutoff_hz is not None and not self.one_euro_min_cutoff_hz > 0:
             raise ConfigError('one_euro_min_cutoff_hz must be > 0 or null')
+        if not isinstance(self.self_collision, bool):
+            raise ConfigError(f'self_collision must be true or false, got '
+                              f'{self.self_collision!r}')
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> RetargetConfig:
@@ -324,6 +336,14 @@ class HandRetargeter:
         self.max_step = self.chain.max_velocity / self.fps  # (n,) per frame at most
         self._rest = self.chain.neutral()  # (n,) where the posture term pulls
         self._filter: OneEuroFilter | None = None
+        # Self-collision barrier (handx_ros.retarget.self_collision), added in _solve.
+        self.self_collision = None
+        if self.config.self_collision:
+            from handx_ros.retarget.self_collision import self_collision_for
+
+            self.self_collision = self_collision_for(
+                self.chain, self.config.self_collision_margin_m,
+                self.config.self_collision_weight, self.hand.fingertips.get('thumb_tip'))
         self.reset()
 
     # ------------------------------------------------------------------------- state
@@ -520,6 +540,8 @@ class HandRetargeter:
         """Solve over the box ``[lower, upper]`` from ``u0``, with ``0.5 prior |u - centre|^2``
         added to the cost (:meth:`_prior`)."""
         sqrt_w = np.sqrt(weights)
+        if self.self_collision is not None:
+            extra = self.self_collision.combined(extra)
         u, r, converged, iterations = levenberg_marquardt(
             lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, lower, upper,
             self.config, u_pred=centre, smooth=prior)
