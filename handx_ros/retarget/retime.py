@@ -22,7 +22,7 @@ only the timing:
 
 A clip within the limits is returned as it is (factor 1.0). A clip whose path itself jumps (a
 frame-to-frame step beyond what the joint can do in one frame and more than
-:data:`JUMP_RATIO` times its steps on both neighbouring frames: a discontinuity in the
+:data:`JUMP_RATIO` times its steps on the two frames either side: a discontinuity in the
 retargeted command, whose straight-line blend is no retargeted pose) is not retimed: it goes
 to the gate as it is and fails there with its reason. So does a clip whose retimed length
 would exceed ``max_duration_s``.
@@ -60,10 +60,11 @@ __all__ = [
     'robot_motion_limits',
 ]
 
-# A step more than this many times a joint's steps on both neighbouring frames (and beyond
-# what it can do in one frame) is a jump in the path, not a fast motion. Ten: a smooth motion
-# at 30 fps changes its per-frame step by a few percent to a few times between frames (from
-# rest, onto full speed); a solver flipping to another solution steps tens of times further.
+# A step more than this many times a joint's steps on the two frames either side of it (and
+# beyond what it can do in one frame) is a jump in the path, not a fast motion. Ten: a smooth
+# motion at 30 fps changes its per-frame step by a few percent to a few times between frames
+# (from rest, onto full speed; a solver's stair steps alternate within two frames); a solver
+# flipping to another solution steps tens of times further.
 JUMP_RATIO = 10.0
 # The key of the retiming record in RobotTrajectory.info.
 RETIME_INFO_KEY = 'retime'
@@ -260,18 +261,21 @@ def _peak_ratios(q: np.ndarray, fps: float, vmax: np.ndarray, amax: np.ndarray
 
 
 def _jump(q: np.ndarray, fps: float, vmax: np.ndarray, names: tuple[str, ...]) -> str:
-    """Why the path jumps ('' when it does not)."""
+    """Why the path jumps ('' when it does not): a step beyond one frame's reach, more than
+    :data:`JUMP_RATIO` times every step of that joint within two frames on either side (the
+    first and last steps, with no frames on one side, are not judged)."""
     step = np.abs(np.diff(q, axis=0))  # (T-1, n)
-    padded = np.pad(step, ((1, 1), (0, 0)))
-    neighbours = np.maximum(padded[:-2], padded[2:])  # (T-1, n)
+    count = step.shape[0]
+    padded = np.pad(step, ((2, 2), (0, 0)), constant_values=np.inf)
+    neighbours = np.max([padded[k:k + count] for k in (0, 1, 3, 4)], axis=0)  # (T-1, n)
     jumps = (step > vmax / fps) & (step > JUMP_RATIO * neighbours)
     if not np.any(jumps):
         return ''
     frame, joint = np.unravel_index(int(np.argmax(np.where(jumps, step, 0.0))), step.shape)
     return (f'the path jumps: {names[joint]} moves {step[frame, joint]:.3f} rad between frames '
-            f'{frame} and {frame + 1} (its neighbouring steps {neighbours[frame, joint]:.3f} '
-            f'rad; at most {vmax[joint] / fps:.3f} rad per frame): a discontinuity retiming '
-            'cannot fix')
+            f'{frame} and {frame + 1} (at most {neighbours[frame, joint]:.3f} rad on the frames '
+            f'around; {vmax[joint] / fps:.3f} rad in one frame at its velocity limit): a '
+            'discontinuity retiming cannot fix')
 
 
 def _time_map(q: np.ndarray, fps: float, vmax: np.ndarray, amax: np.ndarray
