@@ -124,3 +124,21 @@ def test_robot_limits_come_from_the_model():
     assert inspire.velocity_of('inspire_right/index') == pytest.approx(0.5)
     allegro = robot_motion_limits('allegro')
     assert allegro.velocity_of('allegro_right/index_abduction') == pytest.approx(7.0)
+
+
+def test_human_contacts_are_placed_at_the_retimed_frames():
+    from handx_gen.data.synthetic import SynthConfig, load_primitives, synthesize_clip
+    from handx_ros.sim.evaluate import human_contact_intervals
+
+    load_primitives()
+    config = SynthConfig(clip_duration_s=(2.0, 3.0), primitives_per_clip=(1, 1))
+    motion = synthesize_clip(config, 0, 0, motion_types=['clap']).motion
+    frames = motion.num_frames
+    plain = human_contact_intervals(motion, motion.fps, frames)
+    assert plain
+    # Played twice as slowly: frame k came from source frame k / 2.
+    source = np.arange(2 * frames - 1) / 2.0
+    slowed = human_contact_intervals(motion, motion.fps, source.shape[0], source_frames=source)
+    assert [parts for _, parts in slowed] == [parts for _, parts in plain]
+    for ((a, b), _), ((c, d), _) in zip(plain, slowed, strict=True):
+        assert abs(c - 2 * a) <= 1 and abs(d - 2 * b) <= 2
