@@ -25,7 +25,7 @@ def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys
     assert main(['retarget', str(path), '--robot', robot, '--out', str(out),
                  '--report', str(report)]) == 0
     trajectory = RobotTrajectory.load(out)
-    assert trajectory.robot == robot and trajectory.num_frames == motion.num_frames
+    assert trajectory.robot == robot and trajectory.num_frames >= motion.num_frames
     assert trajectory.info['source_motion'] == str(path)
     assert np.load(out)['format'] == TRAJECTORY_FORMAT
     data = json.loads(report.read_text())
@@ -37,7 +37,7 @@ def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys
     if robot == 'g1_hands':
         assert data['wrist_error_median_mm'] < 5.0 and 'wrist position error' in printed
     else:
-        assert trajectory.base_poses.shape == (motion.num_frames, 2, 7)
+        assert trajectory.base_poses.shape == (trajectory.num_frames, 2, 7)
         assert 'inter_hand_collision_rate' in data
 
 
@@ -52,3 +52,26 @@ def test_retarget_errors_are_one_line(motion_file, tmp_path, capsys):
                  str(tmp_path / 'x.npz')]) == 2
     assert 'single hand' in capsys.readouterr().err
     assert not (tmp_path / 'x.npz').exists()
+
+
+def test_retarget_retimes_a_clip_too_fast_for_the_robot(motion_file, tmp_path, capsys):
+    motion, path = motion_file
+    out, report = tmp_path / 'traj.npz', tmp_path / 'report.json'
+    # The Inspire's fingers do 0.5 rad/s: a human gesture is too fast for them.
+    assert main(['retarget', str(path), '--robot', 'inspire', '--out', str(out),
+                 '--report', str(report)]) == 0
+    printed = capsys.readouterr().out
+    trajectory = RobotTrajectory.load(out)
+    retime = json.loads(report.read_text())['retime']
+    assert retime['status'] == 'retimed' and retime['factor'] > 1.0
+    assert trajectory.num_frames > motion.num_frames
+    assert f'retimed: {motion.num_frames / motion.fps:.2f} s -> {trajectory.duration_s:.2f} s' \
+        in printed
+    source = np.asarray(trajectory.info['retime']['source_frames'])
+    assert source.shape == (trajectory.num_frames,) and source[-1] == motion.num_frames - 1
+    step = np.abs(np.diff(trajectory.qpos, axis=0)) * trajectory.fps
+    assert step.max() <= 0.5 * (1 + 1e-5)
+    assert main(['retarget', str(path), '--robot', 'inspire', '--out', str(out),
+                 '--no-retime']) == 0
+    assert 'retimed' not in capsys.readouterr().out
+    assert RobotTrajectory.load(out).num_frames == motion.num_frames

@@ -12,6 +12,8 @@ from handx_gen.errors import ConfigError, MotionError, SimulationError
 from handx_ros.retarget.robot import hand_kinematics
 from handx_ros.retarget.spec import load_robot_spec
 from handx_ros.sim.safety import (
+    DEFAULT_MAX_ACCELERATION_RAD_S2,
+    DEFAULT_MAX_VELOCITY_RAD_S,
     INTERVENTION_KINDS,
     LATE_TICK_PERIODS,
     MIN_TICK_INTERVAL_S,
@@ -287,7 +289,7 @@ def test_any_tick_schedule_keeps_the_bounds_over_the_stamps() -> None:
 def test_commands_close_in_time_move_little() -> None:
     # Measured on the sim node before: after ordinary motion at 200 Hz, two commands 0.64 ms
     # apart moved a joint as far as one 5 ms period at full speed (47 rad/s over the stamps).
-    config = SafetyConfig()
+    config = SafetyConfig(max_velocity_rad_s=DEFAULT_MAX_VELOCITY_RAD_S)
     period = 1.0 / 200.0
     safety = CommandSafety(('a',), np.array([-3.0]), np.array([3.0]), config, rate_hz=200.0)
     safety.reset(np.array([-2.9]))
@@ -465,7 +467,8 @@ def test_smooth_trajectory_passes_unchanged() -> None:
     fps = 30.0
     qpos = _smooth_trajectory(300, fps, lower, upper, seed=3)
     v = np.diff(qpos, axis=0) * fps
-    config = SafetyConfig()
+    config = SafetyConfig(max_velocity_rad_s=DEFAULT_MAX_VELOCITY_RAD_S,
+                          max_acceleration_rad_s2=DEFAULT_MAX_ACCELERATION_RAD_S2)
     assert np.abs(v).max() < 0.5 * config.max_velocity_rad_s
     assert np.abs(np.diff(v, axis=0) * fps).max() < 0.5 * config.max_acceleration_rad_s2
     safe, report = filter_trajectory(qpos, fps, lower, upper, config, joint_names=names)
@@ -597,3 +600,37 @@ def test_config_from_dict_and_yaml(tmp_path: Path) -> None:
     bad.write_text('max_velocity_rad_s: 1.0\nwatchdog: 0.1\n', encoding='utf-8')
     with pytest.raises(ConfigError, match=r"bad\.yaml: unknown safety config key 'watchdog'"):
         SafetyConfig.from_yaml(bad)
+
+
+def test_bounds_come_from_the_robot_capped_by_the_globals_and_replaced_per_joint() -> None:
+    names = ('a', 'b', 'c')
+    lower, upper = np.full(3, -1.0), np.full(3, 1.0)
+    robot_v, robot_a = np.array([0.5, 7.0, 30.0]), np.array([100.0, 50.0, 200.0])
+    safety = CommandSafety(names, lower, upper, SafetyConfig(), rate_hz=RATE_HZ,
+                           max_velocity=robot_v, max_acceleration=robot_a)
+    np.testing.assert_array_equal(safety.max_velocity, robot_v)
+    np.testing.assert_array_equal(safety.max_acceleration, robot_a)
+    config = SafetyConfig(max_velocity_rad_s=6.0, max_acceleration_rad_s2=80.0,
+                          joint_max_velocity_rad_s={'c': 10.0},
+                          joint_max_acceleration_rad_s2={'a': 120.0})
+    safety = CommandSafety(names, lower, upper, config, rate_hz=RATE_HZ,
+                           max_velocity=robot_v, max_acceleration=robot_a)
+    np.testing.assert_array_equal(safety.max_velocity, [0.5, 6.0, 10.0])
+    np.testing.assert_array_equal(safety.max_acceleration, [120.0, 50.0, 80.0])
+    # Without robot limits: the globals, else the defaults.
+    safety = CommandSafety(names, lower, upper, rate_hz=RATE_HZ)
+    np.testing.assert_array_equal(safety.max_velocity, DEFAULT_MAX_VELOCITY_RAD_S)
+    np.testing.assert_array_equal(safety.max_acceleration, DEFAULT_MAX_ACCELERATION_RAD_S2)
+    with pytest.raises(ConfigError, match='max_velocity limits must be > 0'):
+        CommandSafety(names, lower, upper, rate_hz=RATE_HZ, max_velocity=np.zeros(3))
+    with pytest.raises(ConfigError, match=r'max_acceleration: expected \(3,\)'):
+        CommandSafety(names, lower, upper, rate_hz=RATE_HZ, max_acceleration=np.ones(2))
+    # The robot's bound is what the commands keep to.
+    safety = CommandSafety(names, lower, upper, rate_hz=RATE_HZ, max_velocity=robot_v,
+                           max_acceleration=robot_a)
+    safety.reset(np.zeros(3))
+    checker = _Checker(safety)
+    for k in range(60):
+        safety.submit(np.full(3, 0.9), k * DT)
+        checker.check(safety.tick(k * DT), k * DT)
+    assert checker.v_prev[0] == pytest.approx(0.5)

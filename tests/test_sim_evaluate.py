@@ -148,7 +148,7 @@ def test_gate_names_a_joint_that_jumps(allegro, wave):
     jumped = dataclasses.replace(trajectory[:30], qpos=qpos)
     verdict = judge(simulate(allegro, jumped), GateConfig())
     reason = next(r for r in verdict.reasons if r.startswith('commanded joint velocity'))
-    assert 'allegro_right/index_mcp at 0.50 s' in reason and '> 10.00 rad/s' in reason
+    assert reason.endswith('> 7.00 rad/s limit of allegro_right/index_mcp at 0.50 s')
 
 
 def test_trajectory_joints_are_matched_by_name(allegro, wave):

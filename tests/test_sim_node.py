@@ -56,6 +56,8 @@ class Robot:
     safe_lower: np.ndarray  # (n,)
     safe_upper: np.ndarray  # (n,)
     neutral: np.ndarray  # (n,)
+    max_velocity: np.ndarray  # (n,) the robot model's, what the safety filter bounds
+    max_acceleration: np.ndarray  # (n,)
 
 
 @pytest.fixture(scope='module')
@@ -64,7 +66,8 @@ def robot() -> Robot:
     lower, upper = retargeter.joint_limits()
     margin = SAFETY.limit_margin_rad
     return Robot(retargeter.joint_names, lower + margin, upper - margin,
-                 np.clip(retargeter.neutral_qpos(), lower + margin, upper - margin))
+                 np.clip(retargeter.neutral_qpos(), lower + margin, upper - margin),
+                 retargeter.joint_velocity_limits(), retargeter.joint_acceleration_limits())
 
 
 @pytest.fixture(scope='module')
@@ -122,8 +125,8 @@ def _check_safe(robot: Robot, messages: list[JointState]) -> None:
     assert np.all(dt > 0.0)
     assert np.all(np.isfinite(qpos)) and np.all(np.isfinite(qvel))
     assert np.all(qpos >= robot.safe_lower - 1e-9) and np.all(qpos <= robot.safe_upper + 1e-9)
-    assert np.all(np.abs(qvel) <= SAFETY.max_velocity_rad_s + 1e-9)
-    assert np.all(np.abs(np.diff(qvel, axis=0)) <= SAFETY.max_acceleration_rad_s2 * dt + 1e-6)
+    assert np.all(np.abs(qvel) <= robot.max_velocity + 1e-9)
+    assert np.all(np.abs(np.diff(qvel, axis=0)) <= robot.max_acceleration * dt + 1e-6)
     # Stamps are rounded to the nanosecond: a position is known to max_velocity * 1 ns.
     np.testing.assert_allclose(np.diff(qpos, axis=0), qvel[1:] * dt, atol=1e-8)
 
@@ -178,6 +181,25 @@ def test_a_passing_clip_streams_at_the_rate_inside_the_limits(ros, robot, clips)
     controller = commands.messages[-1]
     assert tuple(controller.joint_names) == robot.names
     assert list(controller.points[0].positions) == list(played[-1].position)
+
+
+def test_a_clip_too_fast_for_the_robot_is_retimed_gated_and_reported(ros, robot, clips):
+    harness, node, publisher, states, _, reports = ros
+    trajectory, _ = clips
+    fast = trajectory[::3]  # three times as fast: beyond the joints' acceleration limits
+    fast = dataclasses.replace(fast, fps=trajectory.fps)
+    harness.wait_for(lambda: _at_rest(states), what='the robot at rest')
+    before, retimed = len(_reports(reports)), node._counters()['clips_retimed']
+    publisher.publish(conversions.trajectory_to_msg(fast, stamp_s=888.5))
+    report = harness.wait_for(lambda: _reports(reports)[before:], what='a sim report')[0]
+    summary = report['summary']
+    assert float(summary['retimed_from_s']) == pytest.approx(fast.duration_s, abs=1e-3)
+    assert float(summary['retimed_to_s']) > fast.duration_s
+    assert float(summary['retime_factor']) > 1.0
+    assert report['passed'], report['reasons']
+    assert node._counters()['clips_retimed'] == retimed + 1
+    harness.wait_for(lambda: not node._counters()['playing'], timeout_s=30.0,
+                     what='playback to end')
 
 
 def test_a_failing_clip_streams_nothing_but_a_report_with_the_reasons(ros, clips):
@@ -241,7 +263,7 @@ def test_live_targets_stream_stale_input_halts_smoothly_and_fresh_input_resumes(
     # real time, each ending at most one tick interval late.
     after = np.flatnonzero(stamps > node.last_live_target_s)
     halted = after[speed[after] == 0.0][0]
-    ramp_s = speed[after].max() / SAFETY.max_acceleration_rad_s2
+    ramp_s = speed[after].max() / robot.max_acceleration.min()
     interval_s = max(DT_S, float(np.diff(stamps[after[0] - 1:halted + 1]).max()))
     assert stamps[halted] - node.last_live_target_s \
         <= SAFETY.watchdog_timeout_s + ramp_s + 2 * interval_s + 1e-6

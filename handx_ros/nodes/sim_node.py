@@ -27,17 +27,19 @@ Topics (DESIGN.md):
   ``rate_hz``. Each tick submits the playing clip's target at the clip time (linear
   interpolation between frames) and publishes what
   :class:`~handx_ros.sim.safety.CommandSafety` returns: inside the joint limits, velocity
-  and acceleration bounded, and halting smoothly when no fresh target came within the
-  watchdog timeout (live targets from a dead upstream node, a clip that has settled).
-  Before any input the robot holds its neutral pose. Joint names: the robot's controller
-  names (floating wrists are not streamed).
+  and acceleration bounded per joint by the robot's own limits (capped or replaced by
+  ``config/safety.yaml``, :mod:`~handx_ros.sim.safety`), and halting smoothly when no fresh
+  target came within the watchdog timeout (live targets from a dead upstream node, a clip
+  that has settled). Before any input the robot holds its neutral pose. Joint names: the
+  robot's controller names (floating wrists are not streamed).
 
   Playback timeline: a clip queued while another plays starts where it ends (back to back).
   A clip that starts the robot from a hold first gets a lead-in on its first frame, long
   enough to reach it within the safety bounds (:func:`lead_in_s`). After the last queued clip
   its last frame stays the target for ``settle_s`` (the robot finishes the gated motion
   exactly, even if it lags), then input goes stale and the robot holds.
-* out ``/diagnostics``: rejections and ``clips_passed``, ``clips_failed``, ``clips_preempted``,
+* out ``/diagnostics``: rejections and ``clips_passed``, ``clips_failed``, ``clips_retimed``,
+  ``clips_preempted``,
   ``live_targets``, ``commands_sent``, ``stale_ticks``, ``skipped_ticks`` (ticks that sent
   nothing: the clock had not passed the last command's stamp), ``queue_length`` (clips waiting to
   play), ``gate_queue_length``, ``playing``, ``tick_interval_p99_ms`` and
@@ -91,6 +93,7 @@ from handx_ros.nodes.wire import deserialize, sequence_length
 from handx_ros.nodes.worker import QueueWorker
 from handx_ros.paths import config_dir
 from handx_ros.retarget import RobotTrajectory, build_retargeter
+from handx_ros.retarget.retime import JointMotionLimits, retime
 from handx_ros.sim import (
     CommandSafety,
     SafetyConfig,
@@ -201,8 +204,13 @@ class SimNode(Node):
                 else config_dir() / SAFETY_CONFIG_FILE)
             self.joint_names: tuple[str, ...] = retargeter.joint_names
             lower, upper = retargeter.joint_limits()  # (n,)
+            self._limits = JointMotionLimits(self.joint_names,
+                                             retargeter.joint_velocity_limits(),
+                                             retargeter.joint_acceleration_limits())
             self._safety = CommandSafety(self.joint_names, lower, upper, safety_config,
-                                         rate_hz=params['rate_hz'])
+                                         rate_hz=params['rate_hz'],
+                                         max_velocity=self._limits.max_velocity,
+                                         max_acceleration=self._limits.max_acceleration)
             self._safety.reset(retargeter.neutral_qpos())
         except HandxError as error:
             self.get_logger().fatal(f'cannot start: {error}')
@@ -219,7 +227,8 @@ class SimNode(Node):
         self._queue: collections.deque[_Clip] = collections.deque()
         self._tick_times: collections.deque[float] = collections.deque(maxlen=TICK_WINDOW + 1)
         self.last_live_target_s = float('nan')  # node clock, when the last one was accepted
-        self.counts = dict.fromkeys(('clips_passed', 'clips_failed', 'clips_preempted',
+        self.counts = dict.fromkeys(('clips_passed', 'clips_failed', 'clips_retimed',
+                                     'clips_preempted',
                                      'live_targets', 'commands_sent', 'stale_ticks'), 0)
         self.rejections = Rejections(self, extra=self._counters)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -312,16 +321,36 @@ class SimNode(Node):
         except MessageError as error:
             self.rejections.reject(TRAJECTORY_TOPIC, str(error))
             return
-        clip = _Clip(trajectory, conversions.stamp_to_s(msg.header.stamp))
+        stamp_s = conversions.stamp_to_s(msg.header.stamp)
+        extra: dict[str, Any] = {}
+        try:
+            retimed, retiming = retime(trajectory, self._limits,
+                                       max_duration_s=self.params['max_clip_duration_s'])
+        except HandxError as error:  # gated as it came, failing there with its reason
+            retimed, retiming = trajectory, None
+            extra = {'not_retimed': str(error)}
+        clip = _Clip(retimed, stamp_s)
+        if retiming is None:
+            pass
+        elif retiming.retimed:
+            extra = {'retimed_from_s': round(retiming.duration_before_s, 4),
+                     'retimed_to_s': round(retiming.duration_after_s, 4),
+                     'retime_factor': round(retiming.factor, 4)}
+            with self._lock:
+                self.counts['clips_retimed'] += 1
+            self.get_logger().info(f'clip of {trajectory.num_frames} frames '
+                                   f'{retiming.describe()}')
+        elif retiming.reason:
+            extra = {'not_retimed': retiming.reason}
         try:
             result = simulate(self._scene, clip.trajectory,
                               max_wall_s=self.params['max_gate_wall_s'])
         except HandxError as error:  # a pair's clip without its wrist poses, the time limit
             self._report(clip, False, [f'cannot simulate: {error}'], {
-                'gate_wall_s': round(time.perf_counter() - start, 4)})
+                **extra, 'gate_wall_s': round(time.perf_counter() - start, 4)})
             return
         verdict = judge(result, self._gate)
-        summary = dict(result.summary())
+        summary = {**result.summary(), **extra}
         summary['gate_wall_s'] = round(time.perf_counter() - start, 4)
         self._report(clip, verdict.passed, list(verdict.reasons), summary)
         if verdict.passed:

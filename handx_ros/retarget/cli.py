@@ -66,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="keep the two hands and each hand's own links apart (pairs)")
     retarget.add_argument('--report', default=None, metavar='JSON',
                           help='write metrics (errors, limits, collisions, jerk, timing)')
+    retarget.add_argument('--no-retime', action='store_true',
+                          help="keep the clip's timing even where it is too fast for the robot "
+                               '(by default such a clip is played slower along the same joint '
+                               "path, within each joint's velocity and acceleration limits)")
     retarget.add_argument('--progress', action='store_true', help='show a progress bar')
     retarget.set_defaults(func=_run_retarget)
 
@@ -135,8 +139,18 @@ def _run_retarget(args: argparse.Namespace) -> int:
                                   backend=args.backend)
     trajectory = retargeter.retarget_motion(motion, progress=args.progress)
     trajectory = trajectory.with_info(source_motion=str(args.motion))
-    path = trajectory.save(args.out)
+    retiming = None
+    if not args.no_retime:
+        from handx_ros.retarget.retime import JointMotionLimits, retime
+
+        limits = JointMotionLimits(retargeter.joint_names, retargeter.joint_velocity_limits(),
+                                   retargeter.joint_acceleration_limits())
+        retimed, retiming = retime(trajectory, limits)
     report = trajectory_report(retargeter, trajectory, motion)
+    if retiming is not None:
+        trajectory = retimed
+        report['retime'] = retiming.to_dict()
+    path = trajectory.save(args.out)
     failed = report['frames'] - report['converged_frames']
     print(f'{path}: {trajectory.num_frames} frames of {spec.name} at {trajectory.fps:g} fps, '
           f'{len(trajectory.joint_names)} joints; fingertip error median '
@@ -150,6 +164,10 @@ def _run_retarget(args: argparse.Namespace) -> int:
         print(f'{lag["frames"]} frames lag their targets at the velocity limits (longest '
               f'{lag["longest_s"]:.2f} s from {lag["longest_start_s"]:.2f} s; fingertip residual '
               f'up to {lag["max_residual_m"] * 1e3:.1f} mm while lagging)')
+    if retiming is not None and retiming.retimed:
+        print(retiming.describe())
+    elif retiming is not None and retiming.reason:
+        print(f'warning: {retiming.describe()}', file=sys.stderr)
     if failed:
         print(f'warning: {failed} of {report["frames"]} frames did not converge (flagged in '
               "the trajectory's converged array)", file=sys.stderr)

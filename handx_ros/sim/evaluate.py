@@ -255,6 +255,8 @@ class SimResult:
         robot_contacts: Robot between-hands contact events, frame ranges.
         fidelity: Against the human motion, when it was given.
         command_velocity_rad_s: (n,) peak commanded speed of each joint.
+        max_velocity_rad_s: (n,) each joint's velocity limit from the robot model (the
+            scene's), what the gate holds the commanded speeds to unless configured otherwise.
         wall_time_s: Wall time of the run.
         config: The settings used.
     """
@@ -285,6 +287,7 @@ class SimResult:
     robot_contacts: tuple[Interval, ...]
     fidelity: ContactFidelity | None
     command_velocity_rad_s: np.ndarray
+    max_velocity_rad_s: np.ndarray
     wall_time_s: float
     config: SimConfig
 
@@ -320,7 +323,7 @@ class SimResult:
             np.zeros(self.frames_simulated)
         worst = int(np.argmax(self.penetration_m)) if self.frames_simulated else 0
         pen = float(self.penetration_m[worst]) if self.frames_simulated else 0.0
-        vel = int(np.argmax(self.command_velocity_rad_s))
+        vel = int(np.argmax(self.command_velocity_rad_s / self.max_velocity_rad_s))
         joint_worst = int(np.argmax(self.joint_error_rad.max(axis=0))) \
             if self.joint_error_rad.size else 0
         self_contacts = sorted({(c.a, c.b) for frame in self.contacts for c in frame
@@ -362,6 +365,7 @@ class SimResult:
             'self_contact_pairs': [list(p) for p in self_contacts],
             'command_velocity_max_rad_s': _round(float(self.command_velocity_rad_s[vel])),
             'command_velocity_joint': self.joint_names[vel],
+            'command_velocity_limit_rad_s': _round(float(self.max_velocity_rad_s[vel])),
             'kinetic_energy_max_j': _round(_max(self.kinetic_energy_j)),
         }
         if self.fidelity is not None:
@@ -383,6 +387,7 @@ class SimResult:
             'robot_contacts': [list(i) for i in self.robot_contacts],
             'fidelity': None if self.fidelity is None else self.fidelity.to_dict(),
             'command_velocity_rad_s': _rounded(self.command_velocity_rad_s),
+            'max_velocity_rad_s': _rounded(self.max_velocity_rad_s),
             'config': dataclasses.asdict(self.config),
         }
         if frames:
@@ -416,7 +421,9 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
     Args:
         scene: The robot's scene (:func:`~handx_ros.sim.scene.build_scene`).
         trajectory: The clip; its joints are matched to the scene's by name.
-        motion: The human clip it was retargeted from, for contact fidelity.
+        motion: The human clip it was retargeted from, for contact fidelity. A retimed
+            trajectory (``info['retime']``, :mod:`~handx_ros.retarget.retime`) is compared
+            with the human clip at the times its frames came from.
         config: Measurement settings (default :class:`SimConfig`).
         max_wall_s: If given, the most wall-clock time the simulation may take: it is
             checked after settling and after every frame, and past it the run stops (a
@@ -448,8 +455,8 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
     if not scene.floating:
         poses = None
     fps = trajectory.fps
-    human = None if motion is None else human_contact_intervals(motion, fps,
-                                                                 trajectory.num_frames)
+    human = None if motion is None else human_contact_intervals(
+        motion, fps, trajectory.num_frames, source_frames=_source_frames(trajectory))
     runner = _Runner(scene, config, fps)
     start = time.perf_counter()
     frames, status, message = runner.run(cmd, poses, max_wall_s)
@@ -476,6 +483,7 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
         peak_force_n=np.array(runner.peak_force), kinetic_energy_j=np.array(runner.energy),
         contacts=runner.contacts, robot_contacts=robot_events, fidelity=fidelity,
         command_velocity_rad_s=command_velocity(cmd, fps, config.velocity_window),
+        max_velocity_rad_s=np.array(scene.max_velocity, dtype=np.float64),
         wall_time_s=wall, config=config)
 
 
@@ -488,10 +496,15 @@ def command_velocity(qpos: np.ndarray, fps: float, window: int = 1) -> np.ndarra
     return np.abs(qpos[window:] - qpos[:-window]).max(axis=0) * fps / window
 
 
-def human_contact_intervals(motion: BimanualMotion, fps: float, num_frames: int
+def human_contact_intervals(motion: BimanualMotion, fps: float, num_frames: int, *,
+                            source_frames: np.ndarray | None = None
                             ) -> list[tuple[Interval, set[tuple[str, str]]]]:
     """Between-hands contact events of a human clip, in the frames of a ``fps`` clip of
     ``num_frames``, with the part groups touching in each (overlapping events joined).
+
+    ``source_frames`` (num_frames,), for a retimed clip: the frame (at ``fps``, before
+    retiming) each of its frames came from, nondecreasing; a human event then spans the
+    retimed frames whose source lies in it.
 
     Raises:
         SimulationError: ``motion`` is not a :class:`BimanualMotion`.
@@ -507,8 +520,11 @@ def human_contact_intervals(motion: BimanualMotion, fps: float, num_frames: int
         if not event.inter_hand:
             continue
         left, right = (event.a, event.b) if event.a.side < event.b.side else (event.b, event.a)
-        start = min(int(round(event.start * scale)), num_frames)
-        stop = min(max(int(round(event.stop * scale)), start + 1), num_frames)
+        start, stop = event.start * scale, event.stop * scale
+        if source_frames is not None:
+            start, stop = (float(np.searchsorted(source_frames, x - 0.5)) for x in (start, stop))
+        start = min(int(round(start)), num_frames)
+        stop = min(max(int(round(stop)), start + 1), num_frames)
         if stop > start:
             events.append(((start, stop), {(_group(left), _group(right))}))
     events.sort(key=lambda e: e[0])
@@ -547,6 +563,22 @@ def match_intervals(human: Sequence[Interval], robot: Sequence[Interval], tolera
 
 
 # ============================================================================== internals
+
+
+def _source_frames(trajectory: RobotTrajectory) -> np.ndarray | None:
+    """The retiming's map from frames to source frames, ``None`` when not retimed."""
+    from handx_ros.retarget.retime import RETIME_INFO_KEY
+
+    record = trajectory.info.get(RETIME_INFO_KEY)
+    if not isinstance(record, Mapping):
+        return None
+    source = np.asarray(record.get('source_frames', ()), dtype=np.float64)
+    if source.shape != (trajectory.num_frames,) or not np.all(np.isfinite(source)) \
+            or np.any(np.diff(source) < 0.0):
+        raise SimulationError(f"trajectory info['retime']['source_frames'] must be "
+                              f'{trajectory.num_frames} nondecreasing frame numbers, got shape '
+                              f'{source.shape}')
+    return source
 
 
 class _Runner:

@@ -10,7 +10,9 @@ failed criterion as a reason naming the measured value, the threshold and where 
 * the fraction of frames penetrating deeper than the simulation's tolerance;
 * joint and fingertip tracking error (95th percentile over frames of the worst joint or tip);
 * stability (a run that stopped early fails, with its message);
-* commanded joint velocity (finite differences of the command times the frame rate);
+* commanded joint velocity (finite differences of the command times the frame rate) against
+  each joint's own limit from the robot model (:attr:`SimResult.max_velocity_rad_s`), or one
+  configured bound for every joint;
 * optionally, the peak contact force and the contact recall against the human motion.
 """
 
@@ -58,8 +60,11 @@ class GateConfig:
         max_fingertip_error_p95_m: 0.015 m: a fingertip further than this from its commanded
             place would miss a contact the human made (contacts count from 2 cm, HandX).
         require_stable: True: a run that diverged or stopped early fails.
-        max_joint_velocity_rad_s: 10 rad/s commanded on any joint: about the no-load speed of
-            the hands' finger motors; faster means a jump in the retargeted command.
+        max_joint_velocity_rad_s: ``None`` (default): every joint is held to its own velocity
+            limit from the robot model (the URDF's ``velocity``, or the robot folder's
+            ``limits:``), the limit retiming plays a clip within; a number replaces it with one
+            bound for every joint (rad/s). Faster means a jump in the retargeted command that
+            retiming could not smooth (:mod:`~handx_ros.retarget.retime`).
         max_contact_force_n: Largest contact normal force allowed; ``None`` (default): not
             checked (forces depend on the wrist compliance the scene assumes).
         min_contact_recall: Smallest share of the human contact events the robot must
@@ -73,7 +78,7 @@ class GateConfig:
     max_joint_error_p95_rad: float = 0.1
     max_fingertip_error_p95_m: float = 0.015
     require_stable: bool = True
-    max_joint_velocity_rad_s: float = 10.0
+    max_joint_velocity_rad_s: float | None = None
     max_contact_force_n: float | None = None
     min_contact_recall: float | None = None
 
@@ -85,7 +90,8 @@ class GateConfig:
                     raise ConfigError(f'gate config require_stable must be a bool, got '
                                       f'{value!r}')
                 continue
-            if value is None and field.name in ('max_contact_force_n', 'min_contact_recall'):
+            if value is None and field.name in ('max_contact_force_n', 'min_contact_recall',
+                                                'max_joint_velocity_rad_s'):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value < 0.0:
@@ -266,13 +272,17 @@ def _tracking(name: str, value: float | None, threshold: float, template: str) -
 def _velocity(result: SimResult, gate: GateConfig) -> GateCheck:
     qpos, fps = result.qpos_cmd, result.fps
     window = result.config.velocity_window
-    threshold = gate.max_joint_velocity_rad_s
+    limit = result.max_velocity_rad_s if gate.max_joint_velocity_rad_s is None \
+        else np.full(len(result.joint_names), gate.max_joint_velocity_rad_s)  # (n,)
     if qpos.shape[0] <= window:
-        return GateCheck('joint_velocity', 0.0, threshold, True)
+        joint = int(np.argmin(limit))
+        return GateCheck('joint_velocity', 0.0, float(limit[joint]), True)
     speed = np.abs(qpos[window:] - qpos[:-window]) * fps / window  # (F - w, n)
-    frame, joint = np.unravel_index(int(np.argmax(speed)), speed.shape)
-    value = float(speed[frame, joint])
+    with np.errstate(divide='ignore', invalid='ignore'):
+        ratio = np.where(limit > 0.0, speed / limit, np.where(speed > 0.0, np.inf, 0.0))
+    frame, joint = np.unravel_index(int(np.argmax(ratio)), speed.shape)
+    value, threshold = float(speed[frame, joint]), float(limit[joint])
     ok = value <= threshold
     return GateCheck('joint_velocity', value, threshold, ok, '' if ok else
                      f'commanded joint velocity {value:.2f} rad/s > {threshold:.2f} rad/s '
-                     f'({result.joint_names[joint]} at {(frame + window) / fps:.2f} s)')
+                     f'limit of {result.joint_names[joint]} at {(frame + window) / fps:.2f} s')

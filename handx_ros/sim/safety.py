@@ -80,6 +80,20 @@ it acted. Each :class:`SafeCommand` carries the kinds that acted on it. :func:`f
 runs the same filter over a whole trajectory, one tick per frame at ``t / fps``, before it is
 streamed.
 
+**Where each joint's bounds come from**, in order of precedence:
+
+1. ``joint_max_velocity_rad_s`` / ``joint_max_acceleration_rad_s2`` of :class:`SafetyConfig`,
+   by joint name: replace everything below for that joint;
+2. the robot model's limits, given to :class:`CommandSafety` (``max_velocity`` /
+   ``max_acceleration``, e.g. a retargeter's ``joint_velocity_limits()``: the URDF's
+   ``velocity`` and the robot folder's ``limits:``), each capped by the global
+   ``max_velocity_rad_s`` / ``max_acceleration_rad_s2`` where that is set (not ``None``);
+3. without robot limits, the global value, or when that is ``None`` too
+   :data:`DEFAULT_MAX_VELOCITY_RAD_S` / :data:`DEFAULT_MAX_ACCELERATION_RAD_S2`.
+
+The shipped ``config/safety.yaml`` sets no global value: the robot's own limits bound every
+joint, the same numbers the retiming and the gate use.
+
 Units: radians (metres for prismatic joints), seconds.
 """
 
@@ -98,6 +112,8 @@ from handx_gen.config import config_from_yaml, config_kwargs
 from handx_gen.errors import ConfigError, MotionError, SimulationError, unknown_choice
 
 __all__ = [
+    'DEFAULT_MAX_ACCELERATION_RAD_S2',
+    'DEFAULT_MAX_VELOCITY_RAD_S',
     'INTERVENTION_KINDS',
     'LATE_TICK_PERIODS',
     'MIN_TICK_INTERVAL_S',
@@ -115,6 +131,13 @@ __all__ = [
 # docstring, "Late ticks"). Two periods: ordinary jitter (p99 1.2-3.4 ms on a 5 ms period in
 # sim_node) is left alone, and it matches the default two-tick controller horizon.
 LATE_TICK_PERIODS = 2.0
+# Bounds of a filter given neither robot limits nor global values (module docstring, "Where
+# each joint's bounds come from"). 6 rad/s: below every motor's rated speed in the G1 URDF
+# (7-37 rad/s) and above the joint speeds of retargeted gestures (a synthetic clap on
+# ``g1_hands`` at 30 fps: 99th percentile 5.7 rad/s). 100 rad/s^2: from rest to full speed in
+# 60 ms; at 30 fps a velocity change of 3.3 rad/s between frames.
+DEFAULT_MAX_VELOCITY_RAD_S = 6.0
+DEFAULT_MAX_ACCELERATION_RAD_S2 = 100.0
 # Commands are at least this far apart in time (s): message stamps have nanosecond resolution,
 # and a velocity over a shorter interval would be mostly the rounding of the positions.
 MIN_TICK_INTERVAL_S = 1e-6
@@ -153,13 +176,11 @@ class SafetyConfig:
     """Bounds of :class:`CommandSafety`. Defaults and where they come from:
 
     Attributes:
-        max_velocity_rad_s: 6 rad/s per joint. Below every motor's rated speed in the G1
-            URDF (7-37 rad/s), so the filter, not the motor, is what limits; above the joint
-            speeds of retargeted gestures (a synthetic clap retargeted to ``g1_hands`` at
-            30 fps: 99th percentile 5.7 rad/s; to Allegro: 0.45 rad/s).
-        max_acceleration_rad_s2: 100 rad/s^2 per joint: from rest to full speed in 60 ms, and
-            a halt from full speed within 60 ms and 0.18 rad. At 30 fps it allows a velocity
-            change of 3.3 rad/s between frames.
+        max_velocity_rad_s: A cap on every joint's velocity bound, rad/s; ``None`` (default):
+            the robot model's own limits (module docstring, "Where each joint's bounds come
+            from"; :data:`DEFAULT_MAX_VELOCITY_RAD_S` for a filter without them).
+        max_acceleration_rad_s2: Likewise for accelerations, rad/s^2 (the robot folders give
+            100 rad/s^2 unless their ``limits:`` say otherwise: from rest to 6 rad/s in 60 ms).
         watchdog_timeout_s: 0.25 s without an accepted target makes the input stale (7 frames
             at 30 fps: a few late or lost messages do not stop the robot, a dead sender does
             within a quarter of a second).
@@ -171,12 +192,13 @@ class SafetyConfig:
         max_limit_excess_rad: 0.5 rad (~29 deg): a target further outside a joint's limits is
             rejected as garbage (degrees sent as radians, swapped joints) rather than clamped;
             retargeting keeps targets within the limits up to solver tolerance.
-        joint_max_velocity_rad_s: Per-joint overrides of ``max_velocity_rad_s``, by joint name.
-        joint_max_acceleration_rad_s2: Per-joint overrides of ``max_acceleration_rad_s2``.
+        joint_max_velocity_rad_s: Per-joint velocity bounds by joint name, replacing the
+            robot's limit and the cap for that joint.
+        joint_max_acceleration_rad_s2: Likewise for accelerations.
     """
 
-    max_velocity_rad_s: float = 6.0
-    max_acceleration_rad_s2: float = 100.0
+    max_velocity_rad_s: float | None = None
+    max_acceleration_rad_s2: float | None = None
     watchdog_timeout_s: float = 0.25
     halt_deceleration_rad_s2: float | None = None
     limit_margin_rad: float = 0.02
@@ -192,8 +214,11 @@ class SafetyConfig:
                 names the key.
         """
         set_field = object.__setattr__
-        for name in ('max_velocity_rad_s', 'max_acceleration_rad_s2', 'watchdog_timeout_s'):
-            set_field(self, name, _number(name, getattr(self, name), allow_zero=False))
+        set_field(self, 'watchdog_timeout_s', _number(
+            'watchdog_timeout_s', self.watchdog_timeout_s, allow_zero=False))
+        for name in ('max_velocity_rad_s', 'max_acceleration_rad_s2'):
+            if getattr(self, name) is not None:
+                set_field(self, name, _number(name, getattr(self, name), allow_zero=False))
         for name in ('limit_margin_rad', 'max_limit_excess_rad'):
             set_field(self, name, _number(name, getattr(self, name), allow_zero=True))
         if self.halt_deceleration_rad_s2 is not None:
@@ -298,6 +323,9 @@ class CommandSafety:
         lower, upper: (n,) joint position limits (e.g. from the URDF), finite, lower <= upper.
         config: Bounds; ``None``: the defaults.
         rate_hz: Nominal tick rate, Hz.
+        max_velocity: (n,) the robot model's velocity limits, > 0 (``None``: none; module
+            docstring, "Where each joint's bounds come from").
+        max_acceleration: (n,) the robot model's acceleration limits, > 0, likewise.
 
     Raises:
         ConfigError: Bad names, limits, rate, a joint range narrower than twice the margin, or
@@ -305,7 +333,9 @@ class CommandSafety:
     """
 
     def __init__(self, joint_names: Sequence[str], lower: np.ndarray, upper: np.ndarray,
-                 config: SafetyConfig | None = None, *, rate_hz: float) -> None:
+                 config: SafetyConfig | None = None, *, rate_hz: float,
+                 max_velocity: np.ndarray | None = None,
+                 max_acceleration: np.ndarray | None = None) -> None:
         config = SafetyConfig() if config is None else config
         names = tuple(joint_names) if not isinstance(joint_names, str) else ()
         if not names or not all(isinstance(name, str) and name for name in names):
@@ -338,11 +368,13 @@ class CommandSafety:
         self.safe_lower = _frozen(lower + margin)  # (n,)
         self.safe_upper = _frozen(upper - margin)  # (n,)
         self.max_velocity = _frozen(_per_joint(
-            names, config.max_velocity_rad_s, config.joint_max_velocity_rad_s,
-            'joint_max_velocity_rad_s'))  # (n,)
+            names, _bounds('max_velocity', max_velocity, config.max_velocity_rad_s,
+                           DEFAULT_MAX_VELOCITY_RAD_S, n),
+            config.joint_max_velocity_rad_s, 'joint_max_velocity_rad_s'))  # (n,)
         self.max_acceleration = _frozen(_per_joint(
-            names, config.max_acceleration_rad_s2, config.joint_max_acceleration_rad_s2,
-            'joint_max_acceleration_rad_s2'))  # (n,)
+            names, _bounds('max_acceleration', max_acceleration, config.max_acceleration_rad_s2,
+                           DEFAULT_MAX_ACCELERATION_RAD_S2, n),
+            config.joint_max_acceleration_rad_s2, 'joint_max_acceleration_rad_s2'))  # (n,)
         halt = config.halt_deceleration_rad_s2
         self.halt_deceleration = _frozen(
             self.max_acceleration.copy() if halt is None
@@ -586,12 +618,25 @@ def _limits(name: str, values: Any, n: int) -> np.ndarray:
     return array
 
 
-def _per_joint(names: tuple[str, ...], default: float, overrides: Mapping[str, float],
+def _bounds(name: str, robot: Any, cap: float | None, default: float, n: int) -> np.ndarray:
+    """(n,) a bound per joint before the per-joint overrides: the robot's capped by ``cap``,
+    else ``cap``, else ``default``."""
+    if robot is None:
+        return np.full(n, default if cap is None else cap)
+    array = _limits(name, robot, n)
+    if np.any(array <= 0.0):
+        raise ConfigError(f'{name} limits must be > 0, got {array.tolist()}')
+    return array if cap is None else np.minimum(array, cap)
+
+
+def _per_joint(names: tuple[str, ...], bounds: np.ndarray, overrides: Mapping[str, float],
                what: str) -> np.ndarray:
     for name in overrides:
         if name not in names:
             raise ConfigError(unknown_choice(f'joint in safety config {what!r}', name, names))
-    return np.array([overrides.get(name, default) for name in names], dtype=np.float64)
+    return np.array([overrides.get(name, bound) for name, bound in zip(names, bounds,
+                                                                        strict=True)],
+                    dtype=np.float64)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -645,7 +690,9 @@ class SafetyReport:
 def filter_trajectory(qpos: np.ndarray, fps: float, lower: np.ndarray, upper: np.ndarray,
                       config: SafetyConfig | None = None, *,
                       joint_names: Sequence[str] | None = None,
-                      initial_qpos: np.ndarray | None = None
+                      initial_qpos: np.ndarray | None = None,
+                      max_velocity: np.ndarray | None = None,
+                      max_acceleration: np.ndarray | None = None
                       ) -> tuple[np.ndarray, SafetyReport]:
     """Run :class:`CommandSafety` over a whole trajectory, one tick per frame.
 
@@ -661,6 +708,7 @@ def filter_trajectory(qpos: np.ndarray, fps: float, lower: np.ndarray, upper: np
         joint_names: (n,) names, needed for per-joint overrides; default ``joint_0``...
         initial_qpos: (n,) state to start from (the robot's measured state); default: the
             first frame (clamped to the safe range; the start is at rest). Must be finite.
+        max_velocity, max_acceleration: (n,) the robot's limits (as :class:`CommandSafety`).
 
     Returns:
         ``(safe, report)``: (T, n) commands and a :class:`SafetyReport`.
@@ -679,7 +727,8 @@ def filter_trajectory(qpos: np.ndarray, fps: float, lower: np.ndarray, upper: np
     with np.errstate(over='ignore'):
         targets = targets.astype(np.float64)
     names = tuple(f'joint_{j}' for j in range(n)) if joint_names is None else tuple(joint_names)
-    safety = CommandSafety(names, lower, upper, config, rate_hz=fps)
+    safety = CommandSafety(names, lower, upper, config, rate_hz=fps, max_velocity=max_velocity,
+                           max_acceleration=max_acceleration)
     start = targets[0] if initial_qpos is None else initial_qpos
     safety.reset(start)
     safe = np.empty_like(targets)

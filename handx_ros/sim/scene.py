@@ -214,6 +214,9 @@ class SimScene:
         fingertip_names: Site names, same layout.
         base_bodies: Body ids of the left and right base links.
         floating: True for a pair (wrists follow ``base_poses``).
+        max_velocity: (n,) velocity limit of each driven joint, from the robot model (URDF
+            ``velocity``, the folder's ``limits:`` overrides), rad/s or m/s.
+        max_acceleration: (n,) acceleration limit of each driven joint (the folder's).
     """
 
     robot: str
@@ -230,6 +233,8 @@ class SimScene:
     fingertip_names: tuple[tuple[str, ...], tuple[str, ...]]
     base_bodies: tuple[int, int]
     floating: bool
+    max_velocity: np.ndarray
+    max_acceleration: np.ndarray
     _qpos_adr: np.ndarray  # (n,) qpos address of each driven joint
     _actuators: np.ndarray  # (n,) actuator of each driven joint
     _lead_s: np.ndarray  # (n,) kv / kp of each driven joint's servo
@@ -700,6 +705,9 @@ def _scene(spec: RobotSpec, config: SceneConfig, model: mujoco.MjModel, hands: l
             pos, quat = np.zeros(3), np.zeros(4)
             mujoco.mju_mulPose(pos, quat, inv_pos, inv_quat, data.xpos[root], data.xquat[root])
             T_base_root[side] = np.concatenate([pos, quat])
+    from handx_ros.retarget.retime import robot_motion_limits
+
+    max_velocity, max_acceleration = robot_motion_limits(spec).columns(tuple(names))
     tc, dampratio = config.wrist_solref
     return SimScene(
         robot=spec.name, spec=spec, model=model, config=config,
@@ -708,6 +716,7 @@ def _scene(spec: RobotSpec, config: SceneConfig, model: mujoco.MjModel, hands: l
         geom_link=geom_link, geom_part=geom_part,
         fingertip_sites=(tips[0], tips[1]), fingertip_names=(tip_names[0], tip_names[1]),
         base_bodies=(base_bodies[0], base_bodies[1]), floating=floating,
+        max_velocity=max_velocity, max_acceleration=max_acceleration,
         _qpos_adr=qpos_adr, _actuators=actuators, _lead_s=lead,
         _held=(held_act, held_adr, held_val), _mimics=tuple(mimics), _free_adr=free_adr,
         _mocap=mocap, _T_base_root=T_base_root, _wrist_lead_s=2.0 * tc * dampratio**2)

@@ -1,0 +1,61 @@
+"""Tests for the gate's joint velocity check: each joint is held to its own limit from the
+robot model (the URDF's velocity, robot.yaml limits:), the configured value only overrides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handx_ros.retarget import build_retargeter
+from handx_ros.retarget.trajectory import RobotTrajectory
+from handx_ros.sim.evaluate import simulate
+from handx_ros.sim.gate import GateConfig, judge
+from handx_ros.sim.scene import build_scene
+
+FPS = 30.0
+FRAMES = 24
+
+
+def _ramp(robot: str, joint: str, speed: float) -> RobotTrajectory:
+    """The neutral pose with ``joint`` moving at ``speed`` rad/s from frame 8 to 16, the
+    wrists held apart."""
+    retargeter = build_retargeter(robot)
+    names = retargeter.joint_names
+    lower, upper = retargeter.joint_limits()
+    qpos = np.tile(retargeter.neutral_qpos(), (FRAMES, 1))  # (T, n)
+    column = names.index(joint)
+    start = lower[column] + 0.1 * (upper[column] - lower[column])
+    ramp = np.clip(np.arange(FRAMES) - 8, 0, 8) / FPS * speed  # (T,)
+    qpos[:, column] = start + ramp
+    pose = np.array([0.0, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0])
+    poses = np.tile(pose, (FRAMES, 2, 1))
+    poses[:, 0, 0], poses[:, 1, 0] = -0.25, 0.25
+    return RobotTrajectory(robot=robot, fps=FPS, joint_names=names, qpos=qpos,
+                           base_poses=poses)
+
+
+def _velocity_check(trajectory: RobotTrajectory, gate: GateConfig | None = None):
+    result = simulate(build_scene(trajectory.robot), trajectory)
+    verdict = judge(result, gate)
+    return next(c for c in verdict.checks if c.name == 'joint_velocity'), verdict
+
+
+@pytest.mark.parametrize('robot, joint, speed, limit', [
+    ('inspire', 'inspire_right/index', 1.0, 0.5),
+    ('allegro', 'allegro_right/index_abduction', 8.0, 7.0),
+])
+def test_gate_holds_each_joint_to_the_robots_own_limit(robot, joint, speed, limit):
+    check, verdict = _velocity_check(_ramp(robot, joint, speed))
+    assert not check.passed and check.threshold == pytest.approx(limit)
+    assert check.value == pytest.approx(speed, rel=1e-6)
+    reason = f'commanded joint velocity {speed:.2f} rad/s > {limit:.2f} rad/s limit of {joint} at '
+    assert check.reason.startswith(reason) and check.reason in verdict.reasons
+
+
+def test_gate_passes_a_joint_within_its_limit_and_the_yaml_value_overrides():
+    trajectory = _ramp('allegro', 'allegro_right/index_abduction', 6.5)
+    check, _ = _velocity_check(trajectory)
+    assert check.passed and check.threshold == pytest.approx(7.0)
+    check, _ = _velocity_check(trajectory, GateConfig(max_joint_velocity_rad_s=5.0))
+    assert not check.passed and '> 5.00 rad/s limit of allegro_right/index_abduction' in \
+        check.reason
