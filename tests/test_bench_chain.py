@@ -3,15 +3,18 @@ prompts and its report's fields. No timing is asserted."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
 
-import bench_chain  # noqa: E402
+with mock.patch.dict(os.environ):  # the script's thread and offline defaults stay in it
+    import bench_chain
 
 from handx_gen.data.synthetic import SynthConfig, synthesize_clip  # noqa: E402
 from handx_ros.retarget import RobotTrajectory, wrist_poses_from_motion  # noqa: E402
