@@ -257,6 +257,9 @@ def make_clips(args: argparse.Namespace) -> list[Clip]:
     if {Cell.CORPUS, Cell.TRACKER, Cell.CORPUS_PROMPTS} & set(cells):
         folder = corpus_dir(args.corpus, args.seed, args.clips)
         corpus = corpus_test_clips(folder, args.clips, args.granularity)
+        if len(corpus) < args.clips:
+            print(f'{folder} has {len(corpus)} test clips, fewer than --clips {args.clips}',
+                  file=sys.stderr)
         args.corpus = folder
     prompts = {Cell.CORPUS_PROMPTS: [text for _, text, _ in corpus],
                Cell.USER_PROMPTS: load_user_prompts(args.user_prompts)[:args.clips]}
