@@ -11,10 +11,24 @@ from unittest import mock
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
 
-with mock.patch.dict(os.environ):  # the script's thread and offline defaults stay in it
-    import bench_chain
+def _import_bench_chain():
+    """Import the script from benchmarks/ without leaving its folder on ``sys.path`` or its
+    ``common`` module in ``sys.modules`` (training/ has a ``common`` module too)."""
+    saved_path, saved_common = list(sys.path), sys.modules.pop('common', None)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'benchmarks'))
+    try:
+        with mock.patch.dict(os.environ):  # the script's thread and offline defaults stay in it
+            import bench_chain
+    finally:
+        sys.path[:] = saved_path
+        sys.modules.pop('common', None)
+        if saved_common is not None:
+            sys.modules['common'] = saved_common
+    return bench_chain
+
+
+bench_chain = _import_bench_chain()
 
 from handx_gen.data.synthetic import SynthConfig, synthesize_clip  # noqa: E402
 from handx_ros.retarget import RobotTrajectory, wrist_poses_from_motion  # noqa: E402

@@ -27,9 +27,12 @@ HANDS = [('allegro_left', None), ('allegro_right', None), ('inspire_left', None)
 def _round_trip_errors(name: str, side: HandSide | None, objective: Objective, trials: int,
                        seed: int = 0) -> np.ndarray:
     """Median fingertip error per trial: random joint angles -> robot keypoints -> human
-    keypoints -> retarget from the neutral pose -> fingertips."""
+    keypoints -> retarget from the neutral pose -> fingertips. Without the self-collision
+    barrier: random joint angles inside the limits can put the hand's links into each other,
+    a pose the barrier rightly refuses to reproduce."""
     spec = load_robot_spec(name)
-    retargeter = HandRetargeter(spec, side, RetargetConfig(objective=objective))
+    retargeter = HandRetargeter(spec, side, RetargetConfig(objective=objective,
+                                                           self_collision=False))
     rng = np.random.default_rng(seed)
     errors = []
     for _ in range(trials):

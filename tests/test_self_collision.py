@@ -120,4 +120,8 @@ def test_thumb_stays_out_of_the_palm_in_simulation(allegro_scene, motion_type):
     assert not [p for p in own if any(x.endswith(thumb_or_palm) for x in p)]
     thumb = [k for k, name in enumerate(result.joint_names) if name.endswith('thumb_rotation')]
     assert result.joint_error_rad[:, thumb].max() < 0.1
-    assert result.peak_force_n.max() < 50.0
+    # Forces where the thumb or palm is in the deepest contact (neighbouring fingers may still
+    # touch: finger-finger pairs are not in the barrier).
+    at_thumb_or_palm = [k for k, p in enumerate(result.penetration_pair)
+                        if p and any(x.endswith(thumb_or_palm) for x in p)]
+    assert result.peak_force_n[at_thumb_or_palm].max(initial=0.0) < 50.0

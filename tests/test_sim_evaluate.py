@@ -123,7 +123,8 @@ def test_trajectory_pushed_through_the_other_hand_fails_the_gate(allegro, wave):
     assert depth_mm > 20.0  # the right hand's base is on the left hand's
     assert 'left/' in reason and 'right/' in reason and ' mm > 10.0 mm between ' in reason
     failed = {check.name for check in verdict.checks if not check.passed}
-    assert {'command_penetration', 'penetrating_fraction'} <= failed
+    # The simulated hands then stay inside each other, or are thrown apart (unstable).
+    assert 'command_penetration' in failed and failed & {'penetrating_fraction', 'stability'}
     assert result.peak_force_n.max() > 100.0  # the hands push each other back
 
 

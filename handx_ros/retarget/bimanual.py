@@ -17,14 +17,23 @@ bound; dex-retargeting's output is clipped to it after the fact. A frame that ca
 its target within it lags and says so (``BimanualFrame.velocity_limited``); a clip's
 ``RobotTrajectory.info['lag']`` counts the lagging frames, the longest lagging stretch and the
 largest fingertip residual and wrist error while lagging.
+
+Offline, a clip too fast for the robot is played slower rather than lagged
+(:meth:`retarget_retimed`, what ``handx retarget`` does): the joint path is solved with the
+per-frame bound widened to :data:`RETIME_PATH_SCALE` times the velocity limits (still no
+flips across a joint's range in one frame), then retimed to the limits themselves
+(:mod:`handx_ros.retarget.retime`: same poses, new times). Where retiming cannot help (the
+path has a jump), the clip is solved again inside the limits and lags as above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pinocchio as pin
@@ -50,11 +59,18 @@ from handx_ros.retarget.robot import ChainKinematics, load_urdf_model
 from handx_ros.retarget.spec import RobotKind, RobotSpec, load_robot_spec
 from handx_ros.retarget.trajectory import RobotTrajectory
 
+if TYPE_CHECKING:
+    from handx_ros.retarget.retime import RetimeResult
+
+# The per-frame bound of the path solve before retiming, in multiples of the velocity limits.
+RETIME_PATH_SCALE = 2.0
+
 __all__ = [
     'Backend',
     'BimanualFrame',
     'HumanoidRetargeter',
     'PairRetargeter',
+    'RETIME_PATH_SCALE',
     'build_retargeter',
     'lag_summary',
     'retarget_motion',
@@ -154,6 +170,48 @@ class _TwoHands:
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray) -> BimanualFrame:
         raise NotImplementedError
+
+    def _bounded(self) -> list[Any]:
+        """The solvers whose per-frame step is bounded (``max_step``): hands, then arms."""
+        return [*self.hands, *getattr(self, 'arms', ())]
+
+    @contextlib.contextmanager
+    def _velocity_bound_scaled(self, scale: float) -> Iterator[None]:
+        """Within the block, every per-frame bound is ``scale`` times the velocity limits."""
+        saved = [(solver, solver.max_step) for solver in self._bounded()]
+        try:
+            for solver, step in saved:
+                solver.max_step = step * scale
+            yield
+        finally:
+            for solver, step in saved:
+                solver.max_step = step
+
+    def retarget_retimed(self, motion: BimanualMotion, *, progress: bool = False
+                         ) -> tuple[RobotTrajectory, RobotTrajectory, RetimeResult]:
+        """Retarget a clip and retime it to the robot's velocity and acceleration limits.
+
+        The path is solved with the per-frame bound at :data:`RETIME_PATH_SCALE` times the
+        limits, then retimed (played slower where it is too fast). Where the path cannot be
+        retimed (a jump), the clip is solved again inside the limits (it lags there instead)
+        and that solution is retimed for its accelerations.
+
+        Returns:
+            ``(path, retimed, result)``: the solved clip frame for frame with ``motion``, the
+            clip to play (``info['retime']`` maps its frames to the path's) and what the
+            retiming did.
+        """
+        from handx_ros.retarget.retime import JointMotionLimits, RetimeStatus, retime
+
+        limits = JointMotionLimits(self.joint_names, self.joint_velocity_limits(),
+                                   self.joint_acceleration_limits())
+        with self._velocity_bound_scaled(RETIME_PATH_SCALE):
+            path = self.retarget_motion(motion, progress=progress)
+        retimed, result = retime(path, limits)
+        if result.status == RetimeStatus.INFEASIBLE:
+            path = self.retarget_motion(motion, progress=progress)
+            retimed, result = retime(path, limits)
+        return path, retimed, result
 
     def retarget_motion(self, motion: BimanualMotion, *, progress: bool = False
                         ) -> RobotTrajectory:

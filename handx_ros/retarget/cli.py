@@ -137,18 +137,16 @@ def _run_retarget(args: argparse.Namespace) -> int:
     retargeter = build_retargeter(spec, config, fps=motion.fps,
                                   avoid_collisions=args.avoid_collisions,
                                   backend=args.backend)
-    trajectory = retargeter.retarget_motion(motion, progress=args.progress)
-    trajectory = trajectory.with_info(source_motion=str(args.motion))
     retiming = None
-    if not args.no_retime:
-        from handx_ros.retarget.retime import JointMotionLimits, retime
-
-        limits = JointMotionLimits(retargeter.joint_names, retargeter.joint_velocity_limits(),
-                                   retargeter.joint_acceleration_limits())
-        retimed, retiming = retime(trajectory, limits)
-    report = trajectory_report(retargeter, trajectory, motion)
+    if args.no_retime:
+        trajectory = retargeter.retarget_motion(motion, progress=args.progress)
+    else:
+        trajectory, retimed, retiming = retargeter.retarget_retimed(motion,
+                                                                    progress=args.progress)
+    trajectory = trajectory.with_info(source_motion=str(args.motion))
+    report = trajectory_report(retargeter, trajectory, motion)  # frame for frame
     if retiming is not None:
-        trajectory = retimed
+        trajectory = retimed.with_info(source_motion=str(args.motion))
         report['retime'] = retiming.to_dict()
     path = trajectory.save(args.out)
     failed = report['frames'] - report['converged_frames']
