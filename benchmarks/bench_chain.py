@@ -1,7 +1,8 @@
 """The whole chain per robot: human or generated hands -> retargeting -> MuJoCo -> gate.
 
 Every clip goes through the public chain exactly as ``handx retarget`` and ``handx sim`` run
-it: :func:`handx_ros.retarget.retarget_motion` onto the robot folder, then
+it: retargeted onto the robot folder and retimed to its limits (``retarget_retimed`` of
+:func:`handx_ros.retarget.build_retargeter`), then
 :func:`handx_ros.sim.simulate` with the human clip alongside (for contact fidelity) and
 :func:`handx_ros.sim.judge` with the installed gate (:func:`handx_ros.sim.load_gate_config`).
 Four cells of clips, ``--clips`` each (per model for the generated ones):
@@ -71,7 +72,6 @@ from handx_gen.hand.topology import HandSide  # noqa: E402
 from handx_gen.motion import BimanualMotion  # noqa: E402
 from handx_ros.retarget import (  # noqa: E402
     build_retargeter,
-    retarget_motion,
     wrist_frames_from_keypoints,
 )
 
@@ -318,7 +318,7 @@ class RobotBench:
 
         self.robot = robot
         self.gate = gate
-        retargeter = build_retargeter(robot)
+        retargeter = self.retargeter = build_retargeter(robot)
         self.velocity_limits = dict(zip(retargeter.joint_names,
                                         retargeter.joint_velocity_limits(), strict=True))
         self.scene = build_scene(robot)
@@ -328,7 +328,7 @@ class RobotBench:
         from handx_ros.sim import judge, simulate
 
         start = time.perf_counter()
-        trajectory = retarget_motion(clip.motion, self.robot)
+        path, trajectory, _ = self.retargeter.retarget_retimed(clip.motion)
         wall_s = time.perf_counter() - start
         result = simulate(self.scene, trajectory, clip.reference)
         verdict = judge(result, self.gate)
@@ -341,10 +341,10 @@ class RobotBench:
         human_found = round((fidelity.recall or 0.0) * human) if fidelity is not None else 0
         robot_right = round((fidelity.precision or 0.0) * robot) if fidelity is not None else 0
         ratio, ratio_joint = self._velocity_ratio(result)
-        times = np.asarray(trajectory.info.get('time_s') or [], dtype=np.float64).ravel()
+        times = np.asarray(path.info.get('time_s') or [], dtype=np.float64).ravel()
         if times.size == 0 or not np.all(np.isfinite(times)):  # no per-frame times reported
             times = np.full(clip.motion.num_frames, wall_s / clip.motion.num_frames)
-        residual = trajectory.residual_m
+        residual = path.residual_m  # frame for frame with the clip
         factor, factor_source = retime_factor(trajectory, clip.motion)
         tip_p95 = result.summary().get('fingertip_error_p95_m')
         return {
@@ -446,7 +446,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for robot in args.robot_list:
         bench = RobotBench(robot, gate)
         if clips:
-            retarget_motion(clips[0].motion, robot)  # warm-up, untimed
+            bench.retargeter.retarget_retimed(clips[0].motion)  # warm-up, untimed
         rows = []
         for clip in clips:
             bar.set_postfix_str(f'{robot} {clip.key}')
