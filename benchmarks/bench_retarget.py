@@ -45,6 +45,7 @@ from handx_ros.retarget.frames import keypoints_in_wrist_frame, wrist_poses_from
 from handx_ros.retarget.retargeter import HandRetargeter, Objective, RetargetConfig  # noqa: E402
 from handx_ros.retarget.spec import RobotKind, load_robot_spec  # noqa: E402
 
+EXTRA_CONFIG: dict = {}
 OURS = {'handx-fingertip': Objective.FINGERTIP, 'handx-keyvector': Objective.KEYVECTOR,
         'handx-dexpilot': Objective.DEXPILOT}
 DEX = {'dex-vector': 'vector', 'dex-dexpilot': 'dexpilot'}
@@ -64,7 +65,7 @@ def _clips(count: int, frames: int | None) -> list[np.ndarray]:
 
 def _build(method: str, members):
     if method in OURS:
-        config = RetargetConfig(objective=OURS[method])
+        config = RetargetConfig(objective=OURS[method], **EXTRA_CONFIG)
         return [HandRetargeter(member, None, config) for member in members]
     from handx_ros.retarget.dex_backend import DexHandRetargeter
 

@@ -239,7 +239,7 @@ class SelfCollision:
     """
 
     def __init__(self, chain: ChainKinematics, margin_m: float = 0.003,
-                 weight: float = 300.0, thumb_tip: str | None = None) -> None:
+                 weight: float = 100.0, thumb_tip: str | None = None) -> None:
         for name, value in (('margin_m', margin_m), ('weight', weight)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f'self-collision {name} must be a finite number > 0, got '
