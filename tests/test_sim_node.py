@@ -198,7 +198,10 @@ def test_a_clip_too_fast_for_the_robot_is_retimed_gated_and_reported(ros, robot,
     assert float(summary['retime_factor']) > 1.0
     assert report['passed'], report['reasons']
     assert node._counters()['clips_retimed'] == retimed + 1
-    harness.wait_for(lambda: not node._counters()['playing'], timeout_s=30.0,
+    # Played to its end (not merely not started yet), so that the next test starts at rest.
+    harness.wait_for(lambda: node._counters()['playing'], what='playback to start')
+    harness.wait_for(lambda: not node._counters()['playing']
+                     and not node._counters()['queue_length'], timeout_s=60.0,
                      what='playback to end')
 
 

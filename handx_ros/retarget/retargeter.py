@@ -76,6 +76,9 @@ __all__ = [
 ]
 
 
+# Iterations of a clip's first frame, in multiples of ``RetargetConfig.max_iterations``.
+FIRST_FRAME_ITERATIONS = 3
+
 ExtraResiduals = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """``u (n,) -> (r (e,), A (e, n))``: weighted residuals added to the cost and their Jacobian."""
 
@@ -545,9 +548,13 @@ class HandRetargeter:
         sqrt_w = np.sqrt(weights)
         if self.self_collision is not None:
             extra = self.self_collision.combined(extra)
+        # A clip's first frame starts far from its solution (the neutral pose, with the
+        # self-collision barrier in the way): it may take a few times the usual iterations.
+        first = FIRST_FRAME_ITERATIONS * self.config.max_iterations if not self._started \
+            else None
         u, r, converged, iterations = levenberg_marquardt(
             lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, lower, upper,
-            self.config, u_pred=centre, smooth=prior)
+            self.config, u_pred=centre, smooth=prior, max_iterations=first)
         if self.config.huber_delta_m is None:  # the residuals are the weighted errors
             error = (r[:3 * sqrt_w.size] / np.repeat(sqrt_w, 3)).reshape(-1, 3)
         else:
@@ -584,7 +591,8 @@ class HandRetargeter:
 def levenberg_marquardt(evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                         u0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                         config: RetargetConfig, *, u_pred: np.ndarray | None = None,
-                        smooth: float = 0.0) -> tuple[np.ndarray, np.ndarray, bool, int]:
+                        smooth: float = 0.0, max_iterations: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, bool, int]:
     """Minimise ``0.5 |r(u)|^2 + 0.5 smooth |u - u_pred|^2`` over the box ``[lower, upper]``.
 
     Args:
@@ -594,6 +602,7 @@ def levenberg_marquardt(evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.nd
         config: Iteration limit, tolerances and initial damping.
         u_pred: Where the smoothing term pulls (default ``u0``).
         smooth: Weight of the smoothing term.
+        max_iterations: Iteration limit (default ``config.max_iterations``).
 
     Returns:
         The solution (inside the box), its residuals, whether it converged and the number of
@@ -608,7 +617,8 @@ def levenberg_marquardt(evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.nd
     iterations = 0
     eye = np.eye(u.shape[0])
     diagonal = np.diag_indices(u.shape[0])
-    while iterations < config.max_iterations:
+    limit = config.max_iterations if max_iterations is None else max_iterations
+    while iterations < limit:
         iterations += 1
         tolerance = config.cost_tolerance * max(cost, 1e-12)
         g = A.T @ r + smooth * (u - u_pred)  # (n,)
