@@ -39,7 +39,7 @@ CELL_FIELDS = {
     'velocity_ratio_median', 'velocity_ratio_joint', 'fingertip_error_median_mm',
     'fingertip_error_p95_mm', 'sim_fingertip_error_p95_mm_median', 'converged_fraction',
     'retime_factor_max', 'retime_factor_mean', 'retimed_clips', 'retarget_ms_per_frame_p50',
-    'retarget_ms_per_frame_p95',
+    'retarget_ms_per_frame_p95', 'clips_without_contact', 'gate_passed_without_contact',
 }
 CLIP_FIELDS = {
     'cell', 'name', 'prompt', 'frames', 'trajectory_frames', 'gate_passed', 'gate_failures',
