@@ -142,3 +142,17 @@ def test_human_contacts_are_placed_at_the_retimed_frames():
     assert [parts for _, parts in slowed] == [parts for _, parts in plain]
     for ((a, b), _), ((c, d), _) in zip(plain, slowed, strict=True):
         assert abs(c - 2 * a) <= 1 and abs(d - 2 * b) <= 2
+
+
+def test_a_clip_only_a_crawl_would_fix_is_left_to_the_gate():
+    """A path that turns over at every frame (a tracker's jitter) needs its every step slowed
+    to a stop: beyond max_factor times slower it is not retimed."""
+    clip = _clip(speed=1.0)
+    zigzag = clip.qpos.copy()
+    zigzag[1::2] += 0.06  # (T, 3) a 6 cm-sized turn-over at every frame
+    jittery = RobotTrajectory(robot='test', fps=FPS, joint_names=NAMES, qpos=zigzag)
+    retimed, result = retime(jittery, LIMITS, max_factor=2.0)
+    assert result.status is RetimeStatus.INFEASIBLE and 'times slower (at most 2)' in result.reason
+    assert retimed is jittery
+    relaxed, result = retime(jittery, LIMITS, max_factor=1000.0)
+    assert result.status is RetimeStatus.RETIMED and result.factor > 2.0

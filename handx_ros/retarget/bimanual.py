@@ -193,8 +193,9 @@ class _TwoHands:
 
         The path is solved with the per-frame bound at :data:`RETIME_PATH_SCALE` times the
         limits, then retimed (played slower where it is too fast). Where the path cannot be
-        retimed (a jump), the clip is solved again inside the limits (it lags there instead)
-        and that solution is retimed for its accelerations.
+        retimed (a jump, or more than ``MAX_RETIME_FACTOR`` times slower), the clip is solved
+        again inside the limits (it lags there instead) and that solution is retimed for its
+        accelerations, or left as it is for the gate to judge.
 
         Returns:
             ``(path, retimed, result)``: the solved clip frame for frame with ``motion``, the
@@ -208,7 +209,7 @@ class _TwoHands:
         with self._velocity_bound_scaled(RETIME_PATH_SCALE):
             path = self.retarget_motion(motion, progress=progress)
         retimed, result = retime(path, limits)
-        if result.status == RetimeStatus.INFEASIBLE:
+        if result.status == RetimeStatus.INFEASIBLE:  # a jump, or only a crawl would do
             path = self.retarget_motion(motion, progress=progress)
             retimed, result = retime(path, limits)
         return path, retimed, result

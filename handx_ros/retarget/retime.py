@@ -52,6 +52,7 @@ from handx_ros.retarget.trajectory import RobotTrajectory
 
 __all__ = [
     'JUMP_RATIO',
+    'MAX_RETIME_FACTOR',
     'RETIME_INFO_KEY',
     'JointMotionLimits',
     'RetimeResult',
@@ -71,6 +72,8 @@ RETIME_INFO_KEY = 'retime'
 # Finite differences may exceed a limit by this fraction (rounding), no more.
 _TOLERANCE = 1e-6
 _MAX_STRETCHES = 30
+# How many times slower a retimed clip may play at most (retime's max_factor).
+MAX_RETIME_FACTOR = 8.0
 
 
 class RetimeStatus(str, enum.Enum):
@@ -191,7 +194,8 @@ class RetimeResult:
 
 
 def retime(trajectory: RobotTrajectory, limits: JointMotionLimits | None = None, *,
-           max_duration_s: float = MAX_DURATION_S) -> tuple[RobotTrajectory, RetimeResult]:
+           max_duration_s: float = MAX_DURATION_S, max_factor: float = MAX_RETIME_FACTOR
+           ) -> tuple[RobotTrajectory, RetimeResult]:
     """Slow a clip down to its robot's velocity and acceleration limits (module docstring).
 
     Args:
@@ -199,6 +203,9 @@ def retime(trajectory: RobotTrajectory, limits: JointMotionLimits | None = None,
         limits: Limits of (at least) its joints; ``None``: its robot's
             (:func:`robot_motion_limits`).
         max_duration_s: Longest retimed clip; a longer one is left as it is (infeasible).
+        max_factor: Most times slower a clip may play; a clip that would need more is left
+            as it is (infeasible): a path that only a crawl makes feasible (a tracker's jitter
+            turning over at every frame) is better lagged than played for minutes.
 
     Returns:
         ``(clip, result)``: the retimed clip (the input itself when unchanged or infeasible)
@@ -230,6 +237,10 @@ def retime(trajectory: RobotTrajectory, limits: JointMotionLimits | None = None,
         if duration > max_duration_s:
             return same(RetimeStatus.INFEASIBLE,
                         f'the retimed clip would last {duration:.1f} s > {max_duration_s:g} s')
+        if duration > max_factor * before * (1.0 + _TOLERANCE):
+            return same(RetimeStatus.INFEASIBLE,
+                        f'it would play {duration / before:.1f} times slower (at most '
+                        f'{max_factor:g})')
         source = _sample(t_grid, s_grid, fps)  # (T',)
         q_new = _on_path(q, source)
         v_new, a_new = _peak_ratios(q_new, fps, vmax, amax)
