@@ -151,12 +151,16 @@ def test_velocity_term_smooths_without_lag():
     vectors pin down every joint; with fingertips alone a four-joint finger has a free
     direction that the smoothing term, not lag, would decide.)"""
     kp = _clip_keypoints(frames=120, seed=4)
+    # The constant-velocity prediction (prediction 1.0; the default pulls towards the
+    # previous pose instead, see test_a_held_pose_is_held_still), without the hold term.
     plain = HandRetargeter(load_robot_spec('allegro_right'),
                            config=RetargetConfig(objective=Objective.KEYVECTOR,
-                                                 smoothing_weight=0.0)).retarget(kp).qpos
+                                                 smoothing_weight=0.0, prediction=1.0,
+                                                 hold_weight=0.0)).retarget(kp).qpos
     smooth = HandRetargeter(load_robot_spec('allegro_right'),
                             config=RetargetConfig(objective=Objective.KEYVECTOR,
-                                                  smoothing_weight=1e-4)).retarget(kp).qpos
+                                                  smoothing_weight=1e-4, prediction=1.0,
+                                                  hold_weight=0.0)).retarget(kp).qpos
 
     def lag(x: np.ndarray, ref: np.ndarray) -> int:
         shifts = range(0, 8)
@@ -169,6 +173,24 @@ def test_velocity_term_smooths_without_lag():
         ema[t] = 0.2 * plain[t] + 0.8 * ema[t - 1]
     assert lag(smooth, plain) == 0
     assert lag(ema, plain) >= 3
+
+
+def test_a_held_pose_is_held_still():
+    """The same target frame after frame (a teleoperator holding still): the joints settle.
+    With the constant-velocity prediction the Allegro thumb IP, which the fingertip barely
+    determines, swung by 0.2 rad every frame between its velocity bounds."""
+    from handx_ros.demo import FPS, compose_clip
+    from handx_ros.retarget import build_retargeter, wrist_poses_from_motion
+
+    clip = compose_clip()
+    R, p = wrist_poses_from_motion(clip)
+    keypoints = clip.keypoints.astype(np.float64)
+    retargeter = build_retargeter('allegro')
+    for frame in (0, int(1.5 * FPS)):  # open hands; a fist
+        retargeter.reset()
+        qpos = np.array([retargeter.step(keypoints[frame], R[frame], p[frame]).qpos
+                         for _ in range(60)])
+        assert np.abs(np.diff(qpos[-20:], axis=0)).max() < 0.02
 
 
 def test_noise_is_damped_by_the_velocity_term():

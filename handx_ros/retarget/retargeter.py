@@ -31,11 +31,16 @@ term, ``0.5 posture_weight |u - u_neutral|^2``, small enough that fingertip erro
 changes; with the velocity term it keeps such joints on one branch of the solution instead of
 letting them wander to the other bound.
 
-Smoothing without lag. Instead of filtering the output (an EMA with alpha 0.2 lags ~130 ms at
-30 fps), the cost has a velocity term that pulls the solution towards the constant-velocity
-prediction ``u_prev + prediction * (u_prev - u_prev2)``: it damps jitter but follows steady
-motion without delay. An optional One-Euro filter (:mod:`handx_ros.retarget.filters`) smooths
-the input keypoints for noisy trackers.
+Smoothing. Instead of filtering the output (an EMA with alpha 0.2 lags ~130 ms at 30 fps),
+the cost has a velocity term that pulls the solution towards the prediction
+``u_prev + prediction * (u_prev - u_prev2)``, and a hold term towards ``u_prev``. With
+``prediction`` 1 (constant velocity) it follows steady motion without delay, but on a joint the
+objective barely determines it carries the last step on: inside the per-frame velocity bound
+the Allegro thumb IP then swung by 0.2 rad every frame on a held pose. The default pulls
+towards the previous pose (``prediction`` 0, ``hold_weight`` 3e-5): a held pose stays still
+(< 0.01 rad per frame), at the same fingertip error on the benchmark clips (4.9 mm median,
+``benchmarks/bench_retarget.py --clips 2``). An optional One-Euro filter
+(:mod:`handx_ros.retarget.filters`) smooths the input keypoints for noisy trackers.
 
 Honesty. Each frame reports whether it converged (a stationarity test, not "ran out of
 iterations"), its fingertip residual in metres and its iteration count; nothing falls back
@@ -110,11 +115,13 @@ class RetargetConfig:
             (0: off).
         hold_weight: Weight of the pull towards the previous frame's solution, same units:
             with the posture term it keeps joints the objective barely determines where they
-            were (0: off).
+            were (0: off; see "Smoothing" in the module docstring).
         smoothing_weight: Weight of the velocity term, in squared metres of residual per
             squared radian of deviation from the constant-velocity prediction (0: off).
-        prediction: Fraction of the last velocity the prediction extrapolates (0: pull
-            towards the previous pose, which lags; 1: constant velocity).
+        prediction: Fraction of the last velocity the prediction extrapolates (0, the
+            default: pull towards the previous pose, which keeps a held pose still; 1:
+            constant velocity, no lag on steady motion but swings on weakly determined
+            joints).
         tip_weight: Weight of wrist -> fingertip vectors.
         middle_weight: Weight of wrist -> PIP/DIP-level vectors (key vectors).
         thumb_weight: Weight of thumb tip -> fingertip vectors (key vectors).
@@ -147,9 +154,9 @@ class RetargetConfig:
     damping: float = 1e-2
     damping_floor: float = 1e-5
     posture_weight: float = 1e-6
-    hold_weight: float = 0.0
+    hold_weight: float = 3e-5
     smoothing_weight: float = 1e-5
-    prediction: float = 1.0
+    prediction: float = 0.0
     tip_weight: float = 1.0
     middle_weight: float = 0.3
     thumb_weight: float = 0.5
