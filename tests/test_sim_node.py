@@ -186,8 +186,14 @@ def test_a_passing_clip_streams_at_the_rate_inside_the_limits(ros, robot, clips)
 def test_a_clip_too_fast_for_the_robot_is_retimed_gated_and_reported(ros, robot, clips):
     harness, node, publisher, states, _, reports = ros
     trajectory, _ = clips
-    fast = trajectory[::3]  # three times as fast: beyond the joints' acceleration limits
-    fast = dataclasses.replace(fast, fps=trajectory.fps)
+    # Three times as fast, and a finger beating at 4 Hz (0.25 rad: 6.3 rad/s, within its
+    # 7 rad/s, but 158 rad/s^2 against its 100): feasible only slower.
+    fast = dataclasses.replace(trajectory[::3], fps=trajectory.fps)
+    qpos = np.array(fast.qpos)
+    j = fast.joint_index('allegro_right/index_mcp')
+    t = np.arange(fast.num_frames) / fast.fps
+    qpos[:, j] = 0.6 + 0.25 * np.sin(2 * np.pi * 4.0 * t)
+    fast = dataclasses.replace(fast, qpos=qpos)
     harness.wait_for(lambda: _at_rest(states), what='the robot at rest')
     before, retimed = len(_reports(reports)), node._counters()['clips_retimed']
     publisher.publish(conversions.trajectory_to_msg(fast, stamp_s=888.5))
