@@ -93,7 +93,7 @@ from handx_ros.nodes.wire import deserialize, sequence_length
 from handx_ros.nodes.worker import QueueWorker
 from handx_ros.paths import config_dir
 from handx_ros.retarget import RobotTrajectory, build_retargeter
-from handx_ros.retarget.retime import JointMotionLimits, retime
+from handx_ros.retarget.retime import retime
 from handx_ros.sim import (
     CommandSafety,
     SafetyConfig,
@@ -204,9 +204,7 @@ class SimNode(Node):
                 else config_dir() / SAFETY_CONFIG_FILE)
             self.joint_names: tuple[str, ...] = retargeter.joint_names
             lower, upper = retargeter.joint_limits()  # (n,)
-            self._limits = JointMotionLimits(self.joint_names,
-                                             retargeter.joint_velocity_limits(),
-                                             retargeter.joint_acceleration_limits())
+            self._limits = retargeter.motion_limits()
             self._safety = CommandSafety(self.joint_names, lower, upper, safety_config,
                                          rate_hz=params['rate_hz'],
                                          max_velocity=self._limits.max_velocity,

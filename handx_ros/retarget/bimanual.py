@@ -60,7 +60,7 @@ from handx_ros.retarget.spec import RobotKind, RobotSpec, load_robot_spec
 from handx_ros.retarget.trajectory import RobotTrajectory
 
 if TYPE_CHECKING:
-    from handx_ros.retarget.retime import RetimeResult
+    from handx_ros.retarget.retime import JointMotionLimits, RetimeResult
 
 # The per-frame bound of the path solve before retiming, in multiples of the velocity limits.
 RETIME_PATH_SCALE = 2.0
@@ -154,6 +154,14 @@ class _TwoHands:
         """(nq,) acceleration limits in :attr:`joint_names` order (the folder's ``limits``)."""
         return self._per_joint('max_acceleration')
 
+    def motion_limits(self) -> JointMotionLimits:
+        """Velocity and acceleration limits of every joint by controller name: what
+        retiming, the gate and the command safety read."""
+        from handx_ros.retarget.retime import JointMotionLimits
+
+        return JointMotionLimits(self.joint_names, self.joint_velocity_limits(),
+                                 self.joint_acceleration_limits())
+
     def _per_joint(self, attribute: str) -> np.ndarray:
         """A per-joint array attribute of every chain, in :attr:`joint_names` order."""
         values = np.full(len(self.joint_names), np.nan)
@@ -202,10 +210,9 @@ class _TwoHands:
             clip to play (``info['retime']`` maps its frames to the path's) and what the
             retiming did.
         """
-        from handx_ros.retarget.retime import JointMotionLimits, RetimeStatus, retime
+        from handx_ros.retarget.retime import RetimeStatus, retime
 
-        limits = JointMotionLimits(self.joint_names, self.joint_velocity_limits(),
-                                   self.joint_acceleration_limits())
+        limits = self.motion_limits()
         with self._velocity_bound_scaled(RETIME_PATH_SCALE):
             path = self.retarget_motion(motion, progress=progress)
         retimed, result = retime(path, limits)

@@ -137,9 +137,7 @@ def robot_motion_limits(robot: Any) -> JointMotionLimits:
     """
     from handx_ros.retarget.bimanual import build_retargeter
 
-    retargeter = build_retargeter(robot)
-    return JointMotionLimits(retargeter.joint_names, retargeter.joint_velocity_limits(),
-                             retargeter.joint_acceleration_limits())
+    return build_retargeter(robot).motion_limits()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
