@@ -56,3 +56,21 @@ def test_a_clean_clip_passes(clips, capsys):
 def test_bad_input_is_one_line(tmp_path, capsys):
     assert main(['sim', str(tmp_path / 'missing.npz')]) == 2
     assert 'error' in capsys.readouterr().err
+
+
+def test_a_retimed_clip_is_rendered_beside_its_motion(clips, tmp_path, capsys):
+    """`handx retarget` retimes by default: the clip has more frames than its motion, and the
+    video places the motion's skeletons at the frames each robot frame plays."""
+    load_primitives()
+    fist = synthesize_clip(SynthConfig(), 0, 0, motion_types=['fist']).motion[:60]
+    motion = fist.save(tmp_path / 'fist.npz')
+    trajectory, video = tmp_path / 'retimed.npz', tmp_path / 'v.mp4'
+    # The Inspire's fingers do 0.5 rad/s: closing a fist is too fast for them.
+    assert main(['retarget', str(motion), '--robot', 'inspire', '--out', str(trajectory)]) == 0
+    assert 'retimed: ' in capsys.readouterr().out
+    code = main(['sim', str(trajectory), '--motion', str(motion), '--video', str(video)])
+    assert code in (0, GATE_FAILED_EXIT), capsys.readouterr().err
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    frames = sum(1 for _ in reader)
+    assert frames > 60 and meta['size'] == (640, 240)

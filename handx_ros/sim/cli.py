@@ -84,10 +84,13 @@ def _run_sim(args: argparse.Namespace) -> int:
 
         print(f'plot: {plot_result(result, args.plot)}')
     if args.video:
+        from handx_ros.sim.evaluate import retimed_source_frames
         from handx_ros.sim.render import render_video
 
         path = render_video(scene.model, result.qpos_sim, args.video, trajectory.fps,
-                            motion=motion)
+                            motion=motion,
+                            source_frames=None if motion is None
+                            else retimed_source_frames(trajectory))
         print(f'video: {path}')
     if verdict.passed:
         print('gate: pass')

@@ -61,6 +61,7 @@ __all__ = [
     'command_velocity',
     'human_contact_intervals',
     'match_intervals',
+    'retimed_source_frames',
     'simulate',
 ]
 
@@ -456,7 +457,7 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
         poses = None
     fps = trajectory.fps
     human = None if motion is None else human_contact_intervals(
-        motion, fps, trajectory.num_frames, source_frames=_source_frames(trajectory))
+        motion, fps, trajectory.num_frames, source_frames=retimed_source_frames(trajectory))
     runner = _Runner(scene, config, fps)
     start = time.perf_counter()
     frames, status, message = runner.run(cmd, poses, max_wall_s)
@@ -565,8 +566,13 @@ def match_intervals(human: Sequence[Interval], robot: Sequence[Interval], tolera
 # ============================================================================== internals
 
 
-def _source_frames(trajectory: RobotTrajectory) -> np.ndarray | None:
-    """The retiming's map from frames to source frames, ``None`` when not retimed."""
+def retimed_source_frames(trajectory: RobotTrajectory) -> np.ndarray | None:
+    """(T,) the retiming's map from a trajectory's frames to the frames of the clip it was
+    retimed from (``info['retime']``), ``None`` when not retimed.
+
+    Raises:
+        SimulationError: A map that is not T nondecreasing frame numbers.
+    """
     from handx_ros.retarget.retime import RETIME_INFO_KEY
 
     record = trajectory.info.get(RETIME_INFO_KEY)

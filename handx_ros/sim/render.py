@@ -174,6 +174,7 @@ def render_video(
     fps: float,
     *,
     motion: BimanualMotion | None = None,
+    source_frames: np.ndarray | None = None,
     size: tuple[int, int] = (320, 240),
     camera: str | RenderCamera | None = None,
     progress: bool = True,
@@ -188,7 +189,10 @@ def render_video(
         fps: Frame rate of ``qpos_frames`` and of the video, > 0.
         motion: The human motion of the clip; when given, each frame shows its skeletons to
             the right of the robot. Resampled to ``fps`` when its frame rate differs; its frame
-            count (after resampling) must equal T.
+            count (after resampling) must equal T, unless ``source_frames`` is given.
+        source_frames: For a retimed clip (:mod:`handx_ros.retarget.retime`), (T,) the
+            motion's frame (at ``fps``) each clip frame plays; its skeletons are placed there
+            (:func:`handx_ros.sim.evaluate.retimed_source_frames` reads it from a trajectory).
         size: (width, height) of the robot view in pixels, each even and >= 16; with a motion
             the video is twice as wide.
         camera: Name of a camera of the model, a :class:`RenderCamera`, or ``None`` for the
@@ -206,7 +210,8 @@ def render_video(
     video_format = _video_format(path)
     fps = _check_fps(fps)
     frames = _check_qpos(model, qpos_frames)
-    keypoints = None if motion is None else _motion_keypoints(motion, fps, len(frames))
+    keypoints = None if motion is None else _motion_keypoints(motion, fps, len(frames),
+                                                              source_frames)
     # Checks every argument (the GL context opens at the first frame), before any file work.
     images = render_frames(model, frames, motion_keypoints=keypoints, size=size, camera=camera,
                            progress=progress)
@@ -647,11 +652,26 @@ def _check_qpos(model: mujoco.MjModel, qpos_frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def _motion_keypoints(motion: BimanualMotion, fps: float, num_frames: int) -> np.ndarray:
-    """(T, 2, 21, 3) keypoints of ``motion`` at ``fps``, checked against the frame count."""
+def _motion_keypoints(motion: BimanualMotion, fps: float, num_frames: int,
+                      source_frames: np.ndarray | None = None) -> np.ndarray:
+    """(T, 2, 21, 3) keypoints of ``motion`` at ``fps``, checked against the frame count, or
+    placed at ``source_frames`` (T,) of a retimed clip (linear between frames)."""
     if not isinstance(motion, BimanualMotion):
         raise SimulationError(f'motion must be a BimanualMotion, got {type(motion).__name__}')
     resampled = motion if math.isclose(motion.fps, fps, rel_tol=1e-9) else motion.resample(fps)
+    if source_frames is not None:
+        source = np.asarray(source_frames, dtype=np.float64)
+        if source.shape != (num_frames,) or not np.all(np.isfinite(source)) \
+                or source.min(initial=0.0) < 0.0 \
+                or source.max(initial=0.0) > resampled.num_frames - 1:
+            raise SimulationError(f'source_frames must be {num_frames} frame numbers of the '
+                                  f'motion (0 to {resampled.num_frames - 1}): pass the motion '
+                                  f'the clip was retargeted from')
+        kp = np.asarray(resampled.keypoints, dtype=np.float64)  # (M, 2, 21, 3)
+        i = np.minimum(np.floor(source).astype(int), max(kp.shape[0] - 2, 0))
+        j = np.minimum(i + 1, kp.shape[0] - 1)
+        w = (source - i)[:, None, None, None]
+        return (1.0 - w) * kp[i] + w * kp[j]
     if resampled.num_frames != num_frames:
         detail = '' if resampled is motion else f' after resampling from {motion.fps:g} fps'
         raise SimulationError(f'the motion has {resampled.num_frames} frames at {fps:g} fps'
