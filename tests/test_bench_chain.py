@@ -40,6 +40,7 @@ CELL_FIELDS = {
     'fingertip_error_p95_mm', 'sim_fingertip_error_p95_mm_median', 'converged_fraction',
     'retime_factor_max', 'retime_factor_mean', 'retimed_clips', 'retarget_ms_per_frame_p50',
     'retarget_ms_per_frame_p95', 'clips_without_contact', 'gate_passed_without_contact',
+    'clips_with_contact', 'gate_passed_with_contact',
 }
 CLIP_FIELDS = {
     'cell', 'name', 'prompt', 'frames', 'trajectory_frames', 'gate_passed', 'gate_failures',
@@ -130,5 +131,29 @@ def test_retime_factor_reads_info_else_durations(clip):
 def test_cells_parse_by_letter_or_name():
     assert bench_chain.Cell.parse_list('a, tracker,user_prompts') == [
         bench_chain.Cell.CORPUS, bench_chain.Cell.TRACKER, bench_chain.Cell.USER_PROMPTS]
+    assert bench_chain.Cell.parse_list('e,contact_prompts') == [
+        bench_chain.Cell.CONTACT_PROMPTS] * 2
     with pytest.raises(SystemExit, match='unknown cell'):
-        bench_chain.Cell.parse_list('e')
+        bench_chain.Cell.parse_list('f')
+
+
+def test_contact_prompts_ask_for_touching_hands_in_both_phrasings():
+    prompts = bench_chain.load_user_prompts(bench_chain.CONTACT_PROMPTS)
+    assert len(prompts) >= 16 and len(set(prompts)) == len(prompts)
+    corpus_style = [p for p in prompts if p[0].isupper() and p.endswith('.')]
+    assert 6 <= len(corpus_style) <= len(prompts) - 6  # both registers
+    users = set(bench_chain.load_user_prompts())
+    assert not users & set(corpus_style)
+
+
+def test_corpus_sample_takes_every_motion_type_before_a_second(tmp_path):
+    from handx_gen.data.synthetic import load_index
+
+    folder = bench_chain.corpus_dir(tmp_path / 'corpus', 0, 0, 6)
+    index = load_index(folder)
+    types = {tuple(r.motion_types) for r in index.rows}
+    sample = bench_chain.corpus_sample(folder, len(types))
+    rows = {r.clip_id: r for r in index.rows}
+    assert len({tuple(rows[name].motion_types) for name, _, _ in sample}) == len(types)
+    assert len(bench_chain.corpus_sample(folder, 1000)) == len(
+        {r.composition_seed for r in index.rows})

@@ -61,7 +61,9 @@ from handx_gen.annotate.surface import (
     ContactConfig,
     HandSurface,
     contact_intervals,
+    frames_of,
     hand_surface,
+    near_frames,
     part_distance,
     part_distance_matrix,
 )
@@ -1013,37 +1015,12 @@ def _inter_hand_distances(surface_a: HandSurface, surface_b: HandSurface,
                           within: float) -> np.ndarray:
     """(T, 12, 12) part distances between two hands; ``inf`` on frames where no part can be
     within ``within`` metres (a bounding-sphere test skips the exact distances there)."""
-    centre_a, radius_a = _bounding_spheres(surface_a)  # (T, 17, 3), (T, 17)
-    centre_b, radius_b = _bounding_spheres(surface_b)
-    gap = np.linalg.norm(centre_a[:, :, None] - centre_b[:, None], axis=-1) \
-        - radius_a[:, :, None] - radius_b[:, None]  # (T, 17, 17) lower bounds
-    near = np.flatnonzero(gap.min(axis=(1, 2)) <= within)
+    near = np.flatnonzero(near_frames(surface_a, surface_b, within))
     num_parts = len(HAND_PARTS)
-    out = np.full((len(gap), num_parts, num_parts), np.inf)
+    out = np.full((surface_a.keypoints.shape[0], num_parts, num_parts), np.inf)
     if near.size:
-        out[near] = part_distance_matrix(_frames_of(surface_a, near),
-                                         _frames_of(surface_b, near))
+        out[near] = part_distance_matrix(frames_of(surface_a, near), frames_of(surface_b, near))
     return out
-
-
-def _bounding_spheres(surface: HandSurface) -> tuple[np.ndarray, np.ndarray]:
-    """Spheres enclosing each primitive of the proxy: 15 capsules, then palm and back."""
-    start, end = surface.capsule_start, surface.capsule_end  # (T, 15, 3)
-    capsule_centre = 0.5 * (start + end)
-    capsule_radius = 0.5 * np.linalg.norm(end - start, axis=-1) + surface.capsule_radius
-    quad = surface.lozenge  # (T, 2, 4, 3)
-    quad_centre = quad.mean(axis=-2)  # (T, 2, 3)
-    quad_radius = np.linalg.norm(quad - quad_centre[..., None, :], axis=-1).max(-1) \
-        + surface.lozenge_radius[..., None]  # (T, 2)
-    return (np.concatenate([capsule_centre, quad_centre], axis=-2),
-            np.concatenate([capsule_radius, quad_radius], axis=-1))
-
-
-def _frames_of(surface: HandSurface, frames: np.ndarray) -> HandSurface:
-    """The proxy restricted to some frames (leading axis)."""
-    values = {field.name: getattr(surface, field.name) for field in dataclasses.fields(surface)}
-    return HandSurface(**{name: value if name == 'side' else value[frames]
-                          for name, value in values.items()})
 
 
 def _pair_events(distance: np.ndarray, a: PartRef, b: PartRef, fps: float,

@@ -63,9 +63,12 @@ __all__ = [
     'bone_distance',
     'contact_intervals',
     'contact_matrix',
+    'frames_of',
     'hand_surface',
+    'inter_hand_distance',
     'inter_hand_penetration',
     'intra_hand_penetration',
+    'near_frames',
     'part_distance',
     'part_distance_matrix',
     'reference_contact_matrix',
@@ -667,6 +670,71 @@ def inter_hand_penetration(surface_a: HandSurface, surface_b: HandSurface) -> np
         (...,) penetration depth in metres, >= 0 (0 where the hands do not overlap).
     """
     return np.maximum(-_primitive_distances(surface_a, surface_b).min(axis=(-2, -1)), 0.0)
+
+
+def inter_hand_distance(surface_a: HandSurface, surface_b: HandSurface, *,
+                        within: float = math.inf) -> np.ndarray:
+    """Smallest signed surface distance between any part of one hand and any part of the
+    other.
+
+    Args:
+        surface_a, surface_b: The two hands, over the same frames (leading axis).
+        within: Frames where no primitive pair can be this close (a bounding-sphere test)
+            read ``+inf`` without the exact distances.
+
+    Returns:
+        (...,) metres, negative where the hands overlap.
+    """
+    if not math.isfinite(within):
+        return _primitive_distances(surface_a, surface_b).min(axis=(-2, -1))
+    shape = surface_a.keypoints.shape[:-2]
+    near = near_frames(surface_a, surface_b, within).reshape(-1)
+    out = np.full(near.shape, np.inf)
+    index = np.flatnonzero(near)
+    if index.size:
+        flat_a, flat_b = (_flattened(s) for s in (surface_a, surface_b))
+        out[index] = _primitive_distances(frames_of(flat_a, index), frames_of(flat_b, index)
+                                          ).min(axis=(-2, -1))
+    return out.reshape(shape)
+
+
+def near_frames(surface_a: HandSurface, surface_b: HandSurface, within: float) -> np.ndarray:
+    """(...,) whether some primitive pair of the two hands could be within ``within`` metres
+    (their bounding spheres are); ``False`` guarantees every distance is larger."""
+    centre_a, radius_a = _bounding_spheres(surface_a)  # (..., 17, 3), (..., 17)
+    centre_b, radius_b = _bounding_spheres(surface_b)
+    gap = np.linalg.norm(centre_a[..., :, None, :] - centre_b[..., None, :, :], axis=-1) \
+        - radius_a[..., :, None] - radius_b[..., None, :]  # (..., 17, 17) lower bounds
+    return gap.min(axis=(-2, -1)) <= within
+
+
+def frames_of(surface: HandSurface, frames: np.ndarray) -> HandSurface:
+    """The proxy restricted to some frames (indices into its leading axis)."""
+    values = {field.name: getattr(surface, field.name) for field in dataclasses.fields(surface)}
+    return HandSurface(**{name: value if name == 'side' else value[frames]
+                          for name, value in values.items()})
+
+
+def _flattened(surface: HandSurface) -> HandSurface:
+    """The proxy with its leading dimensions flattened into one."""
+    lead = len(surface.keypoints.shape) - 2
+    values = {field.name: getattr(surface, field.name) for field in dataclasses.fields(surface)}
+    return HandSurface(**{
+        name: value if name == 'side' else np.reshape(value, (-1,) + np.shape(value)[lead:])
+        for name, value in values.items()})
+
+
+def _bounding_spheres(surface: HandSurface) -> tuple[np.ndarray, np.ndarray]:
+    """Spheres enclosing each primitive of the proxy: 15 capsules, then palm and back."""
+    start, end = surface.capsule_start, surface.capsule_end  # (..., 15, 3)
+    capsule_centre = 0.5 * (start + end)
+    capsule_radius = 0.5 * np.linalg.norm(end - start, axis=-1) + surface.capsule_radius
+    quad = surface.lozenge  # (..., 2, 4, 3)
+    quad_centre = quad.mean(axis=-2)  # (..., 2, 3)
+    quad_radius = np.linalg.norm(quad - quad_centre[..., None, :], axis=-1).max(-1) \
+        + surface.lozenge_radius[..., None]  # (..., 2)
+    return (np.concatenate([capsule_centre, quad_centre], axis=-2),
+            np.concatenate([capsule_radius, quad_radius], axis=-1))
 
 
 # Within one hand: capsules of different fingers, and the fingertips against the palm.

@@ -32,7 +32,7 @@ import contextlib
 import dataclasses
 import enum
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,10 +60,17 @@ from handx_ros.retarget.spec import RobotKind, RobotSpec, load_robot_spec
 from handx_ros.retarget.trajectory import RobotTrajectory
 
 if TYPE_CHECKING:
+    from handx_ros.retarget.contact import ContactCorrection, ContactKeeper, ContactTargets
     from handx_ros.retarget.retime import JointMotionLimits, RetimeResult
 
 # The per-frame bound of the path solve before retiming, in multiples of the velocity limits.
 RETIME_PATH_SCALE = 2.0
+# Keeping contacts: links still this much deeper than the target after the wrists moved are
+# crossed (fingers between fingers); the fingers are then solved again with the other hand's
+# links as residuals of this weight (as the self-collision barrier's).
+CROSSED_SLACK_M = 0.001
+FINGER_CONTACT_WEIGHT = 100.0
+FINGER_GAP_M = 0.0005
 
 __all__ = [
     'Backend',
@@ -90,6 +97,7 @@ class BimanualFrame:
         time_s: Wall time for the frame.
         velocity_limited: (2,) per hand (humanoid: hand or arm), a joint ended on its
             velocity bound: the frame lags its target.
+        contact: What keeping the hands' contacts did to the wrists (``None``: off).
     """
 
     qpos: np.ndarray
@@ -100,6 +108,7 @@ class BimanualFrame:
     time_s: float
     velocity_limited: np.ndarray = dataclasses.field(
         default_factory=lambda: np.zeros(2, dtype=bool))
+    contact: ContactCorrection | None = None
 
 
 def _controller_names(spec: RobotSpec, names: tuple[str, ...]) -> list[str]:
@@ -262,6 +271,7 @@ class _TwoHands:
             'velocity_limited_per_hand': limited.tolist(),
             'lag': lag_summary(limited.any(axis=1), residual.max(axis=1),
                                wrist_error.max(axis=1), motion.fps),
+            'contact': contact_summary([f.contact for f in frames]),
             'time_s': times.tolist(),
             'texts': list(motion.texts),
         }
@@ -301,6 +311,35 @@ def lag_summary(lagging: np.ndarray, residual_m: np.ndarray, wrist_error_m: np.n
     }
 
 
+def contact_summary(corrections: list[ContactCorrection | None]) -> dict[str, Any] | None:
+    """What keeping contacts did over a clip (``None`` when it was off): the frames where the
+    human hands touch, the wrist shifts and the robot hands' distance there and elsewhere, and
+    the per-frame shift of each wrist (m)."""
+    if not corrections or corrections[0] is None:
+        return None
+    from handx_ros.retarget.contact import ContactTargets
+
+    touch = ContactTargets().human_touch_m
+    human = np.array([c.human_m for c in corrections])
+    after = np.array([c.after_m for c in corrections])
+    shift = np.array([np.linalg.norm(c.shift_m, axis=1) for c in corrections])  # (T, 2)
+    touching = human <= touch
+
+    def extreme(values: np.ndarray, fn: Any) -> float | None:
+        values = values[np.isfinite(values)]
+        return round(float(fn(values)), 6) if values.size else None
+
+    return {
+        'human_touch_frames': int(touching.sum()),
+        'shifted_frames': int((shift.max(axis=1) > 1e-4).sum()),
+        'max_shift_m': round(float(shift.max()), 6),
+        'robot_distance_m_touching': [extreme(after[touching], np.min),
+                                      extreme(after[touching], np.max)],
+        'robot_min_distance_m_apart': extreme(after[~touching], np.min),
+        'shift_m_per_hand': np.round(shift, 5).tolist(),
+    }
+
+
 class Backend(enum.Enum):
     """Which solver retargets the hands of a pair."""
 
@@ -318,6 +357,10 @@ class PairRetargeter(_TwoHands):
         fps: Input frame rate.
         avoid_collisions: Keep the two hands' (and each hand's own) collision geometry at
             least ``collision_margin_m`` apart, through extra residuals in the solve.
+        contact: Keep the hands' contacts (:mod:`handx_ros.retarget.contact`): the wrists are
+            moved so that the robot hands touch where the human hands do and stay apart
+            elsewhere. Default: on, unless ``avoid_collisions`` (which keeps them apart).
+        contact_targets: Its distance targets.
         backend: Our solver, or dex-retargeting (vector or DexPilot) configured from the same
             folders; dex's joints may exceed their limits by up to 1e-3 rad, and it reports
             no convergence, only NLopt failures.
@@ -326,7 +369,8 @@ class PairRetargeter(_TwoHands):
     def __init__(self, spec: RobotSpec, config: RetargetConfig | None = None, *,
                  fps: float = 30.0, avoid_collisions: bool = False,
                  collision_margin_m: float = 0.005, collision_weight: float = 10.0,
-                 backend: Backend = Backend.HANDX) -> None:
+                 backend: Backend = Backend.HANDX, contact: bool | None = None,
+                 contact_targets: ContactTargets | None = None) -> None:
         if spec.kind != RobotKind.PAIR:
             raise RetargetError(f'robot {spec.name!r} is a {spec.kind.value}, not a pair')
         self.backend = Backend(backend)
@@ -359,6 +403,7 @@ class PairRetargeter(_TwoHands):
             from handx_ros.retarget.collision import HandCollisionModel
 
             self._colliders = tuple(HandCollisionModel(hand.chain) for hand in self.hands)
+        self.contact = _contact_keeper(self.hands, contact, avoid_collisions, contact_targets)
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray) -> BimanualFrame:
@@ -381,15 +426,21 @@ class PairRetargeter(_TwoHands):
             results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
         else:
             results = self._step_avoiding(kp_wrist, poses)
+        correction = None
+        if self.contact is not None:
+            results, correction = self._keep_contact(results, poses, kp)
         qpos = np.concatenate([r.qpos for r in results])
         return BimanualFrame(qpos=qpos, base_poses=poses,
                              converged=np.array([r.converged for r in results]),
                              residual_m=np.array([r.residual_m for r in results]),
                              wrist_error_m=np.zeros(2), time_s=time.perf_counter() - start,
-                             velocity_limited=np.array([r.velocity_limited for r in results]))
+                             velocity_limited=np.array([r.velocity_limited for r in results]),
+                             contact=correction)
 
     def reset(self) -> None:
         super().reset()
+        if getattr(self, 'contact', None) is not None:
+            self.contact.reset()
         for dex in self._dex or ():
             dex.reset()
         self._dex_prev: list[np.ndarray | None] = [None, None]
@@ -419,6 +470,36 @@ class PairRetargeter(_TwoHands):
                            iterations=int(result.evaluations),
                            time_s=time.perf_counter() - start, velocity_limited=limited)
 
+    def _keep_contact(self, results: list[FrameResult], poses: np.ndarray, kp: np.ndarray
+                      ) -> tuple[list[FrameResult], ContactCorrection]:
+        """Move the wrists (``poses``, in place) so that the hands' distance follows the
+        human's; where links stay crossed deeper than that (fingers interlaced, which no
+        wrist shift undoes), solve the fingers again with the other hand's links as extra
+        residuals, and move the wrists once more."""
+        keeper = self.contact
+        assert keeper is not None
+        human = float(keeper.human_distance(kp))
+        correction = keeper.correct([r.qpos for r in results], [_se3(pose) for pose in poses],
+                                    human)
+        poses[:, :3] += correction.shift_m
+        if not keeper.targets.resolve_fingers \
+                or correction.after_m >= correction.target_m - CROSSED_SLACK_M:
+            return results, correction
+        T_world_base = [_se3(pose) for pose in poses]
+        results = list(results)
+        for i, hand in enumerate(self.hands):
+            other = 1 - i
+            extra = keeper.models[i].inter_hand_residuals(
+                keeper.models[other], results[other].qpos,
+                T_world_base[i].actInv(T_world_base[other]),
+                max(correction.target_m, 0.0) + FINGER_GAP_M, FINGER_CONTACT_WEIGHT)
+            again = hand.resolve(extra)
+            results[i] = dataclasses.replace(again, time_s=results[i].time_s + again.time_s)
+        second = keeper.correct([r.qpos for r in results], T_world_base, human)
+        poses[:, :3] += second.shift_m
+        return results, dataclasses.replace(correction, shift_m=correction.shift_m
+                                            + second.shift_m, after_m=second.after_m)
+
     def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[FrameResult]:
         """Left hand first against the right hand's previous pose, then the right hand
         against the left hand's new pose; each also avoids its own links. The first frame of
@@ -445,6 +526,23 @@ class PairRetargeter(_TwoHands):
                                                         self.collision_weight))
             results.append(hand.step(kp_wrist[i], extra=extra))
         return results
+
+
+def _contact_keeper(hands: Sequence[HandRetargeter], contact: bool | None,
+                    avoid_collisions: bool, targets: ContactTargets | None
+                    ) -> ContactKeeper | None:
+    """The contact keeper of two hand retargeters, or ``None`` when off."""
+    if contact is None:
+        contact = not avoid_collisions
+    if contact and avoid_collisions:
+        raise RetargetError('keeping contacts and avoiding collisions exclude each other: '
+                            'collision avoidance keeps the hands apart')
+    if not contact:
+        return None
+    from handx_ros.retarget.collision import HandCollisionModel
+    from handx_ros.retarget.contact import ContactKeeper
+
+    return ContactKeeper([HandCollisionModel(hand.chain) for hand in hands], targets)
 
 
 def _se3(pose: np.ndarray) -> pin.SE3:
@@ -570,7 +668,7 @@ class HumanoidRetargeter(_TwoHands):
 
 def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = None, *,
                      fps: float = 30.0, avoid_collisions: bool = False,
-                     backend: Backend | str = Backend.HANDX,
+                     backend: Backend | str = Backend.HANDX, contact: bool | None = None,
                      ) -> PairRetargeter | HumanoidRetargeter:
     """The bimanual retargeter of a pair or humanoid folder.
 
@@ -582,7 +680,7 @@ def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = Non
     backend = _backend(backend)
     if spec.kind == RobotKind.PAIR:
         return PairRetargeter(spec, config, fps=fps, avoid_collisions=avoid_collisions,
-                              backend=backend)
+                              backend=backend, contact=contact)
     if spec.kind == RobotKind.HUMANOID:
         if backend != Backend.HANDX or avoid_collisions:
             raise RetargetError('humanoids retarget with the handx backend, without collision '

@@ -404,15 +404,70 @@ class HandCollisionModel:
 
     def _min_between(self, mine: list[pin.SE3], other: HandCollisionModel,
                      theirs: list[pin.SE3]) -> float:
-        lower = _sphere_gaps(self, mine, other, theirs).ravel()
+        return self.closest_between(mine, other, theirs)[0]
+
+    def base_frame_poses(self, u: np.ndarray) -> list[pin.SE3]:
+        """Geometry poses in the hand's base-link frame for joint angles ``u``; place the hand
+        with ``[T_world_base * M for M in ...]``."""
+        u = self._check_u(u)
+        return [self._T_ref_world * M for M in self._world_transforms(self.chain.full_q(u))]
+
+    def closest_between(self, mine: Sequence[pin.SE3], other: HandCollisionModel,
+                        theirs: Sequence[pin.SE3], *, beyond_m: float = math.inf
+                        ) -> tuple[float, np.ndarray | None, np.ndarray | None,
+                                   np.ndarray | None]:
+        """The closest pair between this hand's geometries posed at ``mine`` and ``other``'s
+        at ``theirs`` (one world): signed distance, witness points on this hand and on the
+        other, unit normal from this hand to the other (``None`` when no pair was checked).
+
+        Args:
+            beyond_m: When no bounding spheres come within this, return ``(inf, None, None,
+                None)`` without calling coal (the hands are further apart).
+        """
+        lower = _sphere_gaps(self, list(mine), other, list(theirs)).ravel()
         g_other = len(theirs)
-        best = math.inf
+        best = (math.inf, None, None, None)
         for k in np.argsort(lower):
-            if lower[k] >= best:
+            if lower[k] >= min(best[0], beyond_m):
                 break
             i, j = divmod(int(k), g_other)
-            best = min(best, self._distance(i, mine[i], j, theirs[j], other))
+            if self._distance(i, mine[i], j, theirs[j], other) < best[0]:
+                best = _witness(self._result)
         return best
+
+    def pairs_within(self, mine: Sequence[pin.SE3], other: HandCollisionModel,
+                     theirs: Sequence[pin.SE3], within_m: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair between this hand (posed at ``mine``) and ``other`` (at ``theirs``)
+        closer than ``within_m``: signed distances (k,) and unit normals (k, 3) from this
+        hand to the other (coal is called only where the bounding spheres are that close)."""
+        lower = _sphere_gaps(self, list(mine), other, list(theirs))
+        found = []
+        for i, j in zip(*np.nonzero(lower < within_m), strict=True):
+            distance = self._distance(int(i), mine[i], int(j), theirs[j], other)
+            if distance < within_m:
+                found.append((distance, np.array(self._result.normal)))
+        if not found:
+            return np.zeros(0), np.zeros((0, 3))
+        return np.array([d for d, _ in found]), np.array([n for _, n in found])
+
+    def reach_m(self, samples: int = 64, seed: int = 0) -> float:
+        """A radius around the base-link origin that holds every geometry's bounding sphere
+        over the neutral pose, both ends of the joint ranges and ``samples`` random poses,
+        plus 5 mm: hands whose origins are further apart than their radii plus a gap are
+        (all but surely) at least that gap apart."""
+        chain = self.chain
+        rng = np.random.default_rng(seed)
+        poses = [chain.neutral(), chain.lower.copy(), chain.upper.copy()]
+        poses += list(rng.uniform(chain.lower, chain.upper, size=(samples, chain.nu)))
+        reach = 0.0
+        for u in poses:
+            local = self.base_frame_poses(u)
+            centres = np.array([M.act(c) for M, c in zip(local, self._sphere_centre,
+                                                         strict=True)])
+            reach = max(reach, float(np.max(np.linalg.norm(centres, axis=1)
+                                            + self._sphere_radius)))
+        return reach + 0.005
 
     # ------------------------------------------------------------------------- avoidance
 
@@ -449,8 +504,10 @@ class HandCollisionModel:
                              weight: float) -> ExtraResiduals:
         """Avoidance of ``other`` (held fixed at ``u_other``, its base link at
         ``T_base_other`` in this hand's base-link frame) for :meth:`HandRetargeter.step`: one
-        residual ``sqrt(weight) * (margin_m - d)`` per pair closer than ``margin_m``."""
-        scale = _check_avoidance(margin_m, weight)
+        residual ``sqrt(weight) * (margin_m - d)`` per pair closer than ``margin_m``. A
+        negative margin lets the hands overlap by that much (a light press where they touch).
+        """
+        scale = _check_avoidance(margin_m, weight, signed=True)
         u_other = other._check_u(u_other, 'u_other')
         T_world_other = self.chain.T_world_reference() * _se3(T_base_other, 'T_base_other')
         theirs = other._posed(u_other, T_world_other)  # in this chain's model world
@@ -617,9 +674,12 @@ def _witness(result: coal.DistanceResult) -> tuple[float, np.ndarray, np.ndarray
             np.array(result.getNearestPoint2()), np.array(result.normal))
 
 
-def _check_avoidance(margin_m: float, weight: float) -> float:
+def _check_avoidance(margin_m: float, weight: float, *, signed: bool = False) -> float:
+    """``sqrt(weight)``, after checking the margin (> 0, or any finite value if ``signed``)
+    and the weight (> 0)."""
     for name, value in (('margin_m', margin_m), ('weight', weight)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        if not (isinstance(value, (int, float)) and math.isfinite(value)
+                and (value > 0 or (signed and name == 'margin_m'))):
             raise ConfigError(f'{name} must be a finite number > 0, got {value!r}')
     return math.sqrt(weight)
 

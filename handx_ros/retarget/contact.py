@@ -1,0 +1,312 @@
+"""Contact between the two robot hands where the human hands touch, and only there.
+
+A robot hand is not a human hand: larger, thicker, other finger widths. Put its wrist on the
+human wrist and a human clap drives the robot palms centimetres into each other, while a
+human hand resting a few millimetres from the other may leave the robot's hands further apart
+or overlapping. What a clip means lies in those contacts, so the two hands' distance is
+retargeted as well, after the fingers of each frame are solved:
+
+* the **human** distance ``d_h`` is the smallest signed distance between the two hands'
+  surface proxies (:func:`handx_gen.annotate.surface.inter_hand_distance`, the proxy whose
+  ``touch_gap_m`` defines contact events in the annotations);
+* the **robot** distance ``d_r`` is the smallest signed distance between the two hands'
+  collision geometry (:class:`~handx_ros.retarget.collision.HandCollisionModel`, the convex
+  hulls MuJoCo simulates), with the witness pair's normal ``n``;
+* the **target** (:meth:`ContactTargets.target`): where the human hands touch
+  (``d_h <= human_touch_m``) the robot hands are commanded ``preload_m`` into each other, so
+  the simulated hands press lightly and touch (the gate allows 10 mm commanded, 5 mm
+  simulated); where they do not, the target grows with ``d_h`` up to ``clearance_m``. The
+  robot hands are pushed apart whenever ``d_r`` is below the target, and pulled together
+  towards it with a weight that fades from 1 at a human touch to 0 at ``human_apart_m`` (the
+  annotations' release distance), so hands well apart are never pulled;
+* the **means**: the wrists (floating bases of a pair, wrist targets of a humanoid's arm IK)
+  are translated along ``n``, half the correction each, a few Gauss-Newton steps as the
+  closest pair changes. For a convex pair under translation ``d(s) = d_r + n . (s_2 - s_1)``,
+  so one step is exact while the closest pair stays the same. Orientations and fingers are
+  left as solved; each wrist moves at most ``max_shift_m``.
+
+Cost: nothing when the hands' bounding spheres are further apart than the target (most frames
+of most clips); otherwise forward kinematics of both hands once and a few coal queries on the
+bounding-sphere-ordered pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pinocchio as pin
+
+from handx_gen.annotate.surface import ContactConfig, hand_surface, inter_hand_distance
+from handx_gen.errors import ConfigError, RetargetError
+from handx_gen.hand.topology import HandSide
+from handx_ros.retarget.collision import HandCollisionModel
+
+__all__ = [
+    'ContactCorrection',
+    'ContactKeeper',
+    'ContactTargets',
+    'human_hand_distance',
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactTargets:
+    """How far apart the robot hands are kept for how far apart the human hands are.
+
+    Attributes:
+        preload_m: 0.002 m: the commanded overlap of touching robot hands. The simulated
+            hands then touch (MuJoCo's contact holds them within a fraction of a millimetre
+            of each other, the touch threshold is 1 mm) and press lightly; the gate allows
+            10 mm commanded and 5 mm simulated.
+        human_touch_m: The human hands touch at this surface distance or less (default the
+            annotations' ``ContactConfig.touch_gap_m``, 5 mm).
+        human_apart_m: Beyond this human distance the robot hands are no longer pulled
+            together (default the annotations' release distance ``apart_gap_m``, 15 mm).
+        clearance_m: 0.015 m: the most the robot hands are kept apart, where the human hands
+            are well apart (the simulation's contact release distance is 5 mm).
+        max_shift_m: 0.04 m: the most each wrist is moved.
+        iterations: Gauss-Newton steps per frame.
+        tolerance_m: Stop when a step changes the shift by less than this.
+        continuity: 0.02: weight of ``|s - decay * s_prev|^2`` against the squared
+            shortfalls (unit normals): small enough that a pair short of its target is
+            corrected to within a few percent in one frame, large enough that a shift
+            nothing asks for does not move.
+        decay: 0.8: the last frame's shift fades by this factor per frame when nothing asks
+            for it (90 % gone in 10 frames, a third of a second at 30 fps).
+        resolve_fingers: Where links stay crossed after the wrists moved (fingers between
+            fingers), solve the fingers again with the other hand's links as residuals.
+        crossed_slack_m: 0.001 m: links still this much deeper than the target after the
+            least squares are crossed; the hands are then moved apart along the line between
+            their wrists (at most ``separation_steps`` distance queries).
+    """
+
+    preload_m: float = 0.002
+    human_touch_m: float = ContactConfig().touch_gap_m
+    human_apart_m: float = ContactConfig().apart_gap_m
+    clearance_m: float = 0.015
+    max_shift_m: float = 0.04
+    iterations: int = 2
+    tolerance_m: float = 0.0003
+    continuity: float = 0.02
+    decay: float = 0.8
+    resolve_fingers: bool = False
+    crossed_slack_m: float = 0.001
+    separation_steps: int = 4
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == 'resolve_fingers':
+                if not isinstance(value, bool):
+                    raise ConfigError(f'contact resolve_fingers must be a bool, got {value!r}')
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ConfigError(f'contact {field.name} must be a finite number >= 0, got '
+                                  f'{value!r}')
+        if self.human_apart_m <= self.human_touch_m:
+            raise ConfigError(f'contact human_apart_m ({self.human_apart_m}) must exceed '
+                              f'human_touch_m ({self.human_touch_m})')
+        if self.decay > 1.0:
+            raise ConfigError(f'contact decay must be <= 1, got {self.decay!r}')
+        if int(self.iterations) != self.iterations or self.iterations < 1:
+            raise ConfigError(f'contact iterations must be an integer >= 1, got '
+                              f'{self.iterations!r}')
+
+    @property
+    def human_within_m(self) -> float:
+        """Human distances beyond this all give the largest target (``clearance_m``)."""
+        return self.human_touch_m + self.preload_m + self.clearance_m
+
+    def target(self, human_m: float) -> tuple[float, float]:
+        """Target robot distance (m) and the weight of the pull towards it, for a human
+        distance: ``-preload`` up to a human touch, then growing with the human distance up
+        to ``clearance_m``; the pull weight falls from 1 at a touch to 0 at
+        ``human_apart_m``."""
+        target = min(-self.preload_m + max(human_m - self.human_touch_m, 0.0), self.clearance_m)
+        pull = (self.human_apart_m - human_m) / (self.human_apart_m - self.human_touch_m)
+        return target, float(np.clip(pull, 0.0, 1.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactCorrection:
+    """What :meth:`ContactKeeper.correct` did to one frame.
+
+    Attributes:
+        shift_m: (2, 3) world translation added to each wrist (left first).
+        human_m: The human hands' surface distance (``inf``: further than it matters).
+        target_m: The robot distance aimed at.
+        before_m: The robot hands' distance with the wrists on the human wrists (``inf``:
+            further apart than the target, not computed).
+        after_m: The robot hands' distance after the shift.
+    """
+
+    shift_m: np.ndarray
+    human_m: float
+    target_m: float
+    before_m: float
+    after_m: float
+
+
+def human_hand_distance(keypoints: np.ndarray, *, within: float = math.inf) -> np.ndarray:
+    """Smallest signed surface distance between the two human hands of (..., 2, 21, 3) world
+    keypoints; ``inf`` where no part pair can be within ``within`` metres."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim < 3 or kp.shape[-3:] != (2, 21, 3):
+        raise RetargetError(f'keypoints must have shape (..., 2, 21, 3), got {kp.shape}')
+    surfaces = [hand_surface(kp[..., side, :, :], side) for side in HandSide]
+    return inter_hand_distance(*surfaces, within=within)
+
+
+class ContactKeeper:
+    """Retargets the distance between two robot hands (see the module docstring).
+
+    Args:
+        models: The collision models of the left and the right hand.
+        targets: The distance targets.
+    """
+
+    def __init__(self, models: Sequence[HandCollisionModel],
+                 targets: ContactTargets | None = None) -> None:
+        if len(models) != 2:
+            raise RetargetError(f'contact keeping needs two hands, got {len(models)}')
+        self.models = tuple(models)
+        self.targets = targets or ContactTargets()
+        self._reach = [model.reach_m() for model in self.models]
+        self.reset()
+
+    def human_distance(self, keypoints: np.ndarray) -> np.ndarray:
+        """:func:`human_hand_distance` up to :attr:`ContactTargets.human_within_m`."""
+        return human_hand_distance(keypoints, within=self.targets.human_within_m)
+
+    def reset(self) -> None:
+        """Forget the last frame's shift (a new clip or stream)."""
+        self._relative = np.zeros(3)
+
+    def correct(self, qpos: Sequence[np.ndarray], T_world_base: Sequence[pin.SE3],
+                human_m: float) -> ContactCorrection:
+        """The wrist shifts that bring the robot hands' distance to its target.
+
+        Every pair of links closer than the target (and, when pulling, the closest pair) gives
+        a linear model of its distance in the relative shift ``s`` of the right wrist from the
+        left (``d + n . s``). The shift minimises the squared shortfalls below the target
+        (hinged: a pair above it adds nothing), the weighted pull, and
+        ``continuity |s - decay * s_prev|^2`` (the last frame's shift, fading: a shift never
+        jumps, and dies away once it is no longer needed), by an active-set least squares;
+        the distances are queried again from the shifted hands up to
+        :attr:`ContactTargets.iterations` times. Pairs whose normals oppose each other (links
+        crossed, which no translation separates) balance instead of pulling the wrists to and
+        fro.
+
+        Args:
+            qpos: Each hand's driven joint angles, in its collision model's chain order.
+            T_world_base: Each hand's base-link pose in the world.
+            human_m: The human hands' distance this frame.
+        """
+        targets = self.targets
+        target, pull = targets.target(float(human_m))
+        # Without a pull, hands further apart than the target need nothing.
+        beyond = target + targets.tolerance_m if pull == 0.0 else math.inf
+        free = targets.decay * self._relative
+        gap = float(np.linalg.norm(T_world_base[1].translation - T_world_base[0].translation)
+                    ) - self._reach[0] - self._reach[1] - float(np.linalg.norm(free))
+        if gap > beyond:
+            self._relative = free
+            return ContactCorrection(np.stack([-0.5 * free, 0.5 * free]), float(human_m),
+                                     target, math.inf, math.inf)
+        left, right = self.models
+        local = [model.base_frame_poses(u) for model, u in zip(self.models, qpos, strict=True)]
+        relative = free  # the right wrist's shift from the left's
+        before = math.inf
+        for step in range(targets.iterations + 1):
+            posed = self._posed(local, T_world_base, relative)
+            # The pairs short of the target; only without any, the closest pair (to pull).
+            d, n = left.pairs_within(posed[0], right, posed[1], target)
+            if d.size:
+                closest, normal = float(d.min()), None
+            else:
+                closest, _, _, normal = left.closest_between(posed[0], right, posed[1],
+                                                             beyond_m=beyond)
+            if step == 0:
+                before = closest
+            if step == targets.iterations:
+                break
+            pulls = normal is not None and pull > 0.0
+            change = _shift(d - target, n, normal if pulls else None, closest - target, pull,
+                            relative - free, targets.continuity)
+            relative = relative + change
+            norm = float(np.linalg.norm(relative))
+            if norm > 2.0 * targets.max_shift_m:
+                relative *= 2.0 * targets.max_shift_m / norm
+            if np.linalg.norm(change) <= targets.tolerance_m:
+                break
+        if closest < target - targets.crossed_slack_m:
+            relative, closest = self._separate(local, T_world_base, relative, target)
+        self._relative = relative
+        shift = np.stack([-0.5 * relative, 0.5 * relative])
+        return ContactCorrection(shift_m=shift, human_m=float(human_m), target_m=target,
+                                 before_m=before, after_m=closest)
+
+    def _posed(self, local: Sequence[Sequence[pin.SE3]], T_world_base: Sequence[pin.SE3],
+               relative: np.ndarray) -> list[list[pin.SE3]]:
+        return [[pin.SE3(T.rotation, T.translation + sign * 0.5 * relative) * M
+                 for M in local[i]]
+                for i, (T, sign) in enumerate(zip(T_world_base, (-1.0, 1.0), strict=True))]
+
+    def _separate(self, local: Sequence[Sequence[pin.SE3]], T_world_base: Sequence[pin.SE3],
+                  relative: np.ndarray, target: float) -> tuple[np.ndarray, float]:
+        """Links still crossed (fingers between fingers: their normals oppose, and no small
+        shift undoes them): move the hands apart along the line between their base links
+        until no pair is short of the target, by conservative steps (each pair's shortfall
+        over its normal's component along the line, that component taken as at least 0.5:
+        a pair whose normal opposes the line is passed within a couple of steps)."""
+        left, right = self.models
+        line = (T_world_base[1].translation + 0.5 * relative) \
+            - (T_world_base[0].translation - 0.5 * relative)
+        line /= max(float(np.linalg.norm(line)), 1e-9)
+        limit = 2.0 * self.targets.max_shift_m
+        closest = -math.inf
+        for step in range(self.targets.separation_steps + 1):
+            posed = self._posed(local, T_world_base, relative)
+            d, n = left.pairs_within(posed[0], right, posed[1], target)
+            closest = float(d.min()) if d.size else target
+            if not d.size or step == self.targets.separation_steps \
+                    or np.linalg.norm(relative) >= limit:
+                break
+            step = float(np.max((target - d) / np.maximum(n @ line, 0.5)))
+            relative = relative + step * line
+            norm = float(np.linalg.norm(relative))
+            if norm > limit:
+                relative *= limit / norm
+        return relative, closest
+
+
+def _shift(excess: np.ndarray, normals: np.ndarray, pull_normal: np.ndarray | None,
+           pull_excess: float, pull_weight: float, offset: np.ndarray, continuity: float
+           ) -> np.ndarray:
+    """The change ``x`` (3,) of the relative shift minimising ``sum min(0, e_k + n_k . x)^2 +
+    w^2 (p + n_p . x)^2 + c |offset + x|^2``: hinged pairs with ``e_k`` their distance above
+    the target (negative: short of it), the pull on the closest pair (``p`` its distance
+    above the target, ``w`` the pull weight), and the continuity term (``offset``: the current
+    shift's departure from where the last frame's would have faded to). Active-set
+    iterations from the pairs short of the target."""
+    A, b = normals, -excess  # (k, 3), (k,)
+    hinged = np.ones(len(A), dtype=bool)
+    if pull_normal is not None:
+        A = np.concatenate([A, pull_weight * pull_normal[None]])
+        b = np.append(b, -pull_weight * pull_excess)
+        hinged = np.append(hinged, False)
+    active = ~hinged | (b > 0.0)
+    x = np.zeros(3)
+    for _ in range(8):
+        A_a, b_a = A[active], b[active]
+        x = np.linalg.solve(A_a.T @ A_a + continuity * np.eye(3),
+                            A_a.T @ b_a - continuity * offset)
+        now = ~hinged | (A @ x < b - 1e-12)  # the hinged pairs still short of the target
+        if np.array_equal(now, active):
+            break
+        active = now
+    return x
