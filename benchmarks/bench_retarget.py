@@ -4,6 +4,10 @@ Synthetic clips (``handx_gen.data.synthetic``, seeds 0..``--clips``-1) are retar
 bimanual Allegro pair (``--robot``, a pair folder) by:
 
 * ``handx-fingertip`` / ``handx-keyvector`` / ``handx-dexpilot``: ours, one objective each;
+* ``handx-pair``: ours as ``handx retarget`` runs it, the two hands together
+  (:class:`~handx_ros.retarget.PairRetargeter`, fingertip objective) with the hands' contacts
+  kept (:mod:`handx_ros.retarget.contact`); the human hands' distance is computed once per
+  clip and its cost spread over the clip's frames;
 * ``dex-vector`` / ``dex-dexpilot``: dex-retargeting 0.5.0, two retargeters (left, right)
   configured from the same robot folders (same links, scale and wrist frame), its output
   filter off (``low_pass_alpha=None``) so both sides are compared unfiltered.
@@ -51,16 +55,38 @@ OURS = {'handx-fingertip': Objective.FINGERTIP, 'handx-keyvector': Objective.KEY
 DEX = {'dex-vector': 'vector', 'dex-dexpilot': 'dexpilot'}
 
 
-def _clips(count: int, frames: int | None) -> list[np.ndarray]:
-    """Wrist-frame keypoints (T, 2, 21, 3) of ``count`` synthetic clips."""
-    clips = []
+def _clips(count: int, frames: int | None) -> tuple[list[np.ndarray], list[tuple]]:
+    """Wrist-frame keypoints (T, 2, 21, 3) of ``count`` synthetic clips, and per clip the
+    world keypoints and wrist frames (for the pair)."""
+    clips, world = [], []
     for seed in range(count):
         motion = synthesize_clip(SynthConfig(), seed, seed + 1000).motion
         if frames:
             motion = motion[:frames]
         R, p = wrist_poses_from_motion(motion)
         clips.append(keypoints_in_wrist_frame(motion.keypoints, R, p))
-    return clips
+        world.append((np.asarray(motion.keypoints, dtype=np.float64), R, p))
+    return clips, world
+
+
+class _Pair:
+    """The pair retargeter behind the per-hand interface of the loop below."""
+
+    def __init__(self, pair) -> None:
+        from handx_ros.retarget import PairRetargeter
+
+        self.pair = PairRetargeter(pair)
+        self.human = np.zeros(0)
+        self.split = len(self.pair.hands[0].joint_names)
+
+    def reset(self) -> None:
+        self.pair.reset()
+
+    def start_clip(self, world: tuple) -> float:
+        """The clip's human hand distances in one batch; returns its time."""
+        start = time.perf_counter()
+        self.human = self.pair.contact.human_distance(world[0])
+        return time.perf_counter() - start
 
 
 def _build(method: str, members):
@@ -78,14 +104,15 @@ def run(args: argparse.Namespace) -> dict:
     if pair.kind != RobotKind.PAIR:
         raise SystemExit(f'--robot must be a pair folder, got {args.robot!r} ({pair.kind.value})')
     members = [load_robot_spec(name, pair.folder.parent) for name in pair.members]
-    clips = _clips(args.clips, args.frames)
-    methods = args.methods.split(',') if args.methods else [*OURS, *DEX]
+    clips, world = _clips(args.clips, args.frames)
+    methods = args.methods.split(',') if args.methods else [*OURS, 'handx-pair', *DEX]
     reference = [HandRetargeter(member) for member in members]  # FK and targets
-    builders = {method: _build(method, members) for method in methods}
+    builders = {method: [_Pair(pair)] if method == 'handx-pair' else _build(method, members)
+                for method in methods}
     times = {method: [] for method in methods}
     qpos = {method: [] for method in methods}  # per clip: (T, 2, n)
     flagged = dict.fromkeys(methods, 0)
-    for kp in clips:
+    for kp, scene in zip(clips, world, strict=True):
         for hands in builders.values():
             for hand in hands:
                 hand.reset()
@@ -96,16 +123,25 @@ def run(args: argparse.Namespace) -> dict:
         if len(clip_q) and len(qpos[methods[0]]) % 2:
             order.reverse()
         for method, hands in order:
+            pair = hands[0] if method == 'handx-pair' else None
+            shared = pair.start_clip(scene) / kp.shape[0] if pair else 0.0
             for t in range(kp.shape[0]):
                 start = time.perf_counter()
-                frame = [hand.step(kp[t, side]) for side, hand in enumerate(hands)]
-                elapsed = time.perf_counter() - start
+                if pair is not None:
+                    both = pair.pair.step(scene[0][t], scene[1][t], scene[2][t],
+                                          human_distance_m=float(pair.human[t]))
+                    frame = [both.qpos[:pair.split], both.qpos[pair.split:]]
+                    failed = [not c for c in both.converged]
+                else:
+                    results = [hand.step(kp[t, side]) for side, hand in enumerate(hands)]
+                    frame = [result.qpos for result in results]
+                    failed = [(not r.converged) if method in OURS else r.solver_failed
+                              for r in results]
+                elapsed = time.perf_counter() - start + shared
                 if t >= args.warmup:
                     times[method].append(elapsed)
-                clip_q[method].append([result.qpos for result in frame])
-                for result in frame:
-                    failed = (not result.converged) if method in OURS else result.solver_failed
-                    flagged[method] += int(bool(failed))
+                clip_q[method].append(frame)
+                flagged[method] += sum(bool(f) for f in failed)
         for method in methods:
             qpos[method].append(np.array(clip_q[method]))
     results = {}
@@ -184,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=None, help='frames per clip at most')
     parser.add_argument('--warmup', type=int, default=5, help='untimed frames per clip')
     parser.add_argument('--methods', default=None,
-                        help=f'comma-separated subset of {",".join([*OURS, *DEX])}')
+                        help=f'comma-separated subset of '
+                             f'{",".join([*OURS, "handx-pair", *DEX])}')
     parser.add_argument('--save', default=None, help='write the results as JSON here')
     args = parser.parse_args(argv)
     save_report(run(args), args.save)

@@ -75,3 +75,28 @@ def test_retarget_retimes_a_clip_too_fast_for_the_robot(motion_file, tmp_path, c
                  '--no-retime']) == 0
     assert 'retimed' not in capsys.readouterr().out
     assert RobotTrajectory.load(out).num_frames == motion.num_frames
+
+
+def test_retarget_keeps_a_claps_contact_unless_told_not_to(tmp_path, capsys):
+    from handx_gen.data.synthetic import load_primitives
+
+    load_primitives()
+    config = SynthConfig(clip_duration_s=(2.0, 3.0), primitives_per_clip=(1, 1))
+    clap = synthesize_clip(config, 0, 0, motion_types=['clap']).motion
+    path = clap.save(tmp_path / 'clap.npz')
+    reports = {}
+    for label, extra in (('kept', []), ('plain', ['--no-contact'])):
+        out, report = tmp_path / f'{label}.npz', tmp_path / f'{label}.json'
+        assert main(['retarget', str(path), '--robot', 'allegro', '--no-retime', '--out',
+                     str(out), '--report', str(report), *extra]) == 0
+        reports[label] = (json.loads(report.read_text()), capsys.readouterr().out,
+                          RobotTrajectory.load(out))
+    kept, printed, trajectory = reports['kept']
+    assert kept['contact']['human_touch_frames'] > 0 and 'hands touch in' in printed
+    low, high = kept['contact']['robot_distance_m_touching']
+    assert -0.004 < low <= high < 0.002  # pressing lightly, never far in
+    plain = reports['plain']
+    assert plain[0]['contact'] is None and 'hands touch in' not in plain[1]
+    # Only the wrists differ: the fingers are solved the same.
+    np.testing.assert_allclose(trajectory.qpos, plain[2].qpos, atol=1e-9)
+    assert not np.allclose(trajectory.base_poses[..., :3], plain[2].base_poses[..., :3])

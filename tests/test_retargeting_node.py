@@ -91,7 +91,7 @@ def test_clip_becomes_a_trajectory_with_the_robots_joint_names(ros, motion):
     motion_pub.publish(conversions.motion_to_msg(motion, stamp_s=STAMP_S))
     harness.wait_for(lambda: len(_clips(trajectories)) > before, what='a robot trajectory')
     message = _clips(trajectories)[-1]
-    retargeter = build_retargeter(ROBOT, fps=motion.fps, avoid_collisions=True)  # as the node
+    retargeter = build_retargeter(ROBOT, fps=motion.fps)  # as the node: contacts kept
     assert list(message.joint_names) == list(retargeter.joint_names) + list(
         conversions.BASE_JOINT_NAMES)
     assert conversions.stamp_to_s(message.header.stamp) == STAMP_S

@@ -28,8 +28,11 @@ poses) is rejected in microseconds instead of being deserialized, and clips are 
 on the worker thread. An unknown robot or a bad parameter stops the node at start with one
 clear log line and exit status 1.
 
-Parameters (``config/nodes.yaml``, section ``handx_retargeting``): ``robot``,
-``avoid_collisions`` (pairs only; ignored with a warning for a humanoid), ``frame_id``,
+Parameters (``config/nodes.yaml``, section ``handx_retargeting``): ``robot``, ``contact``
+(default true: the robot hands touch where the human hands touch and keep clear elsewhere,
+:mod:`handx_ros.retarget.contact`; clips and teleop alike), ``avoid_collisions`` (default
+false; pairs only, ignored with a warning for a humanoid; keeps the hands apart, so it turns
+``contact`` off for clips), ``frame_id``,
 ``teleop``, ``teleop_fps`` (the observed stream's rate, for the retargeter's input filter and
 its per-frame velocity bound: each teleop frame moves every joint by at most its velocity
 limit / ``teleop_fps`` from the last one, so a stream faster than ``teleop_fps`` could command
@@ -89,7 +92,8 @@ TRAJECTORY_TOPIC = '/handx/robot_trajectory'
 
 PARAMETERS: dict[str, Any] = {
     'robot': 'allegro',
-    'avoid_collisions': True,
+    'contact': True,
+    'avoid_collisions': False,
     'frame_id': 'world',
     'teleop': True,
     'teleop_fps': 30.0,
@@ -126,6 +130,7 @@ class RetargetingNode(Node):
                 raise ConfigError(f'teleop_fps must be > 0, got {params["teleop_fps"]}')
             self._spec = load_robot_spec(params['robot'])
             self._avoid_collisions = bool(params['avoid_collisions'])
+            self._contact = bool(params['contact'])
             if self._spec.kind != RobotKind.PAIR and (self._avoid_collisions
                                                       or params['teleop_avoid_collisions']):
                 self.get_logger().warning(
@@ -138,7 +143,8 @@ class RetargetingNode(Node):
             self._teleop: Retargeter | None = build_retargeter(
                 self._spec, RetargetConfig(prediction=params['teleop_prediction'],
                                            max_iterations=params['teleop_max_iterations']),
-                fps=params['teleop_fps'], avoid_collisions=params['teleop_avoid_collisions']
+                fps=params['teleop_fps'], avoid_collisions=params['teleop_avoid_collisions'],
+                contact=params['contact'] and not params['teleop_avoid_collisions']
             ) if params['teleop'] else None
         except HandxError as error:
             self.get_logger().fatal(f'cannot start: {error}')
@@ -193,8 +199,9 @@ class RetargetingNode(Node):
         """The clip retargeter for a frame rate (its input filter depends on it), cached."""
         retargeter = self._clip_retargeters.get(fps)
         if retargeter is None:
-            retargeter = build_retargeter(self._spec, fps=fps,
-                                          avoid_collisions=self._avoid_collisions)
+            retargeter = build_retargeter(
+                self._spec, fps=fps, avoid_collisions=self._avoid_collisions,
+                contact=self._contact and not self._avoid_collisions)
             self._clip_retargeters[fps] = retargeter
         return retargeter
 

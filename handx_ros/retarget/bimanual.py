@@ -185,7 +185,8 @@ class _TwoHands:
         return np.clip(np.zeros(len(self.joint_names)), lower, upper)
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
-             p_world_wrist: np.ndarray) -> BimanualFrame:
+             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
+             ) -> BimanualFrame:
         raise NotImplementedError
 
     def _bounded(self) -> list[Any]:
@@ -252,8 +253,12 @@ class _TwoHands:
             from tqdm import tqdm
 
             iterator = tqdm(iterator, desc=f'retarget {self.spec.name}', unit='frame')
+        keeper = getattr(self, 'contact', None)
+        human = keeper.human_distance(keypoints) if keeper is not None \
+            else np.full(motion.num_frames, np.inf)  # (T,) in one batch: far cheaper
         for t in iterator:
-            frames.append(self.step(keypoints[t], R[t], p[t]))
+            frames.append(self.step(keypoints[t], R[t], p[t],
+                                    human_distance_m=float(human[t])))
         qpos = np.array([f.qpos for f in frames])
         poses = None if frames[0].base_poses is None else np.array([f.base_poses
                                                                     for f in frames])
@@ -406,8 +411,13 @@ class PairRetargeter(_TwoHands):
         self.contact = _contact_keeper(self.hands, contact, avoid_collisions, contact_targets)
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
-             p_world_wrist: np.ndarray) -> BimanualFrame:
+             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
+             ) -> BimanualFrame:
         """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3).
+
+        ``human_distance_m``: the human hands' surface distance, when the caller computed
+        it for many frames at once (:meth:`ContactKeeper.human_distance`); else it is
+        computed here when contacts are kept.
 
         Raises:
             RetargetError: Bad shapes or values; the retargeters' state is unchanged.
@@ -428,7 +438,7 @@ class PairRetargeter(_TwoHands):
             results = self._step_avoiding(kp_wrist, poses)
         correction = None
         if self.contact is not None:
-            results, correction = self._keep_contact(results, poses, kp)
+            results, correction = self._keep_contact(results, poses, kp, human_distance_m)
         qpos = np.concatenate([r.qpos for r in results])
         return BimanualFrame(qpos=qpos, base_poses=poses,
                              converged=np.array([r.converged for r in results]),
@@ -470,15 +480,16 @@ class PairRetargeter(_TwoHands):
                            iterations=int(result.evaluations),
                            time_s=time.perf_counter() - start, velocity_limited=limited)
 
-    def _keep_contact(self, results: list[FrameResult], poses: np.ndarray, kp: np.ndarray
-                      ) -> tuple[list[FrameResult], ContactCorrection]:
+    def _keep_contact(self, results: list[FrameResult], poses: np.ndarray, kp: np.ndarray,
+                      human: float | None) -> tuple[list[FrameResult], ContactCorrection]:
         """Move the wrists (``poses``, in place) so that the hands' distance follows the
         human's; where links stay crossed deeper than that (fingers interlaced, which no
         wrist shift undoes), solve the fingers again with the other hand's links as extra
         residuals, and move the wrists once more."""
         keeper = self.contact
         assert keeper is not None
-        human = float(keeper.human_distance(kp))
+        if human is None:
+            human = float(keeper.human_distance(kp))
         correction = keeper.correct([r.qpos for r in results], [_se3(pose) for pose in poses],
                                     human)
         poses[:, :3] += correction.shift_m
@@ -644,7 +655,8 @@ class HumanoidRetargeter(_TwoHands):
         return targets
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
-             p_world_wrist: np.ndarray) -> BimanualFrame:
+             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
+             ) -> BimanualFrame:
         """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3)."""
         start = time.perf_counter()
         kp, R, p = _check_frame(keypoints, R_world_wrist, p_world_wrist)

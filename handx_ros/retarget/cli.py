@@ -63,7 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retarget.add_argument('--config', default=None, metavar='YAML',
                           help='retargeter settings (RetargetConfig fields) as YAML')
     retarget.add_argument('--avoid-collisions', action='store_true',
-                          help="keep the two hands and each hand's own links apart (pairs)")
+                          help="keep the two hands and each hand's own links apart (pairs; "
+                               'a clap then stops short; implies --no-contact)')
+    retarget.add_argument('--no-contact', action='store_true',
+                          help="don't keep the hands' contacts: by default the wrists are moved "
+                               'so that the robot hands touch where the human hands touch '
+                               '(pressing 2 mm) and keep clear elsewhere')
     retarget.add_argument('--report', default=None, metavar='JSON',
                           help='write metrics (errors, limits, collisions, jerk, timing)')
     retarget.add_argument('--no-retime', action='store_true',
@@ -72,6 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "path, within each joint's velocity and acceleration limits)")
     retarget.add_argument('--progress', action='store_true', help='show a progress bar')
     retarget.set_defaults(func=_run_retarget)
+
+
+def _mm(value: float | None) -> str:
+    return '?' if value is None else f'{value * 1e3:.1f} mm'
 
 
 def robot_summaries() -> list[dict[str, Any]]:
@@ -136,7 +145,9 @@ def _run_retarget(args: argparse.Namespace) -> int:
     motion = BimanualMotion.load(args.motion)
     retargeter = build_retargeter(spec, config, fps=motion.fps,
                                   avoid_collisions=args.avoid_collisions,
-                                  backend=args.backend)
+                                  backend=args.backend,
+                                  contact=False if args.no_contact or args.avoid_collisions
+                                  else None)
     retiming = None
     if args.no_retime:
         trajectory = retargeter.retarget_motion(motion, progress=args.progress)
@@ -157,6 +168,12 @@ def _run_retarget(args: argparse.Namespace) -> int:
     if report.get('wrist_error_median_mm') is not None:
         print(f'wrist position error median {report["wrist_error_median_mm"]:.2f} mm, max '
               f'{report["wrist_error_max_mm"]:.2f} mm')
+    contact = trajectory.info.get('contact')
+    if contact and contact['human_touch_frames']:
+        low, high = contact['robot_distance_m_touching']
+        print(f'hands touch in {contact["human_touch_frames"]} frames: the robot hands are '
+              f'{_mm(low)} to {_mm(high)} apart there (negative: pressing), the wrists moved '
+              f'up to {contact["max_shift_m"] * 1e3:.1f} mm')
     lag = report.get('lag')
     if lag and lag['frames']:
         print(f'{lag["frames"]} frames lag their targets at the velocity limits (longest '

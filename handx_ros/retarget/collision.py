@@ -435,6 +435,20 @@ class HandCollisionModel:
                 best = _witness(self._result)
         return best
 
+    def local_spheres(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For joint angles ``u``: the geometry poses (g, 4, 4) in the hand's base-link frame,
+        their bounding-sphere centres (g, 3) in that frame and radii (g,)."""
+        H = self.placements(u)
+        centres = np.einsum('gij,gj->gi', H[:, :3, :3], self._sphere_centre) + H[:, :3, 3]
+        return H, centres, self._sphere_radius
+
+    def pair_distance(self, i: int, T_i: pin.SE3, other: HandCollisionModel, j: int,
+                      T_j: pin.SE3) -> tuple[float, np.ndarray]:
+        """Signed distance and unit normal (from this hand's geometry ``i`` to ``other``'s
+        geometry ``j``) of the two geometries posed at ``T_i`` and ``T_j``."""
+        distance = self._distance(i, T_i, j, T_j, other)
+        return distance, np.array(self._result.normal)
+
     def pairs_within(self, mine: Sequence[pin.SE3], other: HandCollisionModel,
                      theirs: Sequence[pin.SE3], within_m: float
                      ) -> tuple[np.ndarray, np.ndarray]:

@@ -217,19 +217,18 @@ class ContactKeeper:
             self._relative = free
             return ContactCorrection(np.stack([-0.5 * free, 0.5 * free]), float(human_m),
                                      target, math.inf, math.inf)
-        left, right = self.models
-        local = [model.base_frame_poses(u) for model, u in zip(self.models, qpos, strict=True)]
+        hands = [_Hand(model, u, T) for model, u, T in zip(self.models, qpos, T_world_base,
+                                                             strict=True)]
         relative = free  # the right wrist's shift from the left's
-        before = math.inf
+        before = closest = math.inf
         for step in range(targets.iterations + 1):
-            posed = self._posed(local, T_world_base, relative)
             # The pairs short of the target; only without any, the closest pair (to pull).
-            d, n = left.pairs_within(posed[0], right, posed[1], target)
+            d, n = _pairs_within(hands, relative, target)
+            normal = None
             if d.size:
-                closest, normal = float(d.min()), None
+                closest = float(d.min())
             else:
-                closest, _, _, normal = left.closest_between(posed[0], right, posed[1],
-                                                             beyond_m=beyond)
+                closest, normal = _closest(hands, relative, beyond)
             if step == 0:
                 before = closest
             if step == targets.iterations:
@@ -244,44 +243,97 @@ class ContactKeeper:
             if np.linalg.norm(change) <= targets.tolerance_m:
                 break
         if closest < target - targets.crossed_slack_m:
-            relative, closest = self._separate(local, T_world_base, relative, target)
+            relative, closest = self._separate(hands, relative, target)
         self._relative = relative
         shift = np.stack([-0.5 * relative, 0.5 * relative])
         return ContactCorrection(shift_m=shift, human_m=float(human_m), target_m=target,
                                  before_m=before, after_m=closest)
 
-    def _posed(self, local: Sequence[Sequence[pin.SE3]], T_world_base: Sequence[pin.SE3],
-               relative: np.ndarray) -> list[list[pin.SE3]]:
-        return [[pin.SE3(T.rotation, T.translation + sign * 0.5 * relative) * M
-                 for M in local[i]]
-                for i, (T, sign) in enumerate(zip(T_world_base, (-1.0, 1.0), strict=True))]
-
-    def _separate(self, local: Sequence[Sequence[pin.SE3]], T_world_base: Sequence[pin.SE3],
-                  relative: np.ndarray, target: float) -> tuple[np.ndarray, float]:
+    def _separate(self, hands: Sequence[_Hand], relative: np.ndarray, target: float
+                  ) -> tuple[np.ndarray, float]:
         """Links still crossed (fingers between fingers: their normals oppose, and no small
         shift undoes them): move the hands apart along the line between their base links
         until no pair is short of the target, by conservative steps (each pair's shortfall
         over its normal's component along the line, that component taken as at least 0.5:
         a pair whose normal opposes the line is passed within a couple of steps)."""
-        left, right = self.models
-        line = (T_world_base[1].translation + 0.5 * relative) \
-            - (T_world_base[0].translation - 0.5 * relative)
+        line = (hands[1].t + 0.5 * relative) - (hands[0].t - 0.5 * relative)
         line /= max(float(np.linalg.norm(line)), 1e-9)
         limit = 2.0 * self.targets.max_shift_m
         closest = -math.inf
         for step in range(self.targets.separation_steps + 1):
-            posed = self._posed(local, T_world_base, relative)
-            d, n = left.pairs_within(posed[0], right, posed[1], target)
+            d, n = _pairs_within(hands, relative, target)
             closest = float(d.min()) if d.size else target
             if not d.size or step == self.targets.separation_steps \
                     or np.linalg.norm(relative) >= limit:
                 break
-            step = float(np.max((target - d) / np.maximum(n @ line, 0.5)))
-            relative = relative + step * line
+            advance = float(np.max((target - d) / np.maximum(n @ line, 0.5)))
+            relative = relative + advance * line
             norm = float(np.linalg.norm(relative))
             if norm > limit:
                 relative *= limit / norm
         return relative, closest
+
+
+class _Hand:
+    """One hand's geometry for a frame: poses and bounding spheres in its base-link frame,
+    and the base link's pose; the world poses of a shifted hand are made on demand."""
+
+    def __init__(self, model: HandCollisionModel, u: np.ndarray, T_world_base: pin.SE3
+                 ) -> None:
+        self.model = model
+        self.H, centres, self.radius = model.local_spheres(u)
+        self.R = np.asarray(T_world_base.rotation)
+        self.t = np.asarray(T_world_base.translation)
+        self.centres = centres @ self.R.T + self.t  # (g, 3) world, unshifted
+
+    def pose(self, k: int, shift: np.ndarray) -> pin.SE3:
+        """World pose of geometry ``k`` with the hand shifted by ``shift``."""
+        return pin.SE3(self.R @ self.H[k, :3, :3],
+                       self.R @ self.H[k, :3, 3] + self.t + shift)
+
+
+def _gaps(hands: Sequence[_Hand], relative: np.ndarray) -> np.ndarray:
+    """(g_left, g_right) lower bounds of the pair distances from the bounding spheres, the
+    hands shifted by ``-relative / 2`` and ``+relative / 2``."""
+    left, right = hands
+    diff = (right.centres + 0.5 * relative)[None] - (left.centres - 0.5 * relative)[:, None]
+    return np.linalg.norm(diff, axis=-1) - left.radius[:, None] - right.radius[None]
+
+
+def _pair(hands: Sequence[_Hand], relative: np.ndarray, i: int, j: int
+          ) -> tuple[float, np.ndarray]:
+    left, right = hands
+    return left.model.pair_distance(i, left.pose(i, -0.5 * relative), right.model, j,
+                                    right.pose(j, 0.5 * relative))
+
+
+def _pairs_within(hands: Sequence[_Hand], relative: np.ndarray, within: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distances (k,) and normals (k, 3) (left to right) of every pair closer than
+    ``within``; coal is called only where the bounding spheres are that close."""
+    found = [_pair(hands, relative, int(i), int(j))
+             for i, j in zip(*np.nonzero(_gaps(hands, relative) < within), strict=True)]
+    found = [(d, n) for d, n in found if d < within]
+    if not found:
+        return np.zeros(0), np.zeros((0, 3))
+    return np.array([d for d, _ in found]), np.array([n for _, n in found])
+
+
+def _closest(hands: Sequence[_Hand], relative: np.ndarray, beyond: float
+             ) -> tuple[float, np.ndarray | None]:
+    """The closest pair's distance and normal, checking pairs in the order of their sphere
+    bounds; ``(inf, None)`` when no bound is below ``beyond``."""
+    lower = _gaps(hands, relative)
+    flat = lower.ravel()
+    best, normal = math.inf, None
+    for k in np.argsort(flat):
+        if flat[k] >= min(best, beyond):
+            break
+        i, j = divmod(int(k), lower.shape[1])
+        distance, n = _pair(hands, relative, i, j)
+        if distance < best:
+            best, normal = distance, n
+    return best, normal
 
 
 def _shift(excess: np.ndarray, normals: np.ndarray, pull_normal: np.ndarray | None,

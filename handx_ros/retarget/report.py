@@ -87,6 +87,8 @@ def trajectory_report(retargeter: PairRetargeter | HumanoidRetargeter,
             [t.ravel() for t in tips]), 95) * 1e3),
         'time_p50_ms': float(np.median(time_s) * 1e3) if time_s.size else None,
         'lag': trajectory.info.get('lag'),
+        'contact': {key: value for key, value in (trajectory.info.get('contact') or {}).items()
+                    if key != 'shift_m_per_hand'} or None,
         'metrics': summary.to_dict(),
         **collision,
     }
