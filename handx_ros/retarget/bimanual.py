@@ -408,7 +408,8 @@ class PairRetargeter(_TwoHands):
             from handx_ros.retarget.collision import HandCollisionModel
 
             self._colliders = tuple(HandCollisionModel(hand.chain) for hand in self.hands)
-        self.contact = _contact_keeper(self.hands, contact, avoid_collisions, contact_targets)
+        self.contact = _contact_keeper(self.hands, contact, avoid_collisions, contact_targets,
+                                       fps)
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
@@ -540,7 +541,7 @@ class PairRetargeter(_TwoHands):
 
 
 def _contact_keeper(hands: Sequence[HandRetargeter], contact: bool | None,
-                    avoid_collisions: bool, targets: ContactTargets | None
+                    avoid_collisions: bool, targets: ContactTargets | None, fps: float
                     ) -> ContactKeeper | None:
     """The contact keeper of two hand retargeters, or ``None`` when off."""
     if contact is None:
@@ -553,7 +554,7 @@ def _contact_keeper(hands: Sequence[HandRetargeter], contact: bool | None,
     from handx_ros.retarget.collision import HandCollisionModel
     from handx_ros.retarget.contact import ContactKeeper
 
-    return ContactKeeper([HandCollisionModel(hand.chain) for hand in hands], targets)
+    return ContactKeeper([HandCollisionModel(hand.chain) for hand in hands], targets, fps=fps)
 
 
 def _se3(pose: np.ndarray) -> pin.SE3:

@@ -81,6 +81,10 @@ class ContactTargets:
         crossed_slack_m: 0.001 m: links still this much deeper than the target after the
             least squares are crossed; the hands are then moved apart along the line between
             their wrists (at most ``separation_steps`` distance queries).
+        max_shift_speed_m_s: 0.3 m/s: the most the shift between the hands changes per
+            second (each wrist gets half: 5 mm a frame at 30 fps), so that keeping contacts
+            never makes a wrist jump; a frame that needs more catches up over the next ones
+            (the gate allows 10 mm of commanded overlap meanwhile).
     """
 
     preload_m: float = 0.002
@@ -95,6 +99,7 @@ class ContactTargets:
     resolve_fingers: bool = False
     crossed_slack_m: float = 0.001
     separation_steps: int = 4
+    max_shift_speed_m_s: float = 0.3
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -167,12 +172,16 @@ class ContactKeeper:
     Args:
         models: The collision models of the left and the right hand.
         targets: The distance targets.
+        fps: The frame rate of the frames it corrects (for the shift's speed bound).
     """
 
     def __init__(self, models: Sequence[HandCollisionModel],
-                 targets: ContactTargets | None = None) -> None:
+                 targets: ContactTargets | None = None, *, fps: float = 30.0) -> None:
         if len(models) != 2:
             raise RetargetError(f'contact keeping needs two hands, got {len(models)}')
+        if not (math.isfinite(fps) and fps > 0):
+            raise RetargetError(f'fps must be a finite number > 0, got {fps!r}')
+        self.fps = float(fps)
         self.models = tuple(models)
         self.targets = targets or ContactTargets()
         self._reach = [model.reach_m() for model in self.models]
@@ -244,6 +253,12 @@ class ContactKeeper:
                 break
         if closest < target - targets.crossed_slack_m:
             relative, closest = self._separate(hands, relative, target)
+        change = relative - self._relative
+        most = targets.max_shift_speed_m_s / self.fps
+        if np.linalg.norm(change) > most:  # the wrists' extra speed stays bounded
+            relative = self._relative + change * (most / float(np.linalg.norm(change)))
+            d, _ = _pairs_within(hands, relative, target)
+            closest = float(d.min()) if d.size else max(closest, target)
         self._relative = relative
         shift = np.stack([-0.5 * relative, 0.5 * relative])
         return ContactCorrection(shift_m=shift, human_m=float(human_m), target_m=target,
