@@ -87,7 +87,7 @@ CONTACT_PROMPTS = Path(__file__).resolve().parent / 'prompts' / 'contact_prompts
 CORPUS_CONFIG = ROOT / 'training' / 'configs' / 'corpus.yaml'
 CACHE_DIR = ROOT / 'data' / 'bench_chain'
 
-DEFAULT_ROBOTS = ('allegro', 'inspire', 'g1_hands')
+DEFAULT_ROBOTS = ('allegro', 'inspire', 'g1_hands', 'gr1')
 DEFAULT_MODELS = ('diffusion', 'ar')
 
 # Tracker noise (cell b). A hand tracker's keypoints scatter by a few millimetres per axis

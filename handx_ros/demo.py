@@ -21,11 +21,12 @@ checks the annotation against the generator's plans (``handx data check-annotati
 report shows the check and a few clips' descriptions.
 
 Last, it retargets the clip onto the bimanual Allegro pair (with and without collision
-avoidance) and onto the Unitree G1 with hands (``handx retarget``), writing the
-``handx-robot-trajectory/1`` files and their metrics (fingertip and wrist errors, convergence,
-collisions, time per frame). Each trajectory is then played in MuJoCo (``handx sim``) and
-judged by the gate (``config/sim_gate.yaml``): the report lists the verdict with every reason,
-``sim/`` holds the plots and a video of the first trajectory beside the human skeleton.
+avoidance) and onto two humanoids, the Unitree G1 with Dex3 hands and the Fourier GR1 with
+Inspire hands (``handx retarget``), writing the ``handx-robot-trajectory/1`` files and their
+metrics (fingertip and wrist errors, convergence, collisions, time per frame). Each trajectory
+is then played in MuJoCo (``handx sim``) and judged by the gate (``config/sim_gate.yaml``): the
+report lists the verdict with every reason, ``sim/`` holds the plots and a video of the first
+trajectory beside the human skeleton.
 
 Then the shipped generation models make motion (``handx generate``): a clip from text with the
 diffusion and the autoregressive model, and a reaction (the demo clip's right hand given, the
@@ -245,7 +246,7 @@ def _corpus_stage(folder: Path, seed: int, num_clips: int) -> dict:
 
 def _retarget_stage(motion: BimanualMotion, folder: Path) -> dict:
     """Retarget the clip onto the Allegro pair (with and without collision avoidance) and the
-    G1 humanoid; write the trajectories and their metrics."""
+    G1 and GR1 humanoids; write the trajectories and their metrics."""
     from handx_ros.retarget.bimanual import build_retargeter
     from handx_ros.retarget.report import trajectory_report
 
@@ -256,7 +257,7 @@ def _retarget_stage(motion: BimanualMotion, folder: Path) -> dict:
              '|---|---|---|---|---|---|']
     for label, robot, avoid in (('allegro', 'allegro', False),
                                 ('allegro, collision avoidance', 'allegro', True),
-                                ('g1_hands', 'g1_hands', False)):
+                                ('g1_hands', 'g1_hands', False), ('gr1', 'gr1', False)):
         retargeter = build_retargeter(robot, fps=motion.fps, avoid_collisions=avoid)
         trajectory = retargeter.retarget_motion(motion, progress=True)
         name = label.replace(', collision avoidance', '_avoid')

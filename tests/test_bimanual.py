@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pinocchio as pin
 import pytest
@@ -19,6 +21,8 @@ from handx_ros.retarget.frames import (
 from handx_ros.retarget.retargeter import RetargetConfig
 from handx_ros.retarget.spec import load_robot_spec
 from handx_ros.retarget.trajectory import RobotTrajectory
+
+HUMANOIDS = ['g1_hands', 'gr1']
 
 
 @pytest.fixture(scope='module')
@@ -75,14 +79,18 @@ def test_trajectory_round_trips_through_its_file(motion, tmp_path):
     assert loaded.joint_names == trajectory.joint_names
 
 
-def test_humanoid_wrists_follow_the_human_wrists_and_fingers_move(motion):
-    retargeter = build_retargeter('g1_hands')
+@pytest.mark.parametrize('robot', HUMANOIDS)
+def test_humanoid_wrists_follow_the_human_wrists_and_fingers_move(motion, robot):
+    retargeter = build_retargeter(robot)
     trajectory = retargeter.retarget_motion(motion)
-    spec = load_robot_spec('g1_hands')
-    assert len(trajectory.joint_names) == 14 + 14
+    spec = load_robot_spec(robot)
+    hand_dof = sum(len(hand.joints) for hand in spec.hands)
+    assert len(trajectory.joint_names) == 14 + hand_dof
     assert trajectory.base_poses is None
+    assert trajectory.converged.all()
     error = np.array(trajectory.info['wrist_error_m_per_hand'])
     assert np.median(error) < 0.005, np.median(error)
+    assert error.max() < 0.02, error.max()
     # Arm joints stay inside their limits, hand joints move.
     arm = np.array([retargeter.joint_names.index(spec.controller_names.get(n, n))
                     for n in spec.arm_joints[0]])
@@ -94,8 +102,35 @@ def test_humanoid_wrists_follow_the_human_wrists_and_fingers_move(motion):
     assert np.ptp(trajectory.qpos[:, 14:], axis=0).max() > 0.05
 
 
-def test_humanoid_wrist_targets_follow_the_operator_mapping():
-    retargeter = build_retargeter('g1_hands')
+# Human wrist frames (columns: the canonical hand axes in the world), palms facing each other
+# with the fingers forward: left fingers +y, palm towards +x; right fingers +y (its hand -x),
+# palm towards -x.
+_PALMS_FACING = np.array([[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+                          [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
+
+
+@pytest.mark.parametrize('robot', HUMANOIDS)
+def test_humanoid_reaches_the_human_workspace(robot):
+    """The operator mapping puts where people hold their hands (about 1 m up, 0.2-0.3 m in
+    front of the body, up to 0.25 m to either side) inside the arms' reach: each arm, from its
+    rest pose, puts the wrist there within 1 cm and 10 degrees."""
+    retargeter = build_retargeter(robot)
+    for x, y, z in itertools.product((0.1, 0.25), (0.2, 0.3), (0.95, 1.1)):
+        p = np.array([[-x, y, z], [x, y, z]])
+        for arm, target in zip(retargeter.arms, retargeter.wrist_targets(_PALMS_FACING, p),
+                               strict=True):
+            arm.reset()
+            u, converged, error_m, _ = arm.solve(target)
+            pin.framesForwardKinematics(arm.chain.model, arm.chain.data, arm.chain.full_q(u))
+            R_reached = arm.chain.data.oMf[arm.frame_id].rotation
+            angle = np.linalg.norm(pin.log3(R_reached.T @ target.rotation))
+            assert error_m < 0.01 and np.degrees(angle) < 10.0, (robot, (x, y, z), error_m,
+                                                                  np.degrees(angle))
+
+
+@pytest.mark.parametrize('robot', HUMANOIDS)
+def test_humanoid_wrist_targets_follow_the_operator_mapping(robot):
+    retargeter = build_retargeter(robot)
     op = retargeter.spec.operator
     R = np.stack([axis_angle_to_matrix(np.array([0.0, 0.0, 0.3]))] * 2)
     p = np.array([[-0.2, 0.3, 1.1], [0.2, 0.3, 1.1]])

@@ -212,6 +212,16 @@ def test_hand_without_collision_geometry_uses_visual_hulls():
     assert model.min_self_distance(model.chain.upper) < 0  # closed fingers reach the palm
 
 
+def test_humanoid_hand_without_collision_geometry_uses_its_own_visual_hulls():
+    # The GR1's body has collision cylinders, its Inspire hands none: the hand falls back to
+    # its visual meshes, without the wrist or arm links.
+    model = HandCollisionModel.from_spec(load_robot_spec('gr1'), 'left')
+    assert model.source == GeometrySource.VISUAL
+    assert 'L_hand_base_link' in model.link_names
+    assert all(name.startswith('L_') for name in model.link_names)
+    assert model.min_self_distance(model.chain.neutral()) > 0
+
+
 # ----------------------------------------------------------------------------- residuals
 
 def test_self_residual_jacobian_matches_finite_differences(right_model):

@@ -76,7 +76,7 @@ def test_corpus_stage_annotates_and_checks(demo_run):
 def test_retargeting_stage_reports_every_robot(demo_run):
     out, report = demo_run
     runs = report['retarget']['runs']
-    assert set(runs) == {'allegro', 'allegro, collision avoidance', 'g1_hands'}
+    assert set(runs) == {'allegro', 'allegro, collision avoidance', 'g1_hands', 'gr1'}
     for entry in runs.values():
         assert (out / entry['file']).is_file()
         assert entry['metrics']['limit_violation_count'] == 0
@@ -86,6 +86,7 @@ def test_retargeting_stage_reports_every_robot(demo_run):
     plain = runs['allegro']['inter_hand_collision_rate']
     assert plain > 0.0 and avoided <= min(0.05, 0.5 * plain), (avoided, plain)
     assert runs['g1_hands']['wrist_error_median_mm'] < 5.0
+    assert runs['gr1']['wrist_error_median_mm'] < 5.0
     assert 'Retargeting' in (out / 'report.md').read_text()
 
 

@@ -18,7 +18,13 @@ def motion_file(tmp_path_factory):
     return motion, motion.save(tmp_path_factory.mktemp('motion') / 'clip.npz')
 
 
-@pytest.mark.parametrize('robot', ['allegro', 'g1_hands'])
+# Median wrist position error a humanoid's retargeted clip may show. This clip's right hand is
+# raised, fingers up and palm forward, a turn the GR1's wrist (pitch +-0.61 rad, roll -0.96 to
+# 0.87 rad) cannot make: its arm IK trades 1-2 cm of position for the orientation there.
+WRIST_ERROR_MEDIAN_MM = {'g1_hands': 5.0, 'gr1': 10.0}
+
+
+@pytest.mark.parametrize('robot', ['allegro', 'g1_hands', 'gr1'])
 def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys, robot):
     motion, path = motion_file
     out, report = tmp_path / 'traj.npz', tmp_path / 'report.json'
@@ -34,8 +40,9 @@ def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys
     assert data['fingertip_error_median_mm'] > 0
     printed = capsys.readouterr().out
     assert 'fingertip error median' in printed
-    if robot == 'g1_hands':
-        assert data['wrist_error_median_mm'] < 5.0 and 'wrist position error' in printed
+    if trajectory.base_poses is None:  # a humanoid
+        assert data['wrist_error_median_mm'] < WRIST_ERROR_MEDIAN_MM[robot]
+        assert 'wrist position error' in printed
     else:
         assert trajectory.base_poses.shape == (trajectory.num_frames, 2, 7)
         assert 'inter_hand_collision_rate' in data

@@ -21,7 +21,8 @@ from handx_ros.retarget.robot import hand_kinematics
 from handx_ros.retarget.spec import load_robot_spec
 
 HANDS = [('allegro_left', None), ('allegro_right', None), ('inspire_left', None),
-         ('inspire_right', None), ('g1_hands', HandSide.LEFT), ('g1_hands', HandSide.RIGHT)]
+         ('inspire_right', None), ('g1_hands', HandSide.LEFT), ('g1_hands', HandSide.RIGHT),
+         ('gr1', HandSide.LEFT), ('gr1', HandSide.RIGHT)]
 
 
 def _round_trip_errors(name: str, side: HandSide | None, objective: Objective, trials: int,

@@ -17,11 +17,13 @@ from handx_ros.paths import robot_models_dir
 from handx_ros.retarget.spec import RobotKind, RobotSpec, available_robots, load_robot_spec
 from handx_ros.sim import mjcf
 
-SHIPPED = ['allegro', 'allegro_left', 'allegro_right', 'g1_hands', 'inspire', 'inspire_left',
-           'inspire_right']
-SINGLE_URDF = ['allegro_left', 'allegro_right', 'inspire_left', 'inspire_right', 'g1_hands']
+SHIPPED = ['allegro', 'allegro_left', 'allegro_right', 'g1_hands', 'gr1', 'inspire',
+           'inspire_left', 'inspire_right']
+SINGLE_URDF = ['allegro_left', 'allegro_right', 'inspire_left', 'inspire_right', 'g1_hands',
+               'gr1']
+HUMANOIDS = ['g1_hands', 'gr1']
 HAND_SPECS = [('allegro_left', 0), ('allegro_right', 0), ('inspire_left', 0),
-              ('inspire_right', 0), ('g1_hands', 0), ('g1_hands', 1)]
+              ('inspire_right', 0), ('g1_hands', 0), ('g1_hands', 1), ('gr1', 0), ('gr1', 1)]
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -108,7 +110,7 @@ def test_every_shipped_folder_loads_with_its_kind():
     assert set(SHIPPED) <= set(available_robots())
     kinds = {name: load_robot_spec(name).kind for name in SHIPPED}
     assert kinds['allegro'] == kinds['inspire'] == RobotKind.PAIR
-    assert kinds['g1_hands'] == RobotKind.HUMANOID
+    assert all(kinds[name] == RobotKind.HUMANOID for name in HUMANOIDS)
     for name in ('allegro', 'inspire'):
         spec = load_robot_spec(name)
         assert spec.members == (f'{name}_left', f'{name}_right')
@@ -166,6 +168,18 @@ def test_inspire_lists_only_its_six_actuated_joints():
         assert len(hand.joints) == 6 and len(robot.mimics) == 6
         assert all(j.startswith(f'{prefix}_') for j in hand.joints)
         assert {leader for leader, _, _ in robot.mimics.values()} <= set(hand.joints)
+
+
+def test_gr1_carries_the_inspire_hand_folders_hands():
+    """The GR1's hands are the Inspire hands: same links, frames, scale and driven joints as
+    the inspire_left / inspire_right folders, so the two cannot drift apart."""
+    gr1 = load_robot_spec('gr1')
+    for hand, name in zip(gr1.hands, ('inspire_left', 'inspire_right'), strict=True):
+        inspire = load_robot_spec(name).hands[0]
+        assert (hand.side, hand.base_link, hand.wrist, hand.scale, hand.joints) == (
+            inspire.side, inspire.base_link, inspire.wrist, inspire.scale, inspire.joints)
+        assert dict(hand.keypoints) == dict(inspire.keypoints)
+        np.testing.assert_array_equal(hand.R_base_hand, inspire.R_base_hand)
 
 
 # ----------------------------------------------------------------------------- R_base_hand
@@ -239,11 +253,14 @@ def test_scale_matches_the_robot_hand_length(name, index):
     assert hand.scale == pytest.approx(np.linalg.norm(tip - wrist) / 0.185, rel=0.03)
 
 
-def test_g1_operator_origin_sits_between_the_shoulders():
-    robot = _pin('g1_hands')
+@pytest.mark.parametrize('name', HUMANOIDS)
+def test_humanoid_operator_origin_sits_between_the_shoulders(name):
+    robot = _pin(name)
     operator = robot.spec.operator
-    shoulders = robot.in_base(robot.full_q({}), operator.robot_frame,
-                              ['left_shoulder_roll_link', 'right_shoulder_roll_link'])
+    # The shoulder roll joints: the second joint of each arm.
+    roll_joints = [arm[1] for arm in robot.spec.arm_joints]
+    assert all('shoulder_roll' in joint for joint in roll_joints)
+    shoulders = robot.in_base(robot.full_q({}), operator.robot_frame, roll_joints)
     np.testing.assert_allclose(shoulders.mean(axis=0), operator.robot_origin, atol=2e-3)
     # Human right (+x) is the robot's -y, forward (+y) its +x.
     np.testing.assert_allclose(operator.R_robot_human @ [1.0, 0.0, 0.0], [0.0, -1.0, 0.0])

@@ -12,7 +12,7 @@ from handx_ros import cli
 from handx_ros.retarget.spec import load_robot_spec
 
 EXPECTED_DOF = {'allegro': 32, 'allegro_left': 16, 'allegro_right': 16, 'g1_hands': 28,
-                'inspire': 12, 'inspire_left': 6, 'inspire_right': 6}
+                'gr1': 26, 'inspire': 12, 'inspire_left': 6, 'inspire_right': 6}
 
 
 def _run(capsys, *argv: str) -> str:
@@ -26,7 +26,8 @@ def test_list_names_every_robot_with_kind_and_dof(capsys):
     rows = {line.split()[0]: line.split()[1:3] for line in lines[1:]}
     for name, dof in EXPECTED_DOF.items():
         assert rows[name][1] == str(dof), name
-    assert rows['allegro'][0] == 'pair' and rows['g1_hands'][0] == 'humanoid'
+    assert rows['allegro'][0] == 'pair'
+    assert rows['g1_hands'][0] == rows['gr1'][0] == 'humanoid'
     assert rows['inspire_right'][0] == 'hand'
 
 

@@ -16,7 +16,7 @@ from handx_ros.sim.gate import judge
 from handx_ros.sim.scene import build_scene
 
 HANDS = [('allegro_right', 'right'), ('allegro_left', 'left'), ('inspire_right', 'right'),
-         ('g1_hands', 'left'), ('g1_hands', 'right')]
+         ('g1_hands', 'left'), ('g1_hands', 'right'), ('gr1', 'left')]
 
 
 @pytest.fixture(scope='module', params=HANDS, ids=lambda h: f'{h[0]}-{h[1]}')

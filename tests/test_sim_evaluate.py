@@ -79,16 +79,30 @@ def test_clip_without_contact_has_none(allegro, wave):
     assert result.fidelity.recall is None and result.fidelity.precision is None
 
 
-def test_humanoid_plays_with_its_pelvis_fixed(wave):
+@pytest.mark.parametrize('robot, pelvis', [('g1_hands', 'pelvis'), ('gr1', 'base_link')])
+def test_humanoid_plays_with_its_pelvis_fixed(wave, robot, pelvis):
     motion, _ = wave
-    trajectory = retarget_motion(motion[:30], 'g1_hands')
-    scene = build_scene('g1_hands')
+    trajectory = retarget_motion(motion[:30], robot)
+    scene = build_scene(robot)
     result = simulate(scene, trajectory, motion[:30])
     assert result.status == SimStatus.OK and result.wrist_error_m is None
-    pelvis = scene.model.body('pelvis')
-    assert scene.model.body_weldid[pelvis.id] == 0  # fixed to the world
+    assert scene.model.body_weldid[scene.model.body(pelvis).id] == 0  # fixed to the world
     assert np.median(result.joint_error_rad) < 0.01
-    assert result.fingertip_error_m.shape == (30, 6)
+    tips = sum(len(hand.fingertips) for hand in scene.spec.hands)
+    assert result.fingertip_error_m.shape == (30, tips)
+
+
+def test_humanoid_hands_touch_when_the_human_hands_touch():
+    """The GR1's Inspire hands have no collision geometry: their visual meshes collide, so a
+    clap on the humanoid is measured as on a pair."""
+    motion = _clip('clap', 0)
+    trajectory = retarget_motion(motion, 'gr1')
+    result = simulate(build_scene('gr1'), trajectory, motion)
+    assert result.status == SimStatus.OK
+    assert len(result.fidelity.human) >= 2  # two claps
+    assert result.fidelity.recall >= 0.8 and result.fidelity.precision >= 0.8
+    touching = {(c.a, c.b) for frame in result.contacts for c in frame if c.inter_hand}
+    assert touching and all(a.startswith('L_') and b.startswith('R_') for a, b in touching)
 
 
 def test_result_report_is_json_and_keeps_frames_for_rendering(clap, allegro):

@@ -409,6 +409,40 @@ def test_simulate_raises_past_max_wall_s(robot, clips):
         simulate(scene, trajectory, max_wall_s=0.0)
 
 
+def test_a_humanoid_streams_under_its_own_joint_names():
+    """``robot:=gr1`` goes through the same node: the GR1's neutral hold streams on
+    ``/gr1/joint_trajectory`` with its controller names, and a clip closing its fingers within
+    their 0.5 rad/s passes the gate and streams."""
+    retargeter = build_retargeter('gr1')
+    names = retargeter.joint_names
+    neutral = retargeter.neutral_qpos()
+    fingers = np.array([name.startswith(('L_', 'R_')) for name in names])
+    assert fingers.sum() == 12 and len(names) == 26
+    fps, frames = 30.0, 30
+    qpos = np.tile(neutral, (frames, 1))
+    qpos[:, fingers] += np.linspace(0.0, 0.3, frames)[:, None]  # 0.3 rad in 1 s
+    trajectory = RobotTrajectory('gr1', fps, names, qpos)
+    with ros_harness(seed=75) as harness:
+        node = harness.add(SimNode(context=harness.context, parameter_overrides=[
+            Parameter('robot', value='gr1'), Parameter('rate_hz', value=RATE_HZ)]))
+        states = harness.record(JointState, JOINT_COMMANDS_TOPIC)
+        commands = harness.record(JointTrajectory, '/gr1/joint_trajectory')
+        reports = harness.record(DiagnosticArray, SIM_REPORT_TOPIC, LATCHED)
+        publisher = harness.publisher(JointTrajectory, TRAJECTORY_TOPIC)
+        harness.connect(publisher)
+        harness.wait_for(lambda: len(states) >= 5 and len(commands) >= 5, what='commands')
+        assert tuple(states.messages[0].name) == names
+        assert tuple(commands.messages[0].joint_names) == names
+        publisher.publish(conversions.trajectory_to_msg(trajectory, stamp_s=12.5))
+        report = harness.wait_for(lambda: _reports(reports), what='a sim report')[-1]
+        assert report['robot'] == 'gr1' and report['passed'], report
+        harness.wait_for(lambda: node._counters()['playing'], what='playback to start')
+        harness.wait_for(lambda: not node._counters()['playing'], timeout_s=30.0,
+                         what='playback to end')
+        last = np.array(list(states.messages[-1].position))
+        np.testing.assert_allclose(last, qpos[-1], atol=1e-6)
+
+
 def test_halt_publishes_a_hold_command_where_the_robot_was(robot):
     """Issue 21, 1: a node that dies ends in a halt the controller sees: the last command is
     the position last commanded, with zero velocity."""

@@ -10,9 +10,10 @@ from handx_gen.errors import ConfigError, SimulationError
 from handx_gen.hand.parts import HandPart, PartRef
 from handx_gen.hand.topology import HandSide
 from handx_ros.retarget.bimanual import build_retargeter
+from handx_ros.retarget.spec import RobotKind
 from handx_ros.sim.scene import JointKind, SceneConfig, SimScene, build_scene
 
-ROBOTS = ('allegro', 'inspire', 'g1_hands')
+ROBOTS = ('allegro', 'inspire', 'g1_hands', 'gr1')
 # Both hands in front of the body, palms facing, 0.3 m apart (xyz + quaternion wxyz).
 APART = np.array([[-0.15, 0.3, 1.0, 0.5, 0.5, 0.5, 0.5],
                   [0.15, 0.3, 1.0, 0.5, -0.5, 0.5, -0.5]])
@@ -44,7 +45,7 @@ def test_scene_drives_the_retargeters_joints_by_name(scene):
     model = scene.model
     assert np.all(model.opt.gravity == 0.0)
     arms = sum(kind == JointKind.ARM for kind in scene.joint_kinds)
-    assert arms == (14 if scene.robot == 'g1_hands' else 0)
+    assert arms == (14 if scene.spec.kind == RobotKind.HUMANOID else 0)
     assert JointKind.HELD not in scene.joint_kinds  # held joints are not trajectory joints
     # One actuator per driven joint (plus the held legs and waist of a humanoid).
     locked = len(scene.spec.locked_joints)
@@ -119,6 +120,13 @@ def test_links_map_to_hand_parts():
     g1_part = {link: g1.geom_part[g] for g, link in enumerate(g1.geom_link)}
     assert g1_part['torso_link'] is None
     assert g1_part['left_hand_index_1_link'] == PartRef(HandSide.LEFT, HandPart.INDEX_TIP)
+    gr1 = build_scene('gr1')
+    gr1_part = {link: gr1.geom_part[g] for g, link in enumerate(gr1.geom_link)}
+    assert gr1_part['torso_link'] is None and gr1_part['left_hand_pitch_link'] is None
+    assert gr1_part['L_hand_base_link'] == PartRef(HandSide.LEFT, HandPart.PALM)
+    assert gr1_part['R_thumb_distal'] == PartRef(HandSide.RIGHT, HandPart.THUMB)
+    assert gr1_part['R_index_intermediate'] == PartRef(HandSide.RIGHT, HandPart.INDEX)
+    assert gr1_part['R_index_tip'] == PartRef(HandSide.RIGHT, HandPart.INDEX_TIP)
 
 
 def test_bad_commands_raise_clear_errors():

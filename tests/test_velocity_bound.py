@@ -21,7 +21,7 @@ from handx_ros.retarget.spec import load_robot_spec
 
 FPS = 30.0
 HANDS = [('allegro_right', None), ('inspire_left', None), ('g1_hands', HandSide.LEFT),
-         ('g1_hands', HandSide.RIGHT)]
+         ('g1_hands', HandSide.RIGHT), ('gr1', HandSide.LEFT)]
 SLACK = 1e-9  # rad: rounding of the box intersection
 
 
@@ -154,7 +154,7 @@ def _bimanual_clip(retargeter, rng: np.random.Generator, frames: int = 30):
 
 @pytest.mark.parametrize(('robot', 'options'), [
     ('allegro', {}), ('allegro', {'avoid_collisions': True}), ('inspire', {}),
-    ('g1_hands', {}),
+    ('g1_hands', {}), ('gr1', {}),
     pytest.param('allegro', {'backend': 'dex-vector'}, marks=pytest.mark.skipif(
         not dex_available(), reason='dex-retargeting is not installed')),
 ])

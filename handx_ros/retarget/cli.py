@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'DoF). With NAME, print its joints (URDF name, controller name, limits, '
                     'mimic coupling) and the robot frame of each human keypoint.')
     robots.add_argument('name', nargs='?', default=None, metavar='NAME',
-                        help='a robot folder, e.g. allegro, inspire_right or g1_hands')
+                        help='a robot folder, e.g. allegro, inspire_right, g1_hands or gr1')
     robots.add_argument('--json', action='store_true', help='print JSON instead of a table')
     robots.set_defaults(func=_run_robots)
 
@@ -41,9 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'retarget', help='retarget a handx-motion/1 clip onto a robot pair or humanoid',
         description='Retarget MOTION.npz onto a robot folder and write a '
                     'handx-robot-trajectory/1 file: for a pair (allegro, inspire) both hands '
-                    'with floating wrists (base_poses), for a humanoid (g1_hands) arms and '
-                    'hands. Every frame records whether it converged; unconverged frames are '
-                    'counted on stderr and in the report, never hidden.')
+                    'with floating wrists (base_poses), for a humanoid (g1_hands, gr1) arms '
+                    'and hands. Every frame records whether it converged; unconverged frames '
+                    'are counted on stderr and in the report, never hidden.')
     retarget.add_argument('motion', metavar='MOTION.npz', help='a handx-motion/1 file')
     robot = retarget.add_mutually_exclusive_group()
     robot.add_argument('--robot', default=None, metavar='NAME',

@@ -8,9 +8,9 @@
   ``base_poses`` through a soft weld equality: the wrist follows the command, and a contact
   can still push it back (a commanded overlap becomes a measured penetration and force, not
   a teleport through the other hand).
-* **humanoid** (``g1_hands``): the URDF's root (the pelvis) stays fixed to the world; every arm
-  and hand joint the trajectory drives gets a position actuator, the legs and waist are held
-  at the folder's ``locked_joints`` by stiffer position actuators.
+* **humanoid** (``g1_hands``, ``gr1``): the URDF's root (the pelvis) stays fixed to the
+  world; every arm and hand joint the trajectory drives gets a position actuator, the legs and
+  waist are held at the folder's ``locked_joints`` by stiffer position actuators.
 
 Common to both: a position actuator on every driven joint (joint range as control range,
 damping from a damping ratio, a force limit), the URDF's ``<mimic>`` equality constraints kept,
@@ -21,8 +21,8 @@ hands and within the robot, except for the pairs that only touch where they are 
 filters a link and its parent; the scene also excludes a link and the link two joints above
 it, within a hand the pairs the retargeter's collision model leaves out (links of one finger;
 the palm with a finger's first two links) and any pair touching in the rest pose. A hand whose
-URDF has no collision geometry (the Inspire hand) collides with its visual meshes (their
-convex hulls).
+URDF has no collision geometry (the Inspire hand, alone or on the GR1's arms) collides with its
+visual meshes (their convex hulls).
 
 The wrist welds are stiff: a command that drives one hand into the other is resisted by
 contact forces of hundreds of newtons or more, and the simulated penetration stays at a few
@@ -428,7 +428,8 @@ def build_scene(robot: str | RobotSpec, config: SceneConfig | None = None, *,
     """Build the simulation scene of a pair or humanoid folder.
 
     Args:
-        robot: Folder name (``'allegro'``, ``'inspire'``, ``'g1_hands'``) or its spec.
+        robot: Folder name (``'allegro'``, ``'inspire'``, ``'g1_hands'``, ``'gr1'``) or its
+            spec.
         config: Scene settings (default :class:`SceneConfig`).
         root: Folder of robot folders, when ``robot`` is a name (default: the installed one).
 
@@ -446,7 +447,7 @@ def build_scene(robot: str | RobotSpec, config: SceneConfig | None = None, *,
         world, hands = _humanoid_world(spec)
     else:
         raise SimulationError(f'robot {spec.name!r} is a single hand; simulate its pair (e.g. '
-                              'allegro, inspire) or a humanoid (g1_hands)')
+                              'allegro, inspire) or a humanoid (g1_hands, gr1)')
     world.modelname = spec.name
     world.option.timestep = config.timestep_s
     world.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
@@ -540,11 +541,15 @@ def _tune_joints(world: mujoco.MjSpec, driven: list[tuple[str, str, JointKind]],
 
 def _contact_params(world: mujoco.MjSpec, hands: list[_Hand], config: SceneConfig) -> None:
     """Contact parameters on every colliding geom; visual meshes collide for a hand that has
-    no collision geometry."""
+    no collision geometry (a pair's member folder, or a humanoid's base link subtree)."""
     geoms = list(world.geoms)
-    if config.mesh_collision_fallback and hands[0].prefix:
+    if config.mesh_collision_fallback:
         for hand in hands:
-            own = [g for g in geoms if _body_name(g).startswith(hand.prefix)]
+            if hand.prefix:
+                own = [g for g in geoms if _body_name(g).startswith(hand.prefix)]
+            else:
+                base = world.body(hand.folder.hand(hand.side).base_link)
+                own = list(base.find_all(mujoco.mjtObj.mjOBJ_GEOM))
             if not any(g.contype or g.conaffinity for g in own):
                 for geom in own:
                     geom.contype, geom.conaffinity = 1, 1
