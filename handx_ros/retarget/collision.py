@@ -438,7 +438,8 @@ class HandCollisionModel:
     def local_spheres(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For joint angles ``u``: the geometry poses (g, 4, 4) in the hand's base-link frame,
         their bounding-sphere centres (g, 3) in that frame and radii (g,)."""
-        H = self.placements(u)
+        oMg = self._update(self._check_u(u))
+        H = self._T_ref_world.homogeneous @ np.array([M.homogeneous for M in oMg])  # (g, 4, 4)
         centres = np.einsum('gij,gj->gi', H[:, :3, :3], self._sphere_centre) + H[:, :3, 3]
         return H, centres, self._sphere_radius
 

@@ -228,6 +228,10 @@ class ContactKeeper:
                                      target, math.inf, math.inf)
         hands = [_Hand(model, u, T) for model, u, T in zip(self.models, qpos, T_world_base,
                                                              strict=True)]
+        if float(_gaps(hands, free).min()) > beyond:  # no link near: nothing to do
+            self._relative = free
+            return ContactCorrection(np.stack([-0.5 * free, 0.5 * free]), float(human_m),
+                                     target, math.inf, math.inf)
         relative = free  # the right wrist's shift from the left's
         before = closest = math.inf
         for step in range(targets.iterations + 1):
