@@ -162,8 +162,22 @@ def human_hand_distance(keypoints: np.ndarray, *, within: float = math.inf) -> n
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim < 3 or kp.shape[-3:] != (2, 21, 3):
         raise RetargetError(f'keypoints must have shape (..., 2, 21, 3), got {kp.shape}')
-    surfaces = [hand_surface(kp[..., side, :, :], side) for side in HandSide]
-    return inter_hand_distance(*surfaces, within=within)
+    shape = kp.shape[:-3]
+    flat = kp.reshape(-1, 2, 21, 3)
+    out = np.full(flat.shape[0], np.inf)
+    # A sphere around each hand's keypoints, widened by what the proxy adds beyond them (the
+    # palm slab's faces 13.5 mm off its mid plane, whose wrist corners lie 29 mm beside the
+    # wrist keypoint, on a 0.185 m hand: under 26 mm for hands up to 0.25 m; 40 mm is
+    # kept): hands whose spheres are further apart than ``within`` are skipped before their
+    # surfaces are built.
+    centre = flat.mean(axis=2)  # (F, 2, 3)
+    radius = np.linalg.norm(flat - centre[:, :, None], axis=-1).max(axis=2) + 0.04  # (F, 2)
+    gap = np.linalg.norm(centre[:, 0] - centre[:, 1], axis=-1) - radius.sum(axis=1)
+    near = np.flatnonzero(gap <= within)
+    if near.size:
+        surfaces = [hand_surface(flat[near, side], side) for side in HandSide]
+        out[near] = inter_hand_distance(*surfaces, within=within)
+    return out.reshape(shape)
 
 
 class ContactKeeper:
