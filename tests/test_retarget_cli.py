@@ -34,6 +34,11 @@ def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys
     assert data['fingertip_error_median_mm'] > 0
     printed = capsys.readouterr().out
     assert 'fingertip error median' in printed
+    summary = printed.splitlines()[0]  # the self-collision rate is on the summary line
+    rate = data['self_collision_rate']
+    assert f'self-collision {rate:.1%} of frames' in summary
+    if robot != 'g1_hands':
+        assert f'between hands {data["inter_hand_collision_rate"]:.1%}; ' in summary
     if robot == 'g1_hands':
         assert data['wrist_error_median_mm'] < 5.0 and 'wrist position error' in printed
     else:
@@ -75,3 +80,33 @@ def test_retarget_retimes_a_clip_too_fast_for_the_robot(motion_file, tmp_path, c
                  '--no-retime']) == 0
     assert 'retimed' not in capsys.readouterr().out
     assert RobotTrajectory.load(out).num_frames == motion.num_frames
+
+
+def test_summary_never_rounds_a_collision_rate_to_zero():
+    from handx_ros.retarget.cli import _collisions
+
+    assert _collisions({'self_collision_rate': 0.0002}) == 'self-collision <0.1% of frames; '
+    assert _collisions({'self_collision_rate': 0.25, 'inter_hand_collision_rate': 0.0}) == \
+        'self-collision 25.0% of frames, between hands 0.0%; '
+
+
+def test_retarget_and_sim_read_any_source_file(motion_file, tmp_path, capsys):
+    """What `handx data inspect` reads, `handx retarget` and `handx sim --motion` read: here
+    per-hand MANO parameters (a 'mano' source), not a handx-motion/1 file."""
+    from handx_gen.data.sources import SourceKind, load_source
+
+    motion, _ = motion_file
+    source = tmp_path / 'mano_source.npz'
+    np.savez(source, fps=np.array(motion.fps), global_orient=motion.global_orient,
+             hand_pose=motion.hand_pose, transl=motion.transl)
+    reading = load_source(source)
+    assert reading.kind is SourceKind.MANO
+    out = tmp_path / 'traj.npz'
+    assert main(['retarget', str(source), '--robot', 'allegro', '--out', str(out),
+                 '--no-retime']) == 0, capsys.readouterr().err
+    trajectory = RobotTrajectory.load(out)
+    assert trajectory.num_frames == motion.num_frames
+    assert trajectory.info['source_clip']['fingerprint'] == reading.motion.fingerprint()
+    capsys.readouterr()
+    assert main(['sim', str(out), '--motion', str(source)]) in (0, 3)
+    assert 'error' not in capsys.readouterr().err
