@@ -326,11 +326,15 @@ class Generator:
             raise ModelError(f'given must be a BimanualMotion, got {type(given).__name__}')
         if abs(given.fps - loaded.fps) > 1e-6:
             raise ModelError(f'the given motion is at {given.fps:g} fps; the model works at '
-                             f'{loaded.fps:g} fps (resample it: motion.resample({loaded.fps:g}))')
+                             f'{loaded.fps:g} fps (resample it: `handx data resample FILE '
+                             f'OUT.npz --fps {loaded.fps:g}`, or motion.resample('
+                             f'{loaded.fps:g}))')
         frames = given.num_frames
         if not 2 <= frames <= limit:
+            cut = (f'; cut it: `handx data slice FILE OUT.npz --end {limit / loaded.fps:g}`'
+                   if frames > limit else '')
             raise ModelError(f'the given motion has {frames} frames; the model takes 2 to '
-                             f'{limit} ({limit / loaded.fps:g} s at {loaded.fps:g} fps)')
+                             f'{limit} ({limit / loaded.fps:g} s at {loaded.fps:g} fps){cut}')
         if seconds is not None and int(round(seconds * loaded.fps)) != frames:
             raise ModelError(f'seconds={seconds} does not match the given motion '
                              f'({frames} frames, {frames / loaded.fps:g} s)')

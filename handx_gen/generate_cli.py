@@ -27,7 +27,7 @@ DEFAULT_MAX_PROMPTS = 1000
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``handx generate`` to the ``handx`` parser."""
-    from handx_gen.models.masking import MaskMode
+    from handx_gen.models.mask_mode import MaskMode
 
     parser = subparsers.add_parser(
         'generate', help='generate bimanual hand motion from text (and a given motion)',
@@ -47,15 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='generation model (default diffusion)')
     parser.add_argument('--mode', default='text', choices=[m.value for m in MaskMode],
                         help='what is given (default text: nothing)')
-    parser.add_argument('--given', type=Path, help='given motion (handx-motion/1 .npz)')
-    parser.add_argument('--side', help='reaction: the given hand; trajectory: the hand whose '
-                                       'wrist path is given (default both)')
-    parser.add_argument('--k', type=int, help='inbetween: frames given at each end')
-    parser.add_argument('--keyframes', help='keyframes: comma-separated frame indices')
+    parser.add_argument('--given', type=Path,
+                        help='the given motion (required by every mode but text): a '
+                             'handx-motion/1 file or any source file `handx data inspect` '
+                             'reads, its kind detected')
+    parser.add_argument('--side', metavar='left|right',
+                        help='reaction: the given hand (required); trajectory: the hand whose '
+                             'wrist path is given (default: both hands); no other mode takes '
+                             'it')
+    parser.add_argument('--k', type=int, help='inbetween: frames given at each end (required)')
+    parser.add_argument('--keyframes',
+                        help='keyframes: comma-separated frame indices (required)')
     parser.add_argument('--with-orient', action='store_true',
                         help='trajectory: also give the wrist orientations')
     parser.add_argument('--seconds', type=float,
-                        help='clip length for text mode (default: the model maximum, 4 s)')
+                        help='clip length in text mode (default: the longest the model makes, '
+                             '4 s for the shipped models); other modes take the length of '
+                             '--given')
     parser.add_argument('--seed', type=int, default=0, help='sampling seed (default 0)')
     parser.add_argument('--guidance', type=float, help="guidance scale (default: the model's)")
     parser.add_argument('--steps', type=int, help="diffusion DDIM steps (default: the model's)")
@@ -139,14 +147,33 @@ def _frames(text: str | None) -> list[int] | None:
             from None
 
 
+# What each mode needs, as the help says: (option, its Namespace name, what it gives).
+_REQUIRED = {
+    'reaction': [('--given', 'given', 'the given motion'), ('--side', 'side', 'the given hand')],
+    'inbetween': [('--given', 'given', 'the given motion'),
+                  ('--k', 'k', 'the frames given at each end')],
+    'keyframes': [('--given', 'given', 'the given motion'),
+                  ('--keyframes', 'keyframes', 'the given frame indices')],
+    'trajectory': [('--given', 'given', 'the given motion')],
+}
+
+
+def _check_mode_options(args: argparse.Namespace) -> None:
+    """Refuse a mode without an option it needs, before any model is loaded."""
+    for option, name, meaning in _REQUIRED.get(args.mode, []):
+        if getattr(args, name) is None:
+            raise ModelError(f'--mode {args.mode} needs {option} ({meaning})')
+
+
 def _generate(args: argparse.Namespace) -> int:
+    from handx_gen.data.sources import read_source
     from handx_gen.generate import Generator
     from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS, validate_prompt
-    from handx_gen.motion.container import BimanualMotion
     from handx_gen.outputs import check_outputs
 
     if (args.text is None) == (args.prompts is None):
         raise ModelError('give either a prompt or --prompts FILE')
+    _check_mode_options(args)
     prompts = (read_prompts(args.prompts, args.max_prompts) if args.prompts is not None
                else [args.text])
     if args.prompts is not None:
@@ -158,7 +185,7 @@ def _generate(args: argparse.Namespace) -> int:
     check_outputs([('--out', out) for out in outputs],
                   [('--given', args.given), ('--prompts', args.prompts),
                    ('--checkpoint', args.checkpoint)])
-    given = BimanualMotion.load(args.given) if args.given is not None else None
+    given = read_source(args.given) if args.given is not None else None
     checkpoints = {args.model: args.checkpoint} if args.checkpoint is not None else {}
     generator = Generator(device=args.device, text_encoder=args.text_encoder, **checkpoints)
     # every prompt is checked against the model's limit before the first clip is made

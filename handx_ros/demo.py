@@ -294,8 +294,7 @@ def _sim_stage(motion: BimanualMotion, out: Path, runs: dict) -> dict:
         result = simulate(scene, trajectory, motion)
         verdict = judge(result, gate)
         name = Path(run['file']).stem
-        plot = plot_result(result, out / 'sim' / f'{name}.png', title=f'{label}: '
-                           f'{"pass" if verdict.passed else "fail"}')
+        plot = plot_result(result, out / 'sim' / f'{name}.png', gate=gate, title=label)
         entry = {'verdict': 'pass' if verdict.passed else 'fail',
                  'reasons': list(verdict.reasons), 'plot': str(plot.relative_to(out)),
                  'summary': result.summary()}

@@ -137,7 +137,14 @@ def test_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     params['hand_pose'][3, 0, 0, 0] = np.nan
     np.savez(source, fps=np.array(FPS), **params)
     code, out, err = _run(capsys, 'convert', source, target)
-    _assert_one_line_error(code, out, err, 'mano.npz', 'frames 3')
+    _assert_one_line_error(code, out, err, 'mano.npz', 'frames 3',
+                           '`handx data convert FILE OUT.npz --fill-invalid`',
+                           '`handx data filter FILE --out DIR`')
+    code, out, err = _run(capsys, 'convert', source, target, '--fill-invalid')
+    assert code == 0 and '1 invalid frames filled' in out, err
+    filled = BimanualMotion.load(target).hand_pose
+    assert np.isfinite(filled).all()
+    assert any(np.allclose(filled[3], params['hand_pose'][i]) for i in (2, 4))
     code, out, err = _run(capsys, 'convert', tmp_path / 'missing.npz', target)
     _assert_one_line_error(code, out, err, 'not found')
 
@@ -158,5 +165,53 @@ def test_bad_files_give_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     _assert_one_line_error(code, out, err, 'handx-motion/0')
     source = tmp_path / 'clip.npz'
     BimanualMotion.from_mano(FPS, **_params(5)).save(source)
-    code, out, err = _run(capsys, 'convert', source, tmp_path / 'no_dir' / 'x.npz')
-    _assert_one_line_error(code, out, err, 'does not exist')
+    (tmp_path / 'a_file').write_text('')
+    code, out, err = _run(capsys, 'convert', source, tmp_path / 'a_file' / 'x.npz')
+    _assert_one_line_error(code, out, err, 'cannot create the folder of', 'a_file')
+
+
+def test_convert_creates_the_output_folder(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / 'clip.npz'
+    BimanualMotion.from_mano(FPS, **_params(5)).save(source)
+    target = tmp_path / 'new' / 'deeper' / 'x.npz'
+    code, out, err = _run(capsys, 'convert', source, target)
+    assert code == 0 and err == '' and f'wrote {target}' in out
+    assert BimanualMotion.load(target).num_frames == 5
+
+
+def _clip(tmp_path: Path, num_frames: int = 90) -> tuple[BimanualMotion, Path]:
+    motion = BimanualMotion.from_mano(FPS, **_params(num_frames))
+    return motion, motion.save(tmp_path / 'clip.npz')
+
+
+def test_slice_keeps_a_part_given_in_seconds_or_frames(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    motion, source = _clip(tmp_path)
+    out = tmp_path / 'parts' / 'a.npz'
+    code, printed, err = _run(capsys, 'slice', source, out, '--start', '0.5', '--end', '2')
+    assert code == 0 and 'frames 15-60 of 90, 0.500-2.000 s' in printed, err
+    np.testing.assert_array_equal(BimanualMotion.load(out).keypoints, motion.keypoints[15:60])
+    code, printed, err = _run(capsys, 'slice', source, out, '--start', '10', '--frames')
+    assert code == 0 and 'frames 10-90 of 90' in printed, err
+    assert BimanualMotion.load(out).num_frames == 80
+    code, printed, err = _run(capsys, 'slice', source, out, '--end', '4')
+    _assert_one_line_error(code, printed, err, '--end 4 s: frames [0, 120)',
+                           '90 frames (3.000 s at 30 fps)')
+    code, printed, err = _run(capsys, 'slice', source, out, '--start', '1.5', '--frames')
+    _assert_one_line_error(code, printed, err, '--start must be a whole frame number')
+    code, printed, err = _run(capsys, 'slice', source, source, '--end', '1')
+    _assert_one_line_error(code, printed, err, 'same file')
+
+
+def test_resample_plays_a_clip_at_another_rate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    motion, source = _clip(tmp_path)
+    out = tmp_path / 'new' / 'fast.npz'
+    code, printed, err = _run(capsys, 'resample', source, out, '--fps', '60')
+    assert code == 0 and '30 -> 60 fps, 3.000 s' in printed and '180 frames at 60 fps' in printed
+    fast = BimanualMotion.load(out)
+    assert fast.fps == 60.0 and fast.num_frames == 180
+    np.testing.assert_allclose(fast.keypoints[::2], motion.keypoints, atol=1e-6)
+    code, printed, err = _run(capsys, 'resample', source, out, '--fps', '0')
+    _assert_one_line_error(code, printed, err, '--fps must be between')

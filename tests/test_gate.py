@@ -1,7 +1,10 @@
 """Tests for the gate's joint velocity check: each joint is held to its own limit from the
-robot model (the URDF's velocity, robot.yaml limits:), the configured value only overrides."""
+robot model (the URDF's velocity, robot.yaml limits:), the configured value only overrides;
+and for its reasons, whose numbers never print a failing value equal to its bound."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -59,3 +62,36 @@ def test_gate_passes_a_joint_within_its_limit_and_the_yaml_value_overrides():
     check, _ = _velocity_check(trajectory, GateConfig(max_joint_velocity_rad_s=5.0))
     assert not check.passed and '> 5.00 rad/s limit of allegro_right/index_abduction' in \
         check.reason
+
+
+# "0.10004 rad > 0.1 rad", "5.3 % > 5.0 %": a measured value, its unit, the comparison, the bound
+_COMPARISON = re.compile(r'(\d+\.\d+)( \S+)? ([<>]) (\d+\.\d+)')
+
+
+def test_a_failing_value_never_prints_equal_to_its_bound():
+    """Bounds a hair below what was measured: every reason still shows value > bound."""
+    result = simulate(build_scene('inspire'), _ramp('inspire', 'inspire_right/index', 1.0))
+    summary = result.summary()
+    hair = 1.0 - 1e-5
+    gate = GateConfig(max_joint_error_p95_rad=summary['joint_error_p95_rad'] * hair,
+                      max_fingertip_error_p95_m=summary['fingertip_error_p95_m'] * hair,
+                      max_joint_velocity_rad_s=1.0 * hair)
+    verdict = judge(result, gate)
+    failed = {c.name: c.reason for c in verdict.checks if not c.passed}
+    assert set(failed) == {'joint_error', 'fingertip_error', 'joint_velocity'}
+    for name, reason in failed.items():
+        value, unit, op, bound = _COMPARISON.search(reason).groups()
+        assert op == '>' and float(value) > float(bound), (name, reason)
+        assert f'{value}{unit} > {bound}{unit}' in reason
+
+
+@pytest.mark.parametrize('value, bound, digits, expected', [
+    (0.1000004, 0.1, 3, '0.1000004 rad > 0.1000000 rad'),
+    (0.25, 0.1, 3, '0.250 rad > 0.100 rad'),
+    (1.0 + 2e-16, 1.0, 2, '1.0000000000000002 rad > 1.0 rad'),
+])
+def test_comparison_shows_as_many_digits_as_it_takes(value, bound, digits, expected):
+    from handx_ros.sim.gate import _beyond
+
+    assert _beyond(value, bound, 'rad', digits) == expected
+    assert _beyond(0.5, 0.6, '', 2, op='<') == '0.50 < 0.60'

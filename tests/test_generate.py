@@ -211,9 +211,11 @@ def test_bad_requests_are_clear_errors(generator: Generator, given: BimanualMoti
 
 
 def test_given_motion_of_the_wrong_rate_length_or_type(generator: Generator) -> None:
-    with pytest.raises(ModelError, match='60 fps.*30 fps.*resample'):
+    with pytest.raises(ModelError, match='60 fps.*30 fps.*`handx data resample FILE OUT.npz '
+                                         '--fps 30`'):
         generator.generate(PROMPT, mode='reaction', side='left', given=_motion(1, fps=60.0))
-    with pytest.raises(ModelError, match='300 frames.*2 to 40'):
+    with pytest.raises(ModelError, match='300 frames.*2 to 40.*`handx data slice FILE OUT.npz '
+                                         '--end 1.33333`'):
         generator.generate(PROMPT, mode='reaction', side='left', given=_motion(1, 300))
     with pytest.raises(ModelError, match='does not match'):
         generator.generate(PROMPT, mode='inbetween', k=3, given=_motion(1), seconds=3.0)
@@ -267,6 +269,15 @@ def test_cli_writes_clips_and_reports_errors(checkpoints: dict[str, Path], tmp_p
                      '--given', str(given), '--out', str(reaction)]) == 0
     np.testing.assert_allclose(BimanualMotion.load(reaction).keypoints[:, 1],
                                BimanualMotion.load(given).keypoints[:, 1], atol=1e-3)
+    # --given reads any source file, as `handx data inspect`: here per-hand MANO parameters
+    source = tmp_path / 'given_mano.npz'
+    observed = _motion(4)
+    np.savez(source, fps=np.array(observed.fps), global_orient=observed.global_orient,
+             hand_pose=observed.hand_pose, transl=observed.transl)
+    assert cli.main(['generate', 'The left hand answers.', '--model', 'ar', '--checkpoint',
+                     str(checkpoints['ar']), '--mode', 'reaction', '--side', 'right',
+                     '--given', str(source), '--out', str(reaction)]) == 0
+    assert BimanualMotion.load(reaction).num_frames == observed.num_frames
     prompts = tmp_path / 'prompts.txt'
     prompts.write_text('# warm-up\nBoth hands clap.\n\nThe right hand waves.\n')
     capsys.readouterr()
@@ -284,6 +295,52 @@ def test_cli_writes_clips_and_reports_errors(checkpoints: dict[str, Path], tmp_p
                      '--given', str(given), '--checkpoint', str(checkpoints['diffusion']),
                      '--out', str(out)]) == 2
     assert 'comma-separated integers' in capsys.readouterr().err
+
+
+def test_cli_help_says_what_each_mode_needs_and_the_cli_holds_to_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(['generate', '--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert 'reaction: the given hand (required); trajectory: the hand whose wrist path is ' \
+           'given (default: both hands)' in text
+    assert 'inbetween: frames given at each end (required)' in text
+    assert 'keyframes: comma-separated frame indices (required)' in text
+    given = tmp_path / 'given.npz'
+    _motion(4).save(given)
+    for mode, options, needs in [('reaction', ['--given', str(given)], '--side'),
+                                 ('inbetween', ['--given', str(given)], '--k'),
+                                 ('keyframes', ['--given', str(given)], '--keyframes'),
+                                 ('trajectory', [], '--given')]:
+        code = cli.main(['generate', 'Both hands clap.', '--mode', mode, *options, '--out',
+                         str(tmp_path / 'out.npz'), '--checkpoint', str(tmp_path / 'none.pt')])
+        err = capsys.readouterr().err
+        assert code == 2 and f'--mode {mode} needs {needs} (' in err, err  # before any loading
+
+
+def test_cli_prompts_file_loads_the_model_and_text_encoder_once(
+        checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handx_gen.models import checkpoints as checkpoint_module
+    from handx_gen.models import text_encoder
+
+    loads: list[str] = []
+
+    def counting(name: str, real):
+        def counted(*args, **kwargs):
+            loads.append(name)
+            return real(*args, **kwargs)
+        return counted
+
+    for module, name in [(checkpoint_module, 'load_checkpoint'),
+                         (text_encoder, 'encoder_from_description')]:
+        monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
+    prompts = tmp_path / 'prompts.txt'
+    prompts.write_text('Both hands clap.\nThe right hand waves.\nThe left hand makes a fist.\n')
+    assert cli.main(['generate', '--prompts', str(prompts), '--checkpoint',
+                     str(checkpoints['diffusion']), '--seconds', '0.5', '--out',
+                     str(tmp_path / 'many')]) == 0
+    assert len(list((tmp_path / 'many').iterdir())) == 3
+    assert sorted(loads) == ['encoder_from_description', 'load_checkpoint']
 
 
 # ---------------------------------------------------------------------- shipped models

@@ -217,6 +217,14 @@ def _rewrite(path, **changes):
         np.savez(handle, **entries)
 
 
+def test_fingerprint_survives_a_file_and_tells_clips_apart(tmp_path):
+    motion = _motion(0)
+    loaded = BimanualMotion.load(motion.save(tmp_path / 'clip.npz'))
+    assert loaded.fingerprint() == motion.fingerprint() and len(motion.fingerprint()) == 16
+    assert _motion(1).fingerprint() != motion.fingerprint()  # same length and rate
+    assert motion.mirrored().fingerprint() != motion.fingerprint()
+
+
 def test_load_rejects_other_format_version(tmp_path):
     path = _motion(num_frames=3).save(tmp_path / 'm.npz')
     _rewrite(path, format=np.array('handx-motion/2'))

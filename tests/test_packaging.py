@@ -112,3 +112,40 @@ def test_every_module_imports_first_without_a_cycle():
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.split()[-1]) > 20
+
+
+LAZY_PACKAGES = {'handx_gen.annotate': 'scipy', 'handx_gen.data': 'numpy',
+                 'handx_gen.hand': 'numpy', 'handx_gen.models': 'torch',
+                 'handx_ros.retarget': 'pinocchio', 'handx_ros.sim': 'mujoco'}
+
+
+def test_packages_export_their_names_on_first_use():
+    """A package's re-exported names load their module when first asked for: importing the
+    package (or its ``cli``) loads no heavy library, and every name of ``__all__`` resolves."""
+    code = textwrap.dedent(f"""
+        import importlib, sys
+        packages = {LAZY_PACKAGES!r}
+        for name, heavy in packages.items():
+            package = importlib.import_module(name)
+            assert heavy not in sys.modules, (name, heavy)
+            assert set(package.__all__) <= set(dir(package)), name
+        for name in packages:
+            package = importlib.import_module(name)
+            for export in package.__all__:
+                value = getattr(package, export)
+                assert value is not None and export in vars(package), (name, export)
+        from handx_ros.sim import simulate
+        from handx_ros.sim.evaluate import simulate as defined
+        assert simulate is defined
+        try:
+            importlib.import_module('handx_ros.sim').no_such_name
+        except AttributeError as error:
+            assert 'no_such_name' in str(error)
+        else:
+            raise AssertionError('no AttributeError')
+        print('ok')
+    """)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == 'ok'

@@ -40,6 +40,11 @@ def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys
     assert data['fingertip_error_median_mm'] > 0
     printed = capsys.readouterr().out
     assert 'fingertip error median' in printed
+    summary = printed.splitlines()[0]  # the self-collision rate is on the summary line
+    rate = data['self_collision_rate']
+    assert f'self-collision {rate:.1%} of frames' in summary
+    if trajectory.base_poses is not None:
+        assert f'between hands {data["inter_hand_collision_rate"]:.1%}; ' in summary
     if trajectory.base_poses is None:  # a humanoid
         assert data['wrist_error_median_mm'] < WRIST_ERROR_MEDIAN_MM[robot]
         assert 'wrist position error' in printed
@@ -107,3 +112,33 @@ def test_retarget_keeps_a_claps_contact_unless_told_not_to(tmp_path, capsys):
     # Only the wrists differ: the fingers are solved the same.
     np.testing.assert_allclose(trajectory.qpos, plain[2].qpos, atol=1e-9)
     assert not np.allclose(trajectory.base_poses[..., :3], plain[2].base_poses[..., :3])
+
+
+def test_summary_never_rounds_a_collision_rate_to_zero():
+    from handx_ros.retarget.cli import _collisions
+
+    assert _collisions({'self_collision_rate': 0.0002}) == 'self-collision <0.1% of frames; '
+    assert _collisions({'self_collision_rate': 0.25, 'inter_hand_collision_rate': 0.0}) == \
+        'self-collision 25.0% of frames, between hands 0.0%; '
+
+
+def test_retarget_and_sim_read_any_source_file(motion_file, tmp_path, capsys):
+    """What `handx data inspect` reads, `handx retarget` and `handx sim --motion` read: here
+    per-hand MANO parameters (a 'mano' source), not a handx-motion/1 file."""
+    from handx_gen.data.sources import SourceKind, load_source
+
+    motion, _ = motion_file
+    source = tmp_path / 'mano_source.npz'
+    np.savez(source, fps=np.array(motion.fps), global_orient=motion.global_orient,
+             hand_pose=motion.hand_pose, transl=motion.transl)
+    reading = load_source(source)
+    assert reading.kind is SourceKind.MANO
+    out = tmp_path / 'traj.npz'
+    assert main(['retarget', str(source), '--robot', 'allegro', '--out', str(out),
+                 '--no-retime']) == 0, capsys.readouterr().err
+    trajectory = RobotTrajectory.load(out)
+    assert trajectory.num_frames == motion.num_frames
+    assert trajectory.info['source_clip']['fingerprint'] == reading.motion.fingerprint()
+    capsys.readouterr()
+    assert main(['sim', str(out), '--motion', str(source)]) in (0, 3)
+    assert 'error' not in capsys.readouterr().err

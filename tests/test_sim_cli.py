@@ -8,6 +8,7 @@ import imageio_ffmpeg
 import pytest
 
 from handx_gen.data.synthetic import SynthConfig, load_primitives, synthesize_clip
+from handx_gen.motion import BimanualMotion
 from handx_ros.cli import main
 from handx_ros.retarget import retarget_motion
 from handx_ros.sim.cli import GATE_FAILED_EXIT
@@ -74,3 +75,27 @@ def test_a_retimed_clip_is_rendered_beside_its_motion(clips, tmp_path, capsys):
     meta = next(reader)
     frames = sum(1 for _ in reader)
     assert frames > 60 and meta['size'] == (640, 240)
+
+
+def test_motion_must_be_the_clip_the_trajectory_was_retargeted_from(clips, tmp_path, capsys):
+    """`handx retarget` records its clip's rate, length and fingerprint; `handx sim --motion`
+    refuses another clip, even one of the same length, in one line."""
+    wave, clap = clips['wave'][0], clips['clap'][0]
+    motion = BimanualMotion.load(wave)
+    trajectory = tmp_path / 'wave_traj.npz'
+    assert main(['retarget', str(wave), '--robot', 'allegro', '--out', str(trajectory),
+                 '--no-retime']) == 0
+    capsys.readouterr()
+    assert BimanualMotion.load(clap).num_frames == motion.num_frames  # same length and rate
+    faster = motion.resample(60.0).save(tmp_path / 'fast.npz')
+    shorter = motion[:50].save(tmp_path / 'short.npz')
+    for other, says in [(clap, 'is not the clip the trajectory was retargeted from'),
+                        (faster, 'is at 60 fps; the trajectory was retargeted from a clip at '
+                                 '30 fps'),
+                        (shorter, 'has 50 frames; the trajectory was retargeted from a clip '
+                                  'of 75')]:
+        assert main(['sim', str(trajectory), '--motion', str(other)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err and str(wave) in err, err
+        assert err.startswith(f'handx sim: error: --motion {other} ')
+    assert main(['sim', str(trajectory), '--motion', str(wave)]) in (0, GATE_FAILED_EXIT)

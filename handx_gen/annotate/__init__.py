@@ -1,76 +1,39 @@
 """Annotation: the hand's named parts, its surface proxy and contacts, motion features, text.
 
-Each module adds its public names below (one import block per module).
+Each module adds its public names to ``_EXPORTS`` below (one entry per module); they are imported
+on first use, so importing one module (``handx_gen.annotate.cli``) loads no other.
 """
 
-from handx_gen.annotate.check import (
-    CheckConfig,
-    CheckReport,
-    ClipCheck,
-    ContactCounts,
-    ContactScope,
-    FlexionCounts,
-    PartMatch,
-    check_clip,
-    check_corpus,
-    check_records,
-)
-from handx_gen.annotate.describe import (
-    DescribeConfig,
-    Description,
-    Descriptions,
-    Granularity,
-    LMRewriter,
-    TextSource,
-    describe,
-    describe_facts,
-    faithful_rewrite,
-)
-from handx_gen.annotate.features import (
-    MOTION_FEATURES_FORMAT,
-    ContactEvent,
-    Coordination,
-    DistanceTrend,
-    FeatureConfig,
-    FingerFeatures,
-    FlexionBin,
-    FlexionEvent,
-    HandFeatures,
-    InterHandRelations,
-    MotionFeatures,
-    PalmFacing,
-    PalmPair,
-    RelativePosition,
-    Repetition,
-    RepetitionSource,
-    Span,
-    SpeedPhase,
-    SpreadState,
-    detect_contacts,
-    extract_features,
-    reportable_contacts,
-)
-from handx_gen.annotate.pipeline import annotate_motion, annotate_synthetic, motion_seed
-from handx_gen.annotate.surface import (
-    CAPSULE_PARTS,
-    HAND_PARTS,
-    LOZENGE_PARTS,
-    REFERENCE_HAND_LENGTH_M,
-    SELF_CONTACT_PAIRS,
-    ContactConfig,
-    HandSurface,
-    PartDistance,
-    bone_distance,
-    contact_intervals,
-    contact_matrix,
-    hand_surface,
-    inter_hand_penetration,
-    intra_hand_penetration,
-    part_distance,
-    part_distance_matrix,
-    reference_contact_matrix,
-)
-from handx_gen.hand.parts import FINGER_PARTS, FINGERTIP_PARTS, HandPart, PartRef
+from handx_gen.lazy import lazy_exports
+
+# module -> the names re-exported from it, imported on first use (handx_gen.lazy)
+_EXPORTS = {
+    'handx_gen.annotate.check': (
+        'CheckConfig', 'CheckReport', 'ClipCheck', 'ContactCounts', 'ContactScope',
+        'FlexionCounts', 'PartMatch', 'check_clip', 'check_corpus', 'check_records',
+    ),
+    'handx_gen.annotate.describe': (
+        'DescribeConfig', 'Description', 'Descriptions', 'Granularity', 'LMRewriter', 'TextSource',
+        'describe', 'describe_facts', 'faithful_rewrite',
+    ),
+    'handx_gen.annotate.features': (
+        'MOTION_FEATURES_FORMAT', 'ContactEvent', 'Coordination', 'DistanceTrend', 'FeatureConfig',
+        'FingerFeatures', 'FlexionBin', 'FlexionEvent', 'HandFeatures', 'InterHandRelations',
+        'MotionFeatures', 'PalmFacing', 'PalmPair', 'RelativePosition', 'Repetition',
+        'RepetitionSource', 'Span', 'SpeedPhase', 'SpreadState', 'detect_contacts',
+        'extract_features', 'reportable_contacts',
+    ),
+    'handx_gen.annotate.pipeline': ('annotate_motion', 'annotate_synthetic', 'motion_seed'),
+    'handx_gen.annotate.surface': (
+        'CAPSULE_PARTS', 'HAND_PARTS', 'LOZENGE_PARTS', 'REFERENCE_HAND_LENGTH_M',
+        'SELF_CONTACT_PAIRS', 'ContactConfig', 'HandSurface', 'PartDistance', 'bone_distance',
+        'contact_intervals', 'contact_matrix', 'hand_surface', 'inter_hand_penetration',
+        'intra_hand_penetration', 'part_distance', 'part_distance_matrix',
+        'reference_contact_matrix',
+    ),
+    'handx_gen.hand.parts': ('FINGER_PARTS', 'FINGERTIP_PARTS', 'HandPart', 'PartRef'),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     'CAPSULE_PARTS',

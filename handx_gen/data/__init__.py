@@ -5,50 +5,28 @@ Every source is converted to a :class:`~handx_gen.motion.BimanualMotion` (bodies
 ``handx data`` commands live in :mod:`handx_gen.data.cli`.
 """
 
-from handx_gen.data.filters import (
-    DroppedSegment,
-    DropReason,
-    FilterConfig,
-    FilterResult,
-    Segment,
-    filter_motion,
-    filter_reading,
-)
-from handx_gen.data.smplh import (
-    BODY_CHAIN_TO_WRIST,
-    HAND_SLICES,
-    LEFT_HAND_SLICE,
-    LEFT_WRIST,
-    NUM_BODY_JOINTS,
-    NUM_SMPLH_JOINTS,
-    PELVIS,
-    RIGHT_HAND_SLICE,
-    RIGHT_WRIST,
-    SMPLH_JOINT_NAMES,
-    SMPLH_PARENTS,
-    SMPLH_REST_JOINTS_M,
-    WRIST_JOINTS,
-    BodyPose,
-    UnifiedMotion,
-    body_forward_kinematics,
-    from_bimanual,
-    to_bimanual,
-    wrist_global_rotations,
-)
-from handx_gen.data.sources import (
-    Y_UP_TO_Z_UP,
-    SourceKind,
-    SourceReading,
-    UpAxis,
-    detect_kind,
-    format_frame_ranges,
-    load_source,
-    read_amass_smplh,
-    read_amass_unified,
-    read_keypoint_sequence,
-    read_mano_sequence,
-    read_source,
-)
+from handx_gen.lazy import lazy_exports
+
+# module -> the names re-exported from it, imported on first use (handx_gen.lazy)
+_EXPORTS = {
+    'handx_gen.data.filters': (
+        'DroppedSegment', 'DropReason', 'FilterConfig', 'FilterResult', 'Segment', 'filter_motion',
+        'filter_reading',
+    ),
+    'handx_gen.data.smplh': (
+        'BODY_CHAIN_TO_WRIST', 'HAND_SLICES', 'LEFT_HAND_SLICE', 'LEFT_WRIST', 'NUM_BODY_JOINTS',
+        'NUM_SMPLH_JOINTS', 'PELVIS', 'RIGHT_HAND_SLICE', 'RIGHT_WRIST', 'SMPLH_JOINT_NAMES',
+        'SMPLH_PARENTS', 'SMPLH_REST_JOINTS_M', 'WRIST_JOINTS', 'BodyPose', 'UnifiedMotion',
+        'body_forward_kinematics', 'from_bimanual', 'to_bimanual', 'wrist_global_rotations',
+    ),
+    'handx_gen.data.kinds': ('SourceKind', 'UpAxis'),
+    'handx_gen.data.sources': (
+        'Y_UP_TO_Z_UP', 'SourceReading', 'detect_kind', 'format_frame_ranges', 'load_source',
+        'read_amass_smplh', 'read_amass_unified', 'read_keypoint_sequence',
+        'read_mano_sequence', 'read_source',
+    ),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     'BODY_CHAIN_TO_WRIST',

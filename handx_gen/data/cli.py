@@ -1,5 +1,5 @@
-"""``handx data`` subcommands: ``inspect``, ``filter``, ``convert``, ``synth`` and
-``check-annotation``.
+"""``handx data`` subcommands: ``inspect``, ``filter``, ``convert``, ``slice``, ``resample``,
+``synth`` and ``check-annotation``.
 
 Every command reads any supported file (``handx-motion/1`` or a source kind, see
 :mod:`handx_gen.data.sources`); errors are :class:`~handx_gen.errors.HandxError` and the
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from handx_gen.data.filters import FilterConfig, filter_reading
-from handx_gen.data.sources import SourceKind, SourceReading, UpAxis, load_source
+from handx_gen.data.kinds import SourceKind, UpAxis
 from handx_gen.errors import ConfigError, DataSourceError
-from handx_gen.hand.topology import TIP_KEYPOINTS, HandSide
 from handx_gen.outputs import check_outputs
+
+if TYPE_CHECKING:  # the readers load numpy: imported by the commands that read
+    from handx_gen.data.sources import SourceReading
 
 __all__ = ['register']
 
@@ -27,11 +27,12 @@ _AXES = 'xyz'
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``handx data inspect|filter|convert`` to the ``handx`` parser."""
+    """Add ``handx data inspect|filter|convert|slice|resample|...`` to the ``handx`` parser."""
     data = subparsers.add_parser(
-        'data', help='inspect, filter and convert motion data files',
-        description='Inspect, filter and convert motion data (handx-motion/1 files and the '
-                    'source kinds: ' + ', '.join(k.value for k in SourceKind) + ').')
+        'data', help='inspect, filter, convert, cut and resample motion data files',
+        description='Inspect, filter, convert, cut and resample motion data (handx-motion/1 '
+                    'files and the source kinds: ' + ', '.join(k.value for k in SourceKind)
+                    + ').')
     commands = data.add_subparsers(dest='data_command', metavar='DATA_COMMAND')
     commands.required = True
 
@@ -56,11 +57,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     filt.add_argument('--json', action='store_true', help='print JSON instead of text')
     filt.set_defaults(func=_filter)
 
+    def add_output_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('src', type=Path, help='motion or source file (.npz)')
+        parser.add_argument('out', type=Path,
+                            help='output handx-motion/1 file (.npz; its folder is created)')
+        add_source_options(parser)
+        parser.add_argument('--fill-invalid', action='store_true',
+                            help='frames with non-finite source data hold the nearest good '
+                                 "frame's values (default: such a file is refused, its bad "
+                                 'frames listed; `handx data filter` cuts them out instead)')
+
     convert = commands.add_parser('convert', help='convert a source file to handx-motion/1')
-    convert.add_argument('src', type=Path, help='source file (.npz)')
-    convert.add_argument('out', type=Path, help='output handx-motion/1 file (.npz)')
-    add_source_options(convert)
+    add_output_options(convert)
     convert.set_defaults(func=_convert)
+
+    cut = commands.add_parser(
+        'slice', help='keep part of a clip: from --start to --end',
+        description='Write the frames from --start (included) to --end (excluded) of a motion '
+                    'or source file as handx-motion/1: in seconds, or frame numbers with '
+                    '--frames.')
+    add_output_options(cut)
+    cut.add_argument('--start', type=float, default=None,
+                     help='first time kept, seconds (frame number with --frames; default: the '
+                          'start of the clip)')
+    cut.add_argument('--end', type=float, default=None,
+                     help='end of the part kept, excluded, seconds (frame number with '
+                          '--frames; default: the end of the clip)')
+    cut.add_argument('--frames', action='store_true',
+                     help='--start and --end are frame numbers, not seconds')
+    cut.set_defaults(func=_slice)
+
+    resample = commands.add_parser(
+        'resample', help='play a clip at another frame rate, same duration',
+        description='Write a motion or source file at another frame rate as handx-motion/1, '
+                    'keeping its duration (rotations slerped, keypoints re-posed; see '
+                    'BimanualMotion.resample).')
+    add_output_options(resample)
+    resample.add_argument('--fps', type=float, required=True, help='the new frame rate')
+    resample.set_defaults(func=_resample)
 
     synth = commands.add_parser(
         'synth', help='build a synthetic bimanual corpus',
@@ -105,7 +139,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace, path: Path, *, fill_invalid: bool) -> SourceReading:
+    from handx_gen.data.sources import load_source
+
     return load_source(path, args.kind, fill_invalid=fill_invalid, up_axis=args.up_axis)
+
+
+def _make_parent(path: Path) -> None:
+    """Create the folder ``path`` is written into, as ``mkdir -p``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        raise DataSourceError(f'cannot create the folder of {path}: '
+                              f'{exc.strerror or exc}') from exc
 
 
 def _save(motion: Any, path: Path) -> None:
@@ -120,6 +165,10 @@ def _save(motion: Any, path: Path) -> None:
 
 def summarize(reading: SourceReading) -> dict[str, Any]:
     """Frame rate, length and per-hand value ranges of a reading, as plain values."""
+    import numpy as np
+
+    from handx_gen.hand.topology import TIP_KEYPOINTS, HandSide
+
     motion = reading.motion
     keypoints = np.asarray(motion.keypoints, dtype=np.float64)  # (T, 2, 21, 3)
     hand_pose = np.asarray(motion.hand_pose)  # (T, 2, 15, 3)
@@ -181,6 +230,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _filter(args: argparse.Namespace) -> int:
+    from handx_gen.data.filters import FilterConfig, filter_reading
+
     config = FilterConfig() if args.config is None else FilterConfig.from_yaml(args.config)
     reading = _load(args, args.file, fill_invalid=True)
     result = filter_reading(reading, config)
@@ -224,18 +275,79 @@ def _filter(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- convert
 
 
-def _convert(args: argparse.Namespace) -> int:
+def _read_for_output(args: argparse.Namespace) -> SourceReading:
+    """The source of a command that writes one motion file (SRC OUT), checked before any
+    work: OUT is not SRC nor a folder."""
     check_outputs([('OUT', args.out)], [('SRC', args.src)])
-    reading = _load(args, args.src, fill_invalid=False)
-    parent = args.out.parent
-    if not parent.is_dir():
-        raise DataSourceError(f'output directory {parent} does not exist')
     if args.out.is_dir():
         raise DataSourceError(f'output {args.out} is a directory; give a file name')
-    _save(reading.motion, args.out)
+    return _load(args, args.src, fill_invalid=args.fill_invalid)
+
+
+def _write_output(args: argparse.Namespace, reading: SourceReading, motion: Any,
+                  what: str) -> None:
+    _make_parent(args.out)
+    _save(motion, args.out)
+    filled = (f', {reading.num_invalid_frames} invalid frames filled'
+              if reading.num_invalid_frames else '')
+    print(f'wrote {args.out} ({what}, {motion.num_frames} frames at {motion.fps:g} fps'
+          f'{filled})')
+
+
+def _convert(args: argparse.Namespace) -> int:
+    reading = _read_for_output(args)
+    _write_output(args, reading, reading.motion, f'{reading.kind.value} -> handx-motion/1')
+    return 0
+
+
+# ---------------------------------------------------------------------------- slice
+
+
+def _slice(args: argparse.Namespace) -> int:
+    reading = _read_for_output(args)
     motion = reading.motion
-    print(f'wrote {args.out} ({reading.kind.value} -> handx-motion/1, {motion.num_frames} '
-          f'frames at {motion.fps:g} fps)')
+    start, stop = _frame_interval(args, motion.fps, motion.num_frames)
+    _write_output(args, reading, motion.segment(start, stop),
+                  f'frames {start}-{stop} of {motion.num_frames}, '
+                  f'{start / motion.fps:.3f}-{stop / motion.fps:.3f} s')
+    return 0
+
+
+def _frame_interval(args: argparse.Namespace, fps: float, num_frames: int) -> tuple[int, int]:
+    """[start, stop) frames of ``--start``/``--end`` (seconds, or frames with ``--frames``)."""
+    bounds = []
+    for name, value, default in (('--start', args.start, 0), ('--end', args.end, num_frames)):
+        if value is None:
+            bounds.append(default)
+            continue
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f'{name} must be a number >= 0, got {value:g}')
+        if args.frames and value != int(value):
+            raise ConfigError(f'{name} must be a whole frame number with --frames, got '
+                              f'{value:g}')
+        bounds.append(int(value) if args.frames else int(round(value * fps)))
+    start, stop = bounds
+    if not 0 <= start < stop <= num_frames:
+        unit = '' if args.frames else ' s'
+        given = ', '.join(f'{name} {value:g}{unit}' for name, value in
+                          (('--start', args.start), ('--end', args.end)) if value is not None)
+        raise ConfigError(f'{given}: frames [{start}, {stop}) are not a non-empty part of the '
+                          f'clip, {num_frames} frames ({num_frames / fps:.3f} s at {fps:g} '
+                          f'fps)')
+    return start, stop
+
+
+# ---------------------------------------------------------------------------- resample
+
+
+def _resample(args: argparse.Namespace) -> int:
+    from handx_gen.rates import check_fps
+
+    fps = check_fps(args.fps, what='--fps', error=ConfigError)
+    reading = _read_for_output(args)
+    motion = reading.motion
+    _write_output(args, reading, motion.resample(fps),
+                  f'{motion.fps:g} -> {fps:g} fps, {motion.duration_s:.3f} s')
     return 0
 
 

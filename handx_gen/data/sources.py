@@ -49,13 +49,13 @@ ranges.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from handx_gen.data.kinds import SourceKind, UpAxis
 from handx_gen.data.smplh import (
     NUM_SMPLH_JOINTS,
     SMPLH_REST_JOINTS_M,
@@ -94,22 +94,6 @@ Y_UP_TO_Z_UP: np.ndarray = np.array(
     [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=np.float64
 )
 Y_UP_TO_Z_UP.setflags(write=False)
-
-
-class SourceKind(enum.Enum):
-    """Kinds of data-source file that :func:`load_source` reads."""
-
-    MOTION = 'motion'
-    AMASS_SMPLH = 'amass-smplh'
-    MANO = 'mano'
-    KEYPOINTS = 'keypoints'
-
-
-class UpAxis(enum.Enum):
-    """Which world axis points up in a body-model source file."""
-
-    Y = 'y'  # SMPL body frame; rotated +90 deg about x into the Z-up world
-    Z = 'z'  # already the project's convention; left unchanged
 
 
 # What identifies each kind, for error messages.
@@ -298,8 +282,9 @@ def _report_invalid(entries: _Entries, invalid: np.ndarray, fill_invalid: bool,
     if invalid.any() and not fill_invalid:
         raise entries.error(
             f'{int(invalid.sum())} of {invalid.shape[0]} frames have non-finite {what} (frames '
-            f'{format_frame_ranges(invalid)}); read with fill_invalid=True (as `handx data '
-            f'filter` does) to mark them for filtering'
+            f'{format_frame_ranges(invalid)}); fill them from the nearest good frame with '
+            f'`handx data convert FILE OUT.npz --fill-invalid` (in Python: load_source(..., '
+            f'fill_invalid=True)), or cut them out with `handx data filter FILE --out DIR`'
         )
 
 

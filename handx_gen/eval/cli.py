@@ -33,14 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_data: Path | None = None) -> None:
-    from handx_gen.eval.evaluate import SOURCES, TASKS
+    from handx_gen.eval.names import GRANULARITIES, SOURCES, TASKS
 
     parser.add_argument('data', type=Path, nargs='?' if default_data else None,
                         default=default_data,
                         help='a corpus folder or any folder of handx-motion/1 files with texts')
     parser.add_argument('--split', default='test', help='corpus split (default test)')
     parser.add_argument('--granularity', default='interaction',
-                        choices=['semantic', 'interaction', 'articulation', 'first'],
+                        choices=[*GRANULARITIES, 'first'],
                         help='which description is the prompt (default interaction; first: '
                              "the clip's first text)")
     parser.add_argument('--reference', type=Path,

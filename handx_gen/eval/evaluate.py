@@ -51,14 +51,11 @@ from handx_gen.eval.metrics import (
     plausibility,
     r_precision,
 )
+from handx_gen.eval.names import GRANULARITIES, SOURCES, TASKS
 
 __all__ = ['SOURCES', 'TASKS', 'EvalClip', 'EvalSettings', 'Retrieval', 'evaluate',
            'feature_metrics', 'embedding_metrics', 'load_clips', 'markdown_table',
            'random_motion']
-
-SOURCES = ('ground_truth', 'retrieval', 'diffusion', 'ar')
-TASKS = ('text', 'reaction', 'inbetween')
-GRANULARITIES = ('semantic', 'interaction', 'articulation')
 
 
 @dataclasses.dataclass(frozen=True)

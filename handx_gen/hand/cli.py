@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from handx_gen.hand.mano import convert_mano_pickle, inspect_mano_file
-
 __all__ = ['register']
 
 _SIDES = ('left', 'right')
@@ -51,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    from handx_gen.hand.mano import convert_mano_pickle, inspect_mano_file
     from handx_gen.outputs import check_outputs
 
     check_outputs([('--out', args.out)], [('SRC', args.src)])
@@ -61,6 +60,8 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from handx_gen.hand.mano import inspect_mano_file
+
     info = inspect_mano_file(args.file, side=args.side)
     side = info.side.name.lower() if info.side is not None else 'unknown'
     print(f'file: {info.path}')

@@ -8,27 +8,24 @@ pooled features (``transformers`` is imported only when an encoder is loaded);
 autoregressive model over interleaved left/right tokens.
 """
 
-from handx_gen.models.ar import ARConfig, AROutput, HandTokenGPT, condition_token_mask
-from handx_gen.models.diffusion import DiffusionConfig, GaussianDiffusion, MotionDenoiser
-from handx_gen.models.fsq import FSQ, FSQConfig, HandTokenizer
-from handx_gen.models.masking import (
-    ConditionMask,
-    MaskBatch,
-    MaskMode,
-    MaskSamplerConfig,
-    apply_condition,
-    make_mask,
-    sample_masks,
-)
-from handx_gen.models.text_encoder import (
-    DEFAULT_MAX_CHARS,
-    TextEncoder,
-    TextEncoderConfig,
-    TextEncoderKind,
-    TextFeatures,
-    bundled_minilm_path,
-    validate_prompt,
-)
+from handx_gen.lazy import lazy_exports
+
+# module -> the names re-exported from it, imported on first use (handx_gen.lazy)
+_EXPORTS = {
+    'handx_gen.models.ar': ('ARConfig', 'AROutput', 'HandTokenGPT', 'condition_token_mask'),
+    'handx_gen.models.diffusion': ('DiffusionConfig', 'GaussianDiffusion', 'MotionDenoiser'),
+    'handx_gen.models.fsq': ('FSQ', 'FSQConfig', 'HandTokenizer'),
+    'handx_gen.models.mask_mode': ('MaskMode',),
+    'handx_gen.models.masking': (
+        'ConditionMask', 'MaskBatch', 'MaskSamplerConfig', 'apply_condition', 'make_mask',
+        'sample_masks',
+    ),
+    'handx_gen.models.text_encoder': (
+        'DEFAULT_MAX_CHARS', 'TextEncoder', 'TextEncoderConfig', 'TextEncoderKind', 'TextFeatures',
+        'bundled_minilm_path', 'validate_prompt',
+    ),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     'DEFAULT_MAX_CHARS',

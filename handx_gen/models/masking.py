@@ -22,7 +22,6 @@ with the mode probabilities of a :class:`MaskSamplerConfig`.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +33,7 @@ import torch
 from handx_gen.config import config_kwargs
 from handx_gen.errors import ConfigError, unknown_choice
 from handx_gen.hand.topology import HandSide
+from handx_gen.models.mask_mode import MaskMode
 from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup, FeatureLayout
 
 __all__ = [
@@ -47,32 +47,6 @@ __all__ = [
 ]
 
 Array = Any  # np.ndarray or torch.Tensor
-
-
-class MaskMode(str, enum.Enum):
-    """What a condition gives; the value is the name used in configs and on the command line."""
-
-    TEXT = 'text'  # nothing given
-    REACTION = 'reaction'  # one hand given, the other generated
-    INBETWEEN = 'inbetween'  # first and last k frames given
-    KEYFRAMES = 'keyframes'  # sparse frames given
-    TRAJECTORY = 'trajectory'  # wrist paths given
-
-    @classmethod
-    def parse(cls, mode: MaskMode | str) -> MaskMode:
-        """The mode named by ``mode`` (a :class:`MaskMode` or its value, any case).
-
-        Raises:
-            ConfigError: Unknown mode (the message lists the valid ones).
-        """
-        if isinstance(mode, MaskMode):
-            return mode
-        if isinstance(mode, str):
-            try:
-                return cls(mode.strip().lower())
-            except ValueError:
-                pass
-        raise ConfigError(unknown_choice('mask mode', mode, [m.value for m in cls]))
 
 
 def _as_side(side: HandSide | int | str) -> HandSide:

@@ -24,6 +24,7 @@ Files: ``handx-motion/1`` ``.npz`` (see :meth:`BimanualMotion.save`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -216,7 +217,7 @@ class BimanualMotion:
             if not math.isclose(motion.fps, first.fps, rel_tol=1e-9):
                 raise MotionError(
                     f'concatenate: motion {index} has fps {motion.fps}, motion 0 has '
-                    f'{first.fps}; resample first')
+                    f'{first.fps}; resample first (motion.resample, `handx data resample`)')
             if (motion.betas is None) != (first.betas is None) or (
                     first.betas is not None and not np.array_equal(motion.betas, first.betas)):
                 raise MotionError(f'concatenate: motion {index} has other betas than motion 0')
@@ -281,6 +282,15 @@ class BimanualMotion:
 
     def __len__(self) -> int:
         return self.num_frames
+
+    def fingerprint(self) -> str:
+        """16 hex digits of a SHA-256 over the frame rate and the keypoints (float32), what
+        retargeting reads: clips with equal fingerprints play the same keypoints at the same
+        rate. A trajectory records its source clip's, so a different clip of the same length
+        is told apart (``handx sim --motion``)."""
+        hasher = hashlib.sha256(f'{self._fps!r} {self._keypoints.shape}'.encode())
+        hasher.update(np.ascontiguousarray(self._keypoints, dtype='<f4').tobytes())
+        return hasher.hexdigest()[:16]
 
     def __repr__(self) -> str:
         return (

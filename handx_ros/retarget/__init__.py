@@ -4,30 +4,27 @@ No torch and no rclpy here: :mod:`handx_ros.retarget.dex_backend` (the dex-retar
 baseline, which imports torch) and :mod:`handx_ros.retarget.collision` load on demand.
 """
 
-from handx_ros.retarget.bimanual import (
-    BimanualFrame,
-    HumanoidRetargeter,
-    PairRetargeter,
-    build_retargeter,
-    retarget_motion,
-)
-from handx_ros.retarget.filters import OneEuroFilter
-from handx_ros.retarget.frames import (
-    base_poses,
-    keypoints_in_wrist_frame,
-    wrist_frames_from_keypoints,
-    wrist_poses_from_motion,
-)
-from handx_ros.retarget.retargeter import (
-    FrameResult,
-    HandRetargeter,
-    Objective,
-    RetargetConfig,
-    RetargetResult,
-)
-from handx_ros.retarget.robot import ChainKinematics, hand_kinematics, load_urdf_model
-from handx_ros.retarget.spec import RobotKind, RobotSpec, available_robots, load_robot_spec
-from handx_ros.retarget.trajectory import TRAJECTORY_FORMAT, RobotTrajectory
+from handx_gen.lazy import lazy_exports
+
+# module -> the names re-exported from it, imported on first use (handx_gen.lazy)
+_EXPORTS = {
+    'handx_ros.retarget.bimanual': (
+        'BimanualFrame', 'HumanoidRetargeter', 'PairRetargeter', 'build_retargeter',
+        'retarget_motion',
+    ),
+    'handx_ros.retarget.filters': ('OneEuroFilter',),
+    'handx_ros.retarget.frames': (
+        'base_poses', 'keypoints_in_wrist_frame', 'wrist_frames_from_keypoints',
+        'wrist_poses_from_motion',
+    ),
+    'handx_ros.retarget.retargeter': (
+        'FrameResult', 'HandRetargeter', 'Objective', 'RetargetConfig', 'RetargetResult',
+    ),
+    'handx_ros.retarget.robot': ('ChainKinematics', 'hand_kinematics', 'load_urdf_model'),
+    'handx_ros.retarget.spec': ('RobotKind', 'RobotSpec', 'available_robots', 'load_robot_spec'),
+    'handx_ros.retarget.trajectory': ('TRAJECTORY_FORMAT', 'RobotTrajectory'),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     'TRAJECTORY_FORMAT',

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handx_gen.errors import RobotModelError
-from handx_ros.retarget.spec import RobotKind, RobotSpec, available_robots, load_robot_spec
+
+if TYPE_CHECKING:  # the robot folders load numpy: imported by the commands
+    from handx_ros.retarget.spec import RobotSpec
 
 __all__ = ['register', 'robot_details', 'robot_summaries']
 
@@ -38,13 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     robots.set_defaults(func=_run_robots)
 
     retarget = subparsers.add_parser(
-        'retarget', help='retarget a handx-motion/1 clip onto a robot pair or humanoid',
-        description='Retarget MOTION.npz onto a robot folder and write a '
+        'retarget', help='retarget a motion clip onto a robot pair or humanoid',
+        description='Retarget MOTION.npz (a handx-motion/1 file or any source file `handx '
+                    'data inspect` reads) onto a robot folder and write a '
                     'handx-robot-trajectory/1 file: for a pair (allegro, inspire) both hands '
                     'with floating wrists (base_poses), for a humanoid (g1_hands, gr1) arms '
                     'and hands. Every frame records whether it converged; unconverged frames '
                     'are counted on stderr and in the report, never hidden.')
-    retarget.add_argument('motion', metavar='MOTION.npz', help='a handx-motion/1 file')
+    retarget.add_argument('motion', metavar='MOTION.npz',
+                          help='a handx-motion/1 file or any supported source file (its kind '
+                               'detected)')
     robot = retarget.add_mutually_exclusive_group()
     robot.add_argument('--robot', default=None, metavar='NAME',
                        help='name of an installed pair or humanoid folder (default allegro; '
@@ -85,6 +90,8 @@ def _mm(value: float | None) -> str:
 
 def robot_summaries() -> list[dict[str, Any]]:
     """One entry per robot folder: ``name``, ``kind``, ``description``, ``dof`` (driven)."""
+    from handx_ros.retarget.spec import available_robots, load_robot_spec
+
     summaries = []
     for name in available_robots():
         spec = load_robot_spec(name)
@@ -106,6 +113,8 @@ def robot_details(name: str) -> dict[str, Any]:
         RobotModelError: Unknown robot (the message lists the valid ones), a URDF that
             cannot be read, or a spec naming a joint the URDF lacks.
     """
+    from handx_ros.retarget.spec import load_robot_spec
+
     spec = load_robot_spec(name)
     joints: list[dict[str, Any]] = []
     hands: list[dict[str, Any]] = []
@@ -127,12 +136,12 @@ def _run_retarget(args: argparse.Namespace) -> int:
     import sys
 
     from handx_gen.config import config_from_yaml
-    from handx_gen.motion import BimanualMotion
+    from handx_gen.data.sources import read_source
     from handx_gen.outputs import check_outputs
     from handx_ros.retarget.bimanual import build_retargeter
     from handx_ros.retarget.report import trajectory_report
     from handx_ros.retarget.retargeter import RetargetConfig
-    from handx_ros.retarget.spec import load_robot_folder
+    from handx_ros.retarget.spec import load_robot_folder, load_robot_spec
 
     check_outputs([('--out', args.out), ('--report', args.report)],
                   [('MOTION.npz', args.motion), ('--config', args.config)])
@@ -142,7 +151,7 @@ def _run_retarget(args: argparse.Namespace) -> int:
         config = config.merged({'objective': args.objective})
     spec = (load_robot_folder(args.robot_dir) if args.robot_dir is not None
             else load_robot_spec('allegro' if args.robot is None else args.robot))
-    motion = BimanualMotion.load(args.motion)
+    motion = read_source(args.motion)
     retargeter = build_retargeter(spec, config, fps=motion.fps,
                                   avoid_collisions=args.avoid_collisions,
                                   backend=args.backend,
@@ -154,17 +163,18 @@ def _run_retarget(args: argparse.Namespace) -> int:
     else:
         trajectory, retimed, retiming = retargeter.retarget_retimed(motion,
                                                                     progress=args.progress)
-    trajectory = trajectory.with_info(source_motion=str(args.motion))
+    trajectory = trajectory.with_source(motion, args.motion)
     report = trajectory_report(retargeter, trajectory, motion)  # frame for frame
     if retiming is not None:
-        trajectory = retimed.with_info(source_motion=str(args.motion))
+        trajectory = retimed.with_source(motion, args.motion)
         report['retime'] = retiming.to_dict()
     path = trajectory.save(args.out)
     failed = report['frames'] - report['converged_frames']
     print(f'{path}: {trajectory.num_frames} frames of {spec.name} at {trajectory.fps:g} fps, '
           f'{len(trajectory.joint_names)} joints; fingertip error median '
           f'{report["fingertip_error_median_mm"]:.2f} mm, p95 '
-          f'{report["fingertip_error_p95_mm"]:.2f} mm; {report["time_p50_ms"]:.2f} ms per frame')
+          f'{report["fingertip_error_p95_mm"]:.2f} mm; {_collisions(report)}'
+          f'{report["time_p50_ms"]:.2f} ms per frame')
     if report.get('wrist_error_median_mm') is not None:
         print(f'wrist position error median {report["wrist_error_median_mm"]:.2f} mm, max '
               f'{report["wrist_error_max_mm"]:.2f} mm')
@@ -190,6 +200,21 @@ def _run_retarget(args: argparse.Namespace) -> int:
         Path(args.report).write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')
         print(f'report: {args.report}')
     return 0
+
+
+def _collisions(report: dict[str, Any]) -> str:
+    """The collision rates of a report for the summary line: 'self-collision 4.0% of frames,
+    between hands 0.0%; ' (each hand's links with its own; the two hands). A rate above zero
+    never shows as 0.0%."""
+    parts = []
+    for key, label in (('self_collision_rate', 'self-collision'),
+                       ('inter_hand_collision_rate', 'between hands')):
+        rate = report.get(key)
+        if rate is not None:
+            shown = '<0.1%' if 0.0 < rate < 0.0005 else f'{rate:.1%}'
+            parts.append(f'{label} {shown}' + ('' if parts else ' of frames'))
+    return ', '.join(parts) + '; ' if parts else ''
+
 
 def _run_robots(args: argparse.Namespace) -> int:
     if args.name is None:
@@ -242,6 +267,8 @@ def _dof(spec: RobotSpec) -> int:
 
 def _hands(spec: RobotSpec) -> list[tuple[RobotSpec, Any]]:
     """(folder spec holding the URDF, hand spec) per hand, left first."""
+    from handx_ros.retarget.spec import RobotKind, load_robot_spec
+
     if spec.kind == RobotKind.PAIR:
         members = [load_robot_spec(m, spec.folder.parent) for m in spec.members]
         return [(member, member.hands[0]) for member in members]

@@ -13,7 +13,10 @@ File entries (``.npz``, read without pickle):
 * ``joint_names`` (nq,) str; ``qpos`` (T, nq) float64;
 * optional ``base_poses`` (T, 2, 7) float64 (xyz, quaternion wxyz; left hand first),
   ``converged`` (T,) bool, ``residual_m`` (T,) float64;
-* ``info`` (str): the metadata as JSON.
+* ``info`` (str): the metadata as JSON. A trajectory retargeted from a motion file records it
+  (:meth:`RobotTrajectory.with_source`): ``source_motion`` (the path) and ``source_clip``
+  (``fps``, ``frames`` and ``fingerprint`` of the clip), so a simulation against a human clip
+  can check it is the one (:meth:`RobotTrajectory.check_source`).
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ from handx_gen.errors import MotionError, MotionFormatError, unknown_choice
 from handx_gen.npz import check_entries, decode_json, read_npz, write_npz
 from handx_gen.rates import MAX_FRAMES, check_clip_size, check_fps
 
-__all__ = ['TRAJECTORY_FORMAT', 'RobotTrajectory']
+__all__ = ['SOURCE_CLIP_INFO_KEY', 'TRAJECTORY_FORMAT', 'RobotTrajectory']
 
 TRAJECTORY_FORMAT = 'handx-robot-trajectory/1'
+
+# info entry of the clip a trajectory was retargeted from: fps, frames, fingerprint
+SOURCE_CLIP_INFO_KEY = 'source_clip'
 
 # Quaternions whose norm is within this of 1 are normalised; others are rejected as not
 # rotations (a float32 round trip stays far inside it, a zero or unnormalised one does not).
@@ -210,6 +216,46 @@ class RobotTrajectory:
     def with_info(self, **entries: Any) -> RobotTrajectory:
         """A copy with ``entries`` added to :attr:`info` (JSON-compatible values)."""
         return dataclasses.replace(self, info={**self.info, **entries})
+
+    def with_source(self, motion: Any, path: PathLike) -> RobotTrajectory:
+        """A copy that records the clip it was retargeted from: ``info['source_motion']`` (the
+        path) and ``info['source_clip']`` (its ``fps``, ``frames`` and
+        :meth:`~handx_gen.motion.container.BimanualMotion.fingerprint`)."""
+        return self.with_info(source_motion=str(path), **{SOURCE_CLIP_INFO_KEY: {
+            'fps': float(motion.fps), 'frames': int(motion.num_frames),
+            'fingerprint': motion.fingerprint()}})
+
+    def check_source(self, motion: Any, name: str = 'the motion') -> None:
+        """Refuse a human clip that is not the one this trajectory was retargeted from.
+
+        Compared with ``info['source_clip']``: frame rate, frame count and fingerprint (a
+        different clip of the same length differs there). A trajectory without the record
+        (written before it, or not from a file) is not checked.
+
+        Args:
+            motion: The human clip (a :class:`~handx_gen.motion.container.BimanualMotion`).
+            name: What to call it in the message (its file).
+
+        Raises:
+            MotionError: One line naming what differs and the recorded source.
+        """
+        record = self.info.get(SOURCE_CLIP_INFO_KEY)
+        if not isinstance(record, Mapping):
+            return
+        source = self.info.get('source_motion')
+        source = f' ({source})' if isinstance(source, str) else ''
+        fps, frames = record.get('fps'), record.get('frames')
+        if isinstance(fps, (int, float)) and abs(float(motion.fps) - fps) > 1e-9 * fps:
+            raise MotionError(f'{name} is at {motion.fps:g} fps; the trajectory was retargeted '
+                              f'from a clip at {fps:g} fps{source}')
+        if isinstance(frames, int) and motion.num_frames != frames:
+            raise MotionError(f'{name} has {motion.num_frames} frames; the trajectory was '
+                              f'retargeted from a clip of {frames}{source}')
+        expected = record.get('fingerprint')
+        if isinstance(expected, str) and motion.fingerprint() != expected:
+            raise MotionError(f'{name} is not the clip the trajectory was retargeted '
+                              f'from{source}: same rate and length, different keypoints '
+                              f'(fingerprint {motion.fingerprint()}, recorded {expected})')
 
     def save(self, path: PathLike) -> Path:
         """Write the trajectory as a ``handx-robot-trajectory/1`` ``.npz`` file.

@@ -7,10 +7,16 @@ commands inside limits, and :mod:`~handx_ros.sim.render` / :mod:`~handx_ros.sim.
 what happened.
 """
 
-from handx_ros.sim.evaluate import SimConfig, SimResult, SimStatus, simulate
-from handx_ros.sim.gate import GateConfig, GateVerdict, judge, load_gate_config
-from handx_ros.sim.safety import CommandSafety, SafetyConfig, filter_trajectory
-from handx_ros.sim.scene import SceneConfig, SimScene, build_scene
+from handx_gen.lazy import lazy_exports
+
+# module -> the names re-exported from it, imported on first use (handx_gen.lazy)
+_EXPORTS = {
+    'handx_ros.sim.evaluate': ('SimConfig', 'SimResult', 'SimStatus', 'simulate'),
+    'handx_ros.sim.gate': ('GateConfig', 'GateVerdict', 'judge', 'load_gate_config'),
+    'handx_ros.sim.safety': ('CommandSafety', 'SafetyConfig', 'filter_trajectory'),
+    'handx_ros.sim.scene': ('SceneConfig', 'SimScene', 'build_scene'),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     'CommandSafety',

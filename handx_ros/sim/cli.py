@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'against the gate thresholds. Exit code 0: pass, 3: fail.')
     sim.add_argument('trajectory', metavar='TRAJ.npz', help='a handx-robot-trajectory/1 file')
     sim.add_argument('--motion', default=None, metavar='MOTION.npz',
-                     help='the human clip it came from, for contact fidelity')
+                     help='the human clip it came from, for contact fidelity (a '
+                          'handx-motion/1 file or any supported source file); refused when '
+                          'it is not the clip the trajectory records')
     sim.add_argument('--report', default=None, metavar='JSON', help='write the report here')
     sim.add_argument('--plot', default=None, metavar='PNG',
                      help='tracking error, contact timelines and penetration plots')
@@ -44,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from handx_gen.motion import BimanualMotion
+    from handx_gen.data.sources import read_source
     from handx_gen.outputs import check_outputs
     from handx_ros.retarget.trajectory import RobotTrajectory
     from handx_ros.sim.evaluate import simulate
@@ -56,7 +58,9 @@ def _run_sim(args: argparse.Namespace) -> int:
                    ('--gate', args.gate)])
     gate = load_gate_config(args.gate)
     trajectory = RobotTrajectory.load(args.trajectory)
-    motion = BimanualMotion.load(args.motion) if args.motion else None
+    motion = read_source(args.motion) if args.motion else None
+    if motion is not None:
+        trajectory.check_source(motion, f'--motion {args.motion}')
     scene = build_scene(trajectory.robot)
     result = simulate(scene, trajectory, motion)
     verdict = judge(result, gate)
@@ -82,7 +86,7 @@ def _run_sim(args: argparse.Namespace) -> int:
     if args.plot:
         from handx_ros.sim.plots import plot_result
 
-        print(f'plot: {plot_result(result, args.plot)}')
+        print(f'plot: {plot_result(result, args.plot, gate=gate)}')
     if args.video:
         from handx_ros.sim.evaluate import retimed_source_frames
         from handx_ros.sim.render import render_video

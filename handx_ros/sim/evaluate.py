@@ -439,6 +439,8 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
             lacks joints the scene drives (both listed), or a floating-hand scene gets no
             ``base_poses``; or it ran past ``max_wall_s`` (the message names the limit and
             the frame reached).
+        MotionError: ``motion`` is not the clip the trajectory records as its source (frame
+            rate, length or fingerprint, :meth:`RobotTrajectory.check_source`).
     """
     config = config or SimConfig()
     if max_wall_s is not None and not max_wall_s > 0.0:
@@ -456,6 +458,8 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
     if not scene.floating:
         poses = None
     fps = trajectory.fps
+    if motion is not None:
+        trajectory.check_source(motion)
     human = None if motion is None else human_contact_intervals(
         motion, fps, trajectory.num_frames, source_frames=retimed_source_frames(trajectory))
     runner = _Runner(scene, config, fps)

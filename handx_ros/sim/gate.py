@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -180,11 +180,12 @@ def judge(result: SimResult, gate: GateConfig | None = None) -> GateVerdict:
         _command_penetration(result, gate),
         _penetrating_fraction(result, gate),
         _tracking('joint_error', summary['joint_error_p95_rad'], gate.max_joint_error_p95_rad,
-                  'joint tracking error p95 {v:.3f} rad > {t:.3f} rad (worst joint '
-                  f'{summary["joint_error_worst_joint"]})'),
+                  lambda v, t: f'joint tracking error p95 {_beyond(v, t, "rad", 3)} (worst '
+                               f'joint {summary["joint_error_worst_joint"]})'),
         _tracking('fingertip_error', summary['fingertip_error_p95_m'],
                   gate.max_fingertip_error_p95_m,
-                  'fingertip tracking error p95 {v_mm:.1f} mm > {t_mm:.1f} mm'),
+                  lambda v, t: 'fingertip tracking error p95 '
+                               f'{_beyond(v, t, "mm", 1, scale=1e3)}'),
         _velocity(result, gate),
     ]
     if gate.require_stable:
@@ -196,21 +197,36 @@ def judge(result: SimResult, gate: GateConfig | None = None) -> GateVerdict:
         force = float(summary['peak_force_n'] or 0.0)
         ok = force <= gate.max_contact_force_n
         checks.append(GateCheck('contact_force', force, gate.max_contact_force_n, ok,
-                                '' if ok else f'peak contact force {force:.1f} N > '
-                                f'{gate.max_contact_force_n:.1f} N'))
+                                '' if ok else 'peak contact force '
+                                f'{_beyond(force, gate.max_contact_force_n, "N", 1)}'))
     if gate.min_contact_recall is not None and result.fidelity is not None \
             and result.fidelity.recall is not None:
         recall = result.fidelity.recall
         ok = recall >= gate.min_contact_recall
         checks.append(GateCheck('contact_recall', recall, gate.min_contact_recall, ok,
-                                '' if ok else f'contact recall {recall:.2f} < '
-                                f'{gate.min_contact_recall:.2f} ({len(result.fidelity.human)} '
-                                'human contact events)'))
+                                '' if ok else 'contact recall '
+                                f'{_beyond(recall, gate.min_contact_recall, "", 2, op="<")} '
+                                f'({len(result.fidelity.human)} human contact events)'))
     reasons = [c.reason for c in checks if not c.passed]
     return GateVerdict(passed=not reasons, reasons=reasons, checks=tuple(checks))
 
 
 # ----------------------------------------------------------------------------- checks
+
+def _beyond(value: float, bound: float, unit: str, digits: int, *, scale: float = 1.0,
+            op: str = '>') -> str:
+    """``'{value} {unit} {op} {bound} {unit}'``, both with ``digits`` decimals, or as many more
+    as it takes for a value beyond its bound not to print equal to it (``0.1004 rad > 0.1000
+    rad``, never ``0.100 rad > 0.100 rad``)."""
+    value, bound = value * scale, bound * scale
+    for places in range(digits, digits + 12):
+        shown, limit = f'{value:.{places}f}', f'{bound:.{places}f}'
+        if shown != limit:
+            break
+    else:  # closer than any fixed number of places shows: the shortest exact repr
+        shown, limit = repr(value), repr(bound)
+    unit = f' {unit}' if unit else ''
+    return f'{shown}{unit} {op} {limit}{unit}'
 
 def _penetration(result: SimResult, gate: GateConfig) -> GateCheck:
     depth = result.penetration_m
@@ -227,7 +243,7 @@ def _penetration(result: SimResult, gate: GateConfig) -> GateCheck:
     also = f'; also {", ".join(others[:4])}' if others else ''
     return GateCheck(
         'penetration', value, gate.max_penetration_m, False,
-        f'penetration {value * 1e3:.1f} mm > {gate.max_penetration_m * 1e3:.1f} mm between '
+        f'penetration {_beyond(value, gate.max_penetration_m, "mm", 1, scale=1e3)} between '
         f'{pair[0]} and {pair[1]} at {frame / result.fps:.2f} s in the simulation '
         f'({deep.size} frames deeper '
         f'than {gate.max_penetration_m * 1e3:.1f} mm{also})')
@@ -246,7 +262,7 @@ def _command_penetration(result: SimResult, gate: GateConfig) -> GateCheck:
     force = float(result.peak_force_n.max()) if result.peak_force_n.size else 0.0
     return GateCheck(
         'command_penetration', value, threshold, False,
-        f'commanded penetration {value * 1e3:.1f} mm > {threshold * 1e3:.1f} mm between '
+        f'commanded penetration {_beyond(value, threshold, "mm", 1, scale=1e3)} between '
         f'{pair[0]} and {pair[1]} at {frame / result.fps:.2f} s ({deep} frames; the '
         f'simulated hands push back: deepest {float(result.penetration_m.max()) * 1e3:.1f} mm, '
         f'peak contact force {force:.0f} N)')
@@ -257,16 +273,16 @@ def _penetrating_fraction(result: SimResult, gate: GateConfig) -> GateCheck:
     ok = fraction <= gate.max_penetrating_fraction
     tolerance = result.config.penetration_tolerance_m
     return GateCheck('penetrating_fraction', fraction, gate.max_penetrating_fraction, ok,
-                     '' if ok else f'penetrating frames {fraction * 100:.1f} % > '
-                     f'{gate.max_penetrating_fraction * 100:.1f} % (frames deeper than '
-                     f'{tolerance * 1e3:.1f} mm)')
+                     '' if ok else 'penetrating frames '
+                     f'{_beyond(fraction, gate.max_penetrating_fraction, "%", 1, scale=100)} '
+                     f'(frames deeper than {tolerance * 1e3:.1f} mm)')
 
 
-def _tracking(name: str, value: float | None, threshold: float, template: str) -> GateCheck:
+def _tracking(name: str, value: float | None, threshold: float,
+              reason: Callable[[float, float], str]) -> GateCheck:
     value = float(value or 0.0)
     ok = value <= threshold
-    return GateCheck(name, value, threshold, ok, '' if ok else template.format(
-        v=value, t=threshold, v_mm=value * 1e3, t_mm=threshold * 1e3))
+    return GateCheck(name, value, threshold, ok, '' if ok else reason(value, threshold))
 
 
 # Relative tolerance of the velocity check: floating-point rounding, not motion.
@@ -290,5 +306,5 @@ def _velocity(result: SimResult, gate: GateConfig) -> GateCheck:
     # difference of two stored positions can exceed that by rounding.
     ok = value <= threshold * (1.0 + _LIMIT_RTOL)
     return GateCheck('joint_velocity', value, threshold, ok, '' if ok else
-                     f'commanded joint velocity {value:.2f} rad/s > {threshold:.2f} rad/s '
+                     f'commanded joint velocity {_beyond(value, threshold, "rad/s", 2)} '
                      f'limit of {result.joint_names[joint]} at {(frame + window) / fps:.2f} s')
