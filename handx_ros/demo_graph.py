@@ -620,6 +620,26 @@ def _video(out: Path, plot: dict[str, Any], config: DemoGraphConfig) -> dict[str
     return {'video': str(path.relative_to(out))}
 
 
+def _touch_line(summary: dict[str, Any]) -> str:
+    """Whether the robot's hands touched in the gate's simulation, from its summary."""
+    def number(key: str) -> float | None:
+        try:
+            return float(summary[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    events, closest, commanded = (number(k) for k in (
+        'robot_contact_events', 'min_inter_hand_distance_m', 'min_command_distance_m'))
+    if events is None:
+        return 'Robot hands in simulation: no contact summary.'
+    where = '' if closest is None else f', closest {closest * 1e3:.1f} mm'
+    command = '' if commanded is None else f', commanded {commanded * 1e3:.1f} mm'
+    if not events:
+        return f'Robot hands in simulation: they never touch{where}{command}.'
+    return (f'Robot hands in simulation: they touch ({int(events)} contact event'
+            f'{"s" if events != 1 else ""}{where}{command}; negative: overlap).')
+
+
 def _markdown(report: dict[str, Any]) -> str:
     text = report['text']
     gate = text['gate']
@@ -628,6 +648,7 @@ def _markdown(report: dict[str, Any]) -> str:
              f"Gate on the {report['config']['robot']} (from `/handx/sim_report`): "
              f"**{'pass' if gate['passed'] else 'fail'}**"
              + ('' if gate['passed'] else ': ' + '; '.join(gate['reasons'])), '',
+             _touch_line(gate.get('summary') or {}), '',
              '| step | seconds after the prompt |', '|---|---|']
     lines += [f'| {name} | {value:.3f} |' for name, value in text['latency_s'].items()]
     for phase in ('reaction', 'teleop'):

@@ -311,3 +311,14 @@ def test_killing_generation_mid_stream_halts_smoothly_and_restart_resumes(graph)
     stream(1.5)
     after = np.array([m.position for t, m in client.snapshot(client.commands) if t >= passed])
     assert np.ptp(after, axis=0).max() > 1e-3, 'the robot did not move again'
+
+
+def test_demo_report_says_whether_the_robot_hands_touched():
+    from handx_ros.demo_graph import _touch_line
+
+    touched = _touch_line({'robot_contact_events': '2', 'min_inter_hand_distance_m': '-6.7e-05',
+                           'min_command_distance_m': '-0.002133'})
+    assert 'they touch (2 contact events, closest -0.1 mm, commanded -2.1 mm' in touched
+    apart = _touch_line({'robot_contact_events': '0', 'min_inter_hand_distance_m': '0.02'})
+    assert 'never touch, closest 20.0 mm' in apart
+    assert 'no contact summary' in _touch_line({})
