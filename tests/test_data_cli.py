@@ -215,3 +215,164 @@ def test_resample_plays_a_clip_at_another_rate(
     np.testing.assert_allclose(fast.keypoints[::2], motion.keypoints, atol=1e-6)
     code, printed, err = _run(capsys, 'resample', source, out, '--fps', '0')
     _assert_one_line_error(code, printed, err, '--fps must be between')
+
+
+# ---------------------------------------------------------------------------- frames, placement
+
+
+def _tracker_hands(num_frames: int = 30) -> np.ndarray:
+    """(T, 2, 21, 3) world keypoints of two hands held palm down, fingers forward (+y), turning
+    left and right by up to 20 degrees about the vertical while they close from open to fist;
+    wrists 0.3 m apart at 1.1 m height. The left hand is the right one's mirror image."""
+    from handx_gen.data.synth_gestures import Posture, posture
+    from handx_gen.data.synth_motion import local_keypoints, place_keypoints, wrist_rotation
+
+    s = np.linspace(0.0, 1.0, num_frames)[:, None, None]
+    angles = (1 - s) * posture(Posture.OPEN) + s * posture(Posture.FIST)  # (T, 15, 3)
+    yaw = np.radians(20.0) * np.sin(2 * np.pi * s[:, 0, 0])
+    fingers = np.stack([-np.sin(yaw), np.cos(yaw), np.zeros_like(yaw)], axis=-1)  # (T, 3)
+    hands = []
+    for side, mirror in ((HandSide.LEFT, -1.0), (HandSide.RIGHT, 1.0)):
+        R = wrist_rotation(fingers * [mirror, 1.0, 1.0], np.array([0.0, 0.0, -1.0]), side)
+        local = local_keypoints(angles, default_skeleton(side))
+        hands.append(place_keypoints(local, R, np.array([0.15 * mirror, 0.4, 1.1])))
+    return np.stack(hands, axis=1)
+
+
+def _pairwise(keypoints: np.ndarray) -> np.ndarray:
+    """(T, 2, 21, 21) distances between each hand's keypoints."""
+    return np.linalg.norm(keypoints[..., :, None, :] - keypoints[..., None, :, :], axis=-1)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize(('axes', 'note'), [
+    ('left,down,back', ''),  # a camera facing the person: image x right, y down, depth away
+    ('right,down,forward', ''),  # a head-mounted camera looking forward
+    # The same camera with depth towards it: left-handed axes, read through a mirror.
+    ('left,down,forward', 'handx data: note: --axes left,down,forward are left-handed'),
+])
+def test_wrist_centred_tracker_hands_land_at_the_canonical_spots(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], axes: str, note: str) -> None:
+    """A tracker's wrist-centred keypoints, in its own axes, come out with the wrists on the
+    canonical spots, the fingers forward and the palms down, as the hands were; the shape of
+    each hand is unchanged."""
+    from handx_gen.data.frames import AxesMap
+    from handx_gen.data.workspace import CANONICAL_WRIST_M
+
+    world = _tracker_hands()
+    R_world_source = AxesMap.parse(axes).R_world_source
+    tracker = (world - world[:, :, :1]) @ R_world_source  # R.T @ (p - wrist), R orthogonal
+    source = tmp_path / 'tracker.npz'
+    np.savez(source, keypoints=tracker.astype(np.float32), fps=np.array(FPS))
+    target = tmp_path / 'placed.npz'
+    code, out, err = _run(capsys, 'convert', source, target, '--frame', 'wrist', '--axes', axes)
+    assert code == 0, err
+    assert f'axes {axes}, wrist frame, placed at the canonical spots' in out
+    assert err.strip() == '' if not note else err.startswith(note) and err.count('\n') == 1
+
+    keypoints = BimanualMotion.load(target).keypoints.astype(np.float64)  # (T, 2, 21, 3)
+    wrist = keypoints[:, :, 0]
+    np.testing.assert_allclose(wrist, np.broadcast_to(CANONICAL_WRIST_M, wrist.shape),
+                               atol=1e-5)
+    middle = _unit(keypoints[:, :, 9] - wrist)  # wrist to middle MCP
+    np.testing.assert_allclose(middle, _unit(world[:, :, 9] - world[:, :, 0]), atol=1e-3)
+    assert middle[:, :, 1].min() > np.cos(np.radians(21.0))  # forward, turning up to 20 deg
+    # Palm normal: index MCP x little MCP about the wrist faces the palm's way for a right
+    # hand; a left hand, the mirror image, has it the other way round.
+    palm = _unit(np.cross(keypoints[:, :, 5] - wrist, keypoints[:, :, 17] - wrist))
+    palm[:, HandSide.LEFT] *= -1.0
+    np.testing.assert_allclose(palm, np.broadcast_to([0.0, 0.0, -1.0], palm.shape), atol=1e-3)
+    np.testing.assert_allclose(_pairwise(keypoints), _pairwise(world), atol=1e-5)
+
+
+def test_wrist_centred_data_read_as_world_positions_are_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world = _tracker_hands()
+    source = tmp_path / 'tracker.npz'
+    np.savez(source, keypoints=world - world[:, :, :1], fps=np.array(FPS))
+    target = tmp_path / 'as_is.npz'
+    for extra in ([], ['--frame', 'wrist', '--place', 'none']):
+        code, out, err = _run(capsys, 'convert', source, target, *extra)
+        assert code == 0 and 'wrote' in out
+        lines = err.strip().splitlines()
+        assert len(lines) == 2, err  # one line per hand
+        for line, hand in zip(lines, ('left', 'right'), strict=True):
+            assert line.startswith(f'handx data: warning: {source}: the {hand} wrist is outside '
+                                   f'the usual workspace in 30 of 30 frames (0-29), up to 0.')
+            assert 'wrist-centred data? convert with --frame wrist' in line
+    code, out, err = _run(capsys, 'inspect', source, '--json')
+    assert code == 0 and err == ''
+    assert len(json.loads(out)['workspace']) == 2
+
+
+def test_a_wrist_3_m_away_is_warned_about(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    params = _params(30)
+    params['transl'][:, 1] = [3.0, 0.3, 1.0]  # the right wrist 3 m to the right
+    source = tmp_path / 'far.npz'
+    BimanualMotion.from_mano(FPS, **params).save(source)
+    code, out, err = _run(capsys, 'convert', source, tmp_path / 'out.npz')
+    assert code == 0 and 'wrote' in out
+    assert err.count('\n') == 1, err
+    assert err.startswith(f'handx data: warning: {source}: the right wrist is outside the usual '
+                          f'workspace in 30 of 30 frames (0-29), up to 2.30 m from it (frame 0: '
+                          f'(+3.00, +0.30, +1.00) m); check --axes, --frame and --place')
+    # Moved as a whole to the usual spots, the pair keeps its 3.2 m span and its warning.
+    code, out, err = _run(capsys, 'convert', source, tmp_path / 'out.npz', '--place',
+                          'canonical')
+    assert code == 0 and 'placed at the canonical spots' in out and 'right wrist' in err
+
+
+def test_up_axis_stays_a_shorthand_for_axes(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    world = _tracker_hands(10)
+    source = tmp_path / 'y_up.npz'
+    # A Y-up file: its y is the world's up, its z the world's back.
+    np.savez(source, keypoints=world[..., [0, 2, 1]] * [1.0, 1.0, -1.0], fps=np.array(FPS))
+    summaries = []
+    for option in (['--up-axis', 'y'], ['--axes', 'right,up,back']):
+        code, out, err = _run(capsys, 'inspect', source, '--json', *option)
+        assert code == 0 and err == ''
+        summaries.append(json.loads(out)['hands'])
+    assert summaries[0] == summaries[1]
+    np.testing.assert_allclose(summaries[0]['right']['wrist_min_m'], world[0, 1, 0], atol=1e-4)
+
+
+def test_frame_and_axes_errors_are_one_line(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    mano = tmp_path / 'mano.npz'
+    np.savez(mano, fps=np.array(FPS), **_params(5))
+    amass = tmp_path / 'amass.npz'
+    np.savez(amass, poses=np.zeros((5, 156)), trans=np.zeros((5, 3)),
+             mocap_framerate=np.array(FPS))
+    out = tmp_path / 'out.npz'
+    cases = [
+        ((mano, '--axes', 'left,down'), ("axes 'left,down': 2 directions, not 3",
+                                         'right, left, forward, back, up, down')),
+        ((mano, '--axes', 'left,dwn,back'), ("'dwn' is not a direction",)),
+        ((mano, '--axes', 'up,down,left'), ('two axes point along the same world axis',)),
+        ((mano, '--axes', 'right,up,back', '--up-axis', 'y'),
+         ('--axes right,up,back and --up-axis y: give one',)),
+        ((mano, '--axes', 'left,down,forward'), ('mano.npz', 'are a reflection',
+                                                 'only keypoint files')),
+        ((amass, '--frame', 'wrist'), ('amass.npz', "frame 'wrist' does not apply to an "
+                                                    'amass-smplh file')),
+    ]
+    for argv, fragments in cases:
+        code, printed, err = _run(capsys, 'convert', argv[0], out, *argv[1:])
+        _assert_one_line_error(code, printed, err, *fragments)
+    assert not out.exists()
+
+
+def test_place_help_quotes_the_canonical_spots(capsys: pytest.CaptureFixture[str]) -> None:
+    """The parser loads no numpy, so its help repeats the spots: it must say the same."""
+    from handx_gen.data.workspace import CANONICAL_WRIST_M
+
+    with pytest.raises(SystemExit):
+        main(['data', 'convert', '--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    for side, (x, y, z) in zip(('left', 'right'), CANONICAL_WRIST_M, strict=True):
+        assert f'{side} ({x:.2f}, {y:.2f}, {z:.2f})' in text

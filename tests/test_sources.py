@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from handx_gen.data.frames import AxesMap
+from handx_gen.data.kinds import Placement
 from handx_gen.data.smplh import (
     LEFT_WRIST,
     RIGHT_WRIST,
@@ -26,7 +28,8 @@ from handx_gen.data.sources import (
     read_mano_sequence,
     read_source,
 )
-from handx_gen.errors import DataSourceError, HandxError
+from handx_gen.data.workspace import CANONICAL_WRIST_M
+from handx_gen.errors import ConfigError, DataSourceError, HandxError
 from handx_gen.hand.rotations import axis_angle_to_matrix
 from handx_gen.hand.skeleton import default_skeleton
 from handx_gen.hand.topology import HandSide
@@ -231,6 +234,77 @@ def test_keypoint_sequence_nan_frames(tmp_path: Path) -> None:
     np.savez(path, keypoints=keypoints, fps=np.array(30.0))
     with pytest.raises(DataSourceError, match='right hand has no frame with finite keypoints'):
         load_source(path, fill_invalid=True)
+
+
+# ---------------------------------------------------------------------------- axes, frame, place
+
+
+def test_axes_turn_every_kind_alike(tmp_path: Path) -> None:
+    """One axes map gives the same world keypoints from a keypoint file, a MANO file and a
+    motion file of the same hands, and ``up_axis`` is its shorthand for bodies."""
+    truth = _fk_motion(5, seed=11)
+    truth.save(tmp_path / 'motion.npz')
+    np.savez(tmp_path / 'mano.npz', fps=np.array(30.0), global_orient=truth.global_orient,
+             hand_pose=truth.hand_pose, transl=truth.transl)
+    np.savez(tmp_path / 'k.npz', keypoints=truth.keypoints, fps=np.array(30.0))
+    axes = AxesMap.parse('right,down,forward')
+    expected = np.asarray(truth.keypoints, dtype=np.float64) @ axes.R_world_source.T
+    for name in ('motion', 'k'):
+        reading = load_source(tmp_path / f'{name}.npz', axes=axes)
+        np.testing.assert_allclose(reading.motion.keypoints, expected, atol=3e-3)
+        assert reading.frame_change.axes == axes
+    mano = load_source(tmp_path / 'mano.npz', axes='right,down,forward',
+                       skeletons=(default_skeleton(HandSide.LEFT, 0.18),
+                                  default_skeleton(HandSide.RIGHT, 0.19)))
+    np.testing.assert_allclose(mano.motion.keypoints, expected, atol=1e-6)
+    assert load_source(tmp_path / 'mano.npz').frame_change is None  # read as it is
+    with pytest.raises(DataSourceError, match=r'mano\.npz: axes right,down,back are a reflection'):
+        load_source(tmp_path / 'mano.npz', axes='right,down,back')
+    with pytest.raises(ConfigError, match='give the axes or the up axis, not both'):
+        load_source(tmp_path / 'mano.npz', axes=axes, up_axis='z')
+
+    rng = np.random.default_rng(12)
+    body = _amass(tmp_path / 'a.npz', rng.normal(scale=0.3, size=(3, 156)),
+                  rng.normal(size=(3, 3)))
+    by_axes = read_amass_smplh(body, axes='right,up,back')
+    np.testing.assert_array_equal(by_axes.keypoints, read_amass_smplh(body, up_axis='y').keypoints)
+    with pytest.raises(DataSourceError, match=r"frame 'wrist' does not apply"):
+        load_source(body, frame='wrist')
+
+
+def test_canonical_placement_of_a_body_moves_the_body_with_its_hands(tmp_path: Path) -> None:
+    trans = np.zeros((4, 3))
+    trans[:, 0] = 3.0  # standing 3 m to the side, in a motion-capture room
+    path = _amass(tmp_path / 'a.npz', np.zeros((4, 156)), trans)
+    as_is = load_source(path)
+    placed = load_source(path, place='canonical')
+    offsets = placed.frame_change.offsets_m
+    np.testing.assert_array_equal(offsets[0], offsets[1])
+    np.testing.assert_allclose(placed.motion.keypoints, as_is.motion.keypoints + offsets[0],
+                               atol=1e-5)
+    np.testing.assert_allclose(placed.unified.trans, as_is.unified.trans + offsets[0])
+    wrists = np.asarray(placed.motion.keypoints[:, :, 0], dtype=np.float64)
+    np.testing.assert_allclose(wrists.mean(axis=(0, 1)), CANONICAL_WRIST_M.mean(axis=0),
+                               atol=1e-6)
+
+
+def test_wrist_frame_keypoints_are_placed_per_hand_around_missing_frames(
+        tmp_path: Path) -> None:
+    """Each hand is placed from the frames it is seen in; the observed keypoints are moved
+    with it and keep their gaps."""
+    truth = _fk_motion(6, seed=13)
+    keypoints = np.array(truth.keypoints, dtype=np.float64)
+    keypoints -= keypoints[:, :, :1]  # wrist-centred
+    keypoints[1:3, 1] = np.nan  # the right hand lost for two frames
+    path = tmp_path / 'wc.npz'
+    np.savez(path, keypoints=keypoints, fps=np.array(30.0))
+    reading = load_source(path, frame='wrist', fill_invalid=True)
+    assert reading.frame_change.place is Placement.CANONICAL
+    np.testing.assert_allclose(reading.motion.keypoints[:, :, 0],
+                               np.broadcast_to(CANONICAL_WRIST_M, (6, 2, 3)), atol=2e-3)
+    assert np.isnan(reading.observed_keypoints[1:3, 1]).all()
+    np.testing.assert_allclose(reading.observed_keypoints[0, 1] - CANONICAL_WRIST_M[1],
+                               keypoints[0, 1], atol=1e-12)
 
 
 # ---------------------------------------------------------------------------- dispatch

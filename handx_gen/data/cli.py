@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from handx_gen.data.kinds import SourceKind, UpAxis
+from handx_gen.data.kinds import Direction, Placement, SourceFrame, SourceKind, UpAxis
 from handx_gen.errors import ConfigError, DataSourceError
 from handx_gen.outputs import check_outputs
 
@@ -39,9 +40,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def add_source_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument('--kind', choices=[k.value for k in SourceKind],
                             help='source kind (default: detected from the file entries)')
-        parser.add_argument('--up-axis', choices=[a.value for a in UpAxis], default='z',
-                            help='up axis of an amass-smplh file (default: z, as AMASS; '
-                                 'y is rotated to z up)')
+        parser.add_argument('--axes', metavar='X,Y,Z',
+                            help="where the file's x, y and z axes point in the world (x right, "
+                                 'y forward, z up): three of '
+                                 + ', '.join(d.value for d in Direction)
+                                 + " (default: right,forward,up, the world's own; e.g. "
+                                 'left,down,back for a camera facing the person: image x right, '
+                                 'y down, depth away from the camera)')
+        parser.add_argument('--up-axis', choices=[a.value for a in UpAxis],
+                            help='shorthand for --axes: z is right,forward,up (the default, as '
+                                 'AMASS), y is right,up,back (Y-up exports)')
+        parser.add_argument('--frame', choices=[f.value for f in SourceFrame], default='world',
+                            help='world (default): world positions; wrist: each hand relative '
+                                 'to its own wrist, where the hands are unknown')
+        parser.add_argument('--place', choices=[p.value for p in Placement],
+                            help='canonical: move the wrists to the usual spots, left '
+                                 '(-0.17, 0.30, 1.04), right (0.17, 0.30, 1.04) m, keeping any '
+                                 'wrist motion about them (each hand on its own for --frame '
+                                 'wrist, both as one for world data); none: leave them '
+                                 '(default: canonical for --frame wrist, else none)')
 
     inspect = commands.add_parser('inspect', help='print frame rate, length and value ranges')
     inspect.add_argument('file', type=Path, help='motion or source file (.npz)')
@@ -139,9 +156,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace, path: Path, *, fill_invalid: bool) -> SourceReading:
+    from handx_gen.data.frames import AxesMap
     from handx_gen.data.sources import load_source
 
-    return load_source(path, args.kind, fill_invalid=fill_invalid, up_axis=args.up_axis)
+    if args.axes is not None and args.up_axis is not None:
+        raise ConfigError(f'--axes {args.axes} and --up-axis {args.up_axis}: give one (--up-axis '
+                          f'y is --axes right,up,back)')
+    axes = None if args.axes is None else AxesMap.parse(args.axes)
+    reading = load_source(path, args.kind, fill_invalid=fill_invalid, up_axis=args.up_axis,
+                          axes=axes, frame=args.frame, place=args.place)
+    if axes is not None and axes.is_reflection:
+        print(f"handx data: note: --axes {axes} are left-handed, a mirror: right if the file's "
+              f'axes are, else every hand becomes its mirror image', file=sys.stderr)
+    return reading
+
+
+# A hand whose wrists all lie this close to the origin was most likely given relative to its
+# wrist (wrist-centred tracker output) and read as world positions.
+_AT_ORIGIN_M = 0.05
+
+
+def _warn_workspace(reading: SourceReading) -> None:
+    """One line on stderr per hand whose wrists leave the usual workspace
+    (:func:`handx_gen.data.workspace.check_workspace`), with the likely cause."""
+    import numpy as np
+
+    from handx_gen.data.workspace import check_workspace
+
+    wrists = np.asarray(reading.motion.keypoints[:, :, 0], dtype=np.float64)  # (T, 2, 3)
+    for finding in check_workspace(reading.motion):
+        if np.linalg.norm(wrists[:, finding.side], axis=-1).max() < _AT_ORIGIN_M:
+            hint = 'its wrist stays at the origin: wrist-centred data? convert with --frame wrist'
+        else:
+            hint = 'check --axes, --frame and --place'
+        print(f'handx data: warning: {reading.path}: {finding.describe()}; {hint} (README: '
+              f'Conventions)', file=sys.stderr)
 
 
 def _make_parent(path: Path) -> None:
@@ -167,6 +216,7 @@ def summarize(reading: SourceReading) -> dict[str, Any]:
     """Frame rate, length and per-hand value ranges of a reading, as plain values."""
     import numpy as np
 
+    from handx_gen.data.workspace import check_workspace
     from handx_gen.hand.topology import TIP_KEYPOINTS, HandSide
 
     motion = reading.motion
@@ -179,6 +229,9 @@ def summarize(reading: SourceReading) -> dict[str, Any]:
         'frames': motion.num_frames,
         'duration_s': motion.duration_s,
         'invalid_frames': reading.num_invalid_frames,
+        'frame_change': (None if reading.frame_change is None
+                         else reading.frame_change.describe()),
+        'workspace': [finding.describe() for finding in check_workspace(motion)],
         'hands': {},
     }
     if reading.ik_residual_m is not None:
@@ -211,6 +264,10 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"duration: {summary['duration_s']:.3f} s")
     if summary['invalid_frames']:
         print(f"invalid frames (non-finite source data): {summary['invalid_frames']}")
+    if summary['frame_change']:
+        print(f"read with: {summary['frame_change']}")
+    for finding in summary['workspace']:
+        print(f'workspace: {finding}')
     if 'ik_residual_m' in summary:
         residual = summary['ik_residual_m']
         print(f"ik residual: mean {residual['mean'] * 1000:.1f} mm, "
@@ -234,6 +291,7 @@ def _filter(args: argparse.Namespace) -> int:
 
     config = FilterConfig() if args.config is None else FilterConfig.from_yaml(args.config)
     reading = _load(args, args.file, fill_invalid=True)
+    _warn_workspace(reading)
     result = filter_reading(reading, config)
     written: list[str] = []
     if args.out is not None:
@@ -281,7 +339,9 @@ def _read_for_output(args: argparse.Namespace) -> SourceReading:
     check_outputs([('OUT', args.out)], [('SRC', args.src)])
     if args.out.is_dir():
         raise DataSourceError(f'output {args.out} is a directory; give a file name')
-    return _load(args, args.src, fill_invalid=args.fill_invalid)
+    reading = _load(args, args.src, fill_invalid=args.fill_invalid)
+    _warn_workspace(reading)
+    return reading
 
 
 def _write_output(args: argparse.Namespace, reading: SourceReading, motion: Any,
@@ -290,8 +350,9 @@ def _write_output(args: argparse.Namespace, reading: SourceReading, motion: Any,
     _save(motion, args.out)
     filled = (f', {reading.num_invalid_frames} invalid frames filled'
               if reading.num_invalid_frames else '')
+    moved = '' if reading.frame_change is None else f', {reading.frame_change.describe()}'
     print(f'wrote {args.out} ({what}, {motion.num_frames} frames at {motion.fps:g} fps'
-          f'{filled})')
+          f'{filled}{moved})')
 
 
 def _convert(args: argparse.Namespace) -> int:

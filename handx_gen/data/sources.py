@@ -36,14 +36,25 @@ frame holds the nearest good frame's values and is marked in
 :attr:`SourceReading.invalid_frames`, so :func:`handx_gen.data.filters.filter_motion` can cut
 it out (``handx data filter`` does this).
 
+Axes, frame and placement (:mod:`handx_gen.data.frames`): every kind can be read in other
+axes (``axes``, e.g. ``'left,down,back'``: where the file's x, y, z point in the world), as
+positions relative to each hand's wrist (``frame='wrist'``, not for ``amass-smplh``, whose
+bodies place their wrists) and moved to the corpus' usual wrist spots (``place='canonical'``,
+the default for wrist-frame data). Keypoints are moved before the fit, so
+:attr:`SourceReading.observed_keypoints` are in the world frame too; parameter sources are
+moved as motions (:func:`~handx_gen.data.frames.move_motion`), and only keypoints can be read
+through a reflection (left-handed file axes). What was done is in
+:attr:`SourceReading.frame_change`.
+
 World frame: the project's world is Z up, and so is AMASS: its bodies stand in a Z-up world
 (the tilt from the SMPL body frame is part of the root orientation), so AMASS-style files are read
 as they are by default (:attr:`UpAxis.Z`). Files exported in the Y-up SMPL body frame (as many
 animation tools and HumanML3D-style pipelines write them) are read with ``up_axis=UpAxis.Y``: the
 whole body is rotated by +90 degrees about x, which takes +y to +z (and +z to -y), applied to the
-root orientation and, about the world origin, to the root position. Read with the wrong axis, an
+root orientation and, about the world origin, to the root position; ``up_axis`` is a shorthand for
+``axes`` (``y`` is ``'right,up,back'``) and applies to every kind. Read with the wrong axis, an
 upright body lies along -y or +z leans forward; ``handx data inspect`` shows it in the wrist
-ranges.
+ranges, and :func:`handx_gen.data.workspace.check_workspace` names it.
 """
 
 from __future__ import annotations
@@ -55,14 +66,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handx_gen.data.kinds import SourceKind, UpAxis
+from handx_gen.data.frames import (
+    IDENTITY,
+    AxesMap,
+    FrameChange,
+    default_placement,
+    move_motion,
+    move_points,
+    place_offsets,
+    placement,
+    source_frame,
+)
+from handx_gen.data.kinds import Placement, SourceFrame, SourceKind, UpAxis
 from handx_gen.data.smplh import (
     NUM_SMPLH_JOINTS,
     SMPLH_REST_JOINTS_M,
     UnifiedMotion,
     to_bimanual,
 )
-from handx_gen.errors import DataSourceError, HandxError, unknown_choice
+from handx_gen.errors import ConfigError, DataSourceError, HandxError, unknown_choice
 from handx_gen.hand.topology import NUM_KEYPOINTS, NUM_POSE_JOINTS, HandSide, bone_lengths
 from handx_gen.npz import NpzArchive
 from handx_gen.rates import MAX_FRAMES, check_clip_size, check_fps
@@ -127,6 +149,8 @@ class SourceReading:
         unified: The 52-joint form of a body source, else ``None``.
         skeletons: (left, right) skeletons the motion's keypoints were computed with, when
             not the default ones (a keypoint source's fitted skeletons), else ``None``.
+        frame_change: The axes map, frame and placement applied
+            (:mod:`handx_gen.data.frames`), else ``None`` (the file was read as it is).
     """
 
     motion: BimanualMotion
@@ -137,6 +161,7 @@ class SourceReading:
     ik_residual_m: np.ndarray | None = None
     unified: UnifiedMotion | None = None
     skeletons: tuple[HandSkeleton, HandSkeleton] | None = None
+    frame_change: FrameChange | None = None
 
     @property
     def num_invalid_frames(self) -> int:
@@ -306,19 +331,23 @@ def _build(entries: _Entries, build: Callable[..., BimanualMotion], *args: Any,
 # ---------------------------------------------------------------------------- AMASS
 
 
-def read_amass_unified(path: PathLike, *, up_axis: UpAxis | str = UpAxis.Z,
-                       fill_invalid: bool = False) -> UnifiedMotion:
+def read_amass_unified(path: PathLike, *, up_axis: UpAxis | str | None = None,
+                       fill_invalid: bool = False,
+                       axes: AxesMap | str | None = None) -> UnifiedMotion:
     """Read an AMASS-style SMPL-H ``.npz`` into the 52-joint form, in the Z-up world.
 
     For ``up_axis=Y`` the root rotation becomes ``Y_UP_TO_Z_UP @ R_root`` and the translation is
     chosen so that the pelvis lands at ``Y_UP_TO_Z_UP @ (J_pelvis + trans)``, i.e. the whole body
-    (with the approximate rest skeleton) is rotated about the world origin.
+    (with the approximate rest skeleton) is rotated about the world origin; other ``axes`` the
+    same way with their rotation.
 
     Args:
         path: The file.
-        up_axis: The file's up axis (:class:`UpAxis` or ``'y'`` / ``'z'``).
+        up_axis: The file's up axis (:class:`UpAxis` or ``'y'`` / ``'z'``; default z).
         fill_invalid: Fill non-finite frames with the nearest good frame instead of failing
             (see the module doc); the mask is then lost, so prefer :func:`load_source`.
+        axes: The file's axes (:class:`~handx_gen.data.frames.AxesMap` or e.g.
+            ``'right,up,back'``), in place of ``up_axis``; a rotation.
 
     Returns:
         The :class:`UnifiedMotion` (``has_body=True``).
@@ -326,8 +355,9 @@ def read_amass_unified(path: PathLike, *, up_axis: UpAxis | str = UpAxis.Z,
     Raises:
         DataSourceError: The file is unreadable or its entries have the wrong shape.
     """
+    axes_map = _axes(axes, up_axis)
     with _open(path) as entries:
-        unified, _ = _read_amass(entries, _up_axis(up_axis), fill_invalid)
+        unified, _ = _read_amass(entries, _body_rotation(entries, axes_map), fill_invalid)
     return unified
 
 
@@ -341,7 +371,26 @@ def _up_axis(value: UpAxis | str) -> UpAxis:
             from None
 
 
-def _read_amass(entries: _Entries, up_axis: UpAxis,
+def _axes(axes: AxesMap | str | None, up_axis: UpAxis | str | None) -> AxesMap:
+    """The axes map of ``axes`` or its shorthand ``up_axis`` (default: the world's axes)."""
+    if axes is not None and up_axis is not None:
+        raise ConfigError(f'give the axes or the up axis, not both (axes {str(axes)!r}, up axis '
+                          f'{getattr(up_axis, "value", up_axis)!r})')
+    if axes is not None:
+        return AxesMap.parse(axes)
+    return IDENTITY if up_axis is None else AxesMap.from_up_axis(_up_axis(up_axis))
+
+
+def _body_rotation(entries: _Entries, axes: AxesMap) -> np.ndarray:
+    """(3, 3) rotation of a body source's axes; a reflection would mirror the body."""
+    if axes.is_reflection:
+        raise entries.error(f'axes {axes} are a reflection (left-handed file axes): a body '
+                            f'cannot be mirrored into the world; only keypoint files can be '
+                            f'read in left-handed axes')
+    return axes.R_world_source
+
+
+def _read_amass(entries: _Entries, R_world_source: np.ndarray,
                 fill_invalid: bool) -> tuple[UnifiedMotion, np.ndarray]:
     raw = entries.numeric('poses', entries.require('poses', 'axis-angle pose per frame'))
     num_frames = raw.shape[0] if raw.ndim >= 1 else 0
@@ -368,8 +417,8 @@ def _read_amass(entries: _Entries, up_axis: UpAxis,
     filled, invalid = _fill_invalid(
         entries, {'poses': poses, 'trans': trans}, fill_invalid, 'poses or trans')
     poses, trans = filled['poses'], filled['trans']
-    if up_axis is UpAxis.Y:
-        poses, trans = _rotate_body_world(poses, trans, Y_UP_TO_Z_UP)
+    if not np.array_equal(R_world_source, np.eye(3)):
+        poses, trans = _rotate_body_world(poses, trans, R_world_source)
     try:
         unified = UnifiedMotion(fps=fps, poses=poses, trans=trans, betas=betas, has_body=True,
                                 source=f'amass-smplh:{entries.path.name}')
@@ -395,15 +444,17 @@ def _rotate_body_world(poses: np.ndarray, trans: np.ndarray,
 def read_amass_smplh(
     path: PathLike,
     *,
-    up_axis: UpAxis | str = UpAxis.Z,
+    up_axis: UpAxis | str | None = None,
     skeletons: Sequence[HandSkeleton] | None = None,
+    axes: AxesMap | str | None = None,
 ) -> BimanualMotion:
     """Read an AMASS-style SMPL-H ``.npz`` as a bimanual motion.
 
     Args:
         path: The file (entries in the module doc).
-        up_axis: The file's up axis, see :class:`UpAxis`.
+        up_axis: The file's up axis, see :class:`UpAxis` (default z).
         skeletons: (left, right) hand skeletons; default skeletons if None.
+        axes: The file's axes in place of ``up_axis`` (:mod:`handx_gen.data.frames`).
 
     Returns:
         The motion: each hand's global orientation is its wrist's global rotation, its
@@ -412,7 +463,8 @@ def read_amass_smplh(
     Raises:
         DataSourceError: Unreadable file, wrong shapes, or non-finite frames (listed).
     """
-    return load_source(path, SourceKind.AMASS_SMPLH, up_axis=up_axis, skeletons=skeletons).motion
+    return load_source(path, SourceKind.AMASS_SMPLH, up_axis=up_axis, skeletons=skeletons,
+                       axes=axes).motion
 
 
 # ---------------------------------------------------------------------------- MANO
@@ -593,8 +645,8 @@ def _bone_length_scatter_m(keypoints: np.ndarray) -> float:
     return float(np.median(1.4826 * mad))
 
 
-def _read_keypoints(entries: _Entries, fill_invalid: bool,
-                    hinge_fingers: bool | None) -> dict[str, Any]:
+def _read_keypoints(entries: _Entries, fill_invalid: bool, hinge_fingers: bool | None,
+                    axes: AxesMap, frame: SourceFrame, place: Placement) -> dict[str, Any]:
     from handx_gen.hand.ik import fit_skeleton, inverse_kinematics
 
     raw = entries.numeric('keypoints', entries.require('keypoints', '(T, 2, 21, 3) metres'))
@@ -608,6 +660,12 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool,
     # Before the per-frame fit, which takes time in proportion to the frames.
     check_clip_size(num_frames, fps, what=f'{entries.path}: keypoint sequence',
                     error=DataSourceError)
+    # Into the world frame before the fit (a reflection is fine for points), per hand.
+    if not axes.is_identity:
+        raw = move_points(raw, axes.R_world_source, np.zeros((2, 3)))
+    offsets = place_offsets(raw[:, :, 0], frame, place)
+    if np.any(offsets):
+        raw = move_points(raw, np.eye(3), offsets)
     valid_hand = np.isfinite(raw).all(axis=(-2, -1))  # (T, 2)
     for side in HandSide:
         if not valid_hand[:, side].any():
@@ -643,6 +701,7 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool,
     return {
         'fps': fps, 'global_orient': orient, 'hand_pose': hand_pose, 'transl': transl,
         'skeletons': tuple(skeletons), 'invalid': invalid, 'observed': raw, 'residual': residual,
+        'change': FrameChange(axes, frame, place, offsets),
     }
 
 
@@ -696,9 +755,12 @@ def load_source(
     kind: SourceKind | str | None = None,
     *,
     fill_invalid: bool = False,
-    up_axis: UpAxis | str = UpAxis.Z,
+    up_axis: UpAxis | str | None = None,
     skeletons: Sequence[HandSkeleton] | None = None,
     hinge_fingers: bool | None = None,
+    axes: AxesMap | str | None = None,
+    frame: SourceFrame | str = SourceFrame.WORLD,
+    place: Placement | str | None = None,
 ) -> SourceReading:
     """Read any supported source file into a motion, with a report.
 
@@ -707,7 +769,8 @@ def load_source(
         kind: The kind (:class:`SourceKind` or its value); detected from the entries if None.
         fill_invalid: Mark non-finite frames (filled from the nearest good frame) instead of
             failing.
-        up_axis: Up axis of an ``amass-smplh`` file.
+        up_axis: The file's up axis, a shorthand for ``axes`` (``'z'``: the world's axes,
+            ``'y'``: ``'right,up,back'``); default z.
         skeletons: (left, right) hand skeletons for parameter sources (default skeletons if
             None); keypoint sources fit their own.
         hinge_fingers: Finger IK of a ``keypoints`` source
@@ -717,58 +780,108 @@ def load_source(
             every joint the swing-only rotation (reproduces any exact keypoints, but amplifies
             noise). None (default) chooses per hand: hinges unless the keypoints are exact,
             i.e. their bone lengths scatter by less than 0.5 mm over the frames.
+        axes: Where the file's x, y and z axes point in the world
+            (:class:`~handx_gen.data.frames.AxesMap` or e.g. ``'left,down,back'``); in place of
+            ``up_axis``. A reflection (left-handed file axes) only for ``keypoints`` files.
+        frame: ``'world'`` (default): world positions; ``'wrist'``: each hand relative to its
+            own wrist (not for ``amass-smplh`` files).
+        place: ``'canonical'``: move the hands to the usual wrist spots; ``'none'``: leave
+            them. Default: canonical for wrist-frame data, none for world data
+            (:mod:`handx_gen.data.frames`).
 
     Returns:
         The :class:`SourceReading`.
 
     Raises:
-        DataSourceError: The file cannot be read as ``kind`` (the message names the file).
+        DataSourceError: The file cannot be read as ``kind`` (the message names the file), or
+            cannot be moved as asked (a reflection of a parameter source, wrist-frame body).
         MotionFormatError: A ``motion`` file is unreadable or of another format version.
+        ConfigError: ``axes``, ``up_axis``, ``frame`` or ``place`` is not a valid value, or
+            both ``axes`` and ``up_axis`` are given.
     """
     from handx_gen.motion import BimanualMotion
 
     path = Path(path)
-    up = _up_axis(up_axis)
+    axes_map = _axes(axes, up_axis)
+    source = source_frame(frame)
+    where = default_placement(source) if place is None else placement(place)
     with _open(path) as entries:
         source_kind = _detect(entries) if kind is None else _kind(kind)
-        if source_kind is SourceKind.MOTION:
-            motion = BimanualMotion.load(path)
+        if source_kind is SourceKind.KEYPOINTS:
+            fit = _read_keypoints(entries, fill_invalid, hinge_fingers, axes_map, source, where)
+            motion = _build(entries, BimanualMotion.from_mano, fit['fps'], fit['global_orient'],
+                            fit['hand_pose'], fit['transl'], skeletons=fit['skeletons'])
             return SourceReading(motion=motion, kind=source_kind, path=path,
-                                 invalid_frames=np.zeros(motion.num_frames, dtype=bool))
+                                 invalid_frames=fit['invalid'],
+                                 observed_keypoints=fit['observed'],
+                                 ik_residual_m=fit['residual'], skeletons=fit['skeletons'],
+                                 frame_change=_applied(fit['change']))
         if source_kind is SourceKind.AMASS_SMPLH:
-            unified, invalid = _read_amass(entries, up, fill_invalid)
+            if source is SourceFrame.WRIST:
+                raise entries.error(
+                    "frame 'wrist' does not apply to an amass-smplh file: its body places the "
+                    "wrists in the world (frame 'world'; place 'canonical' moves the body)")
+            unified, invalid = _read_amass(entries, _body_rotation(entries, axes_map),
+                                           fill_invalid)
             motion = _build(entries, to_bimanual, unified, skeletons=skeletons)
+            offsets = place_offsets(np.asarray(motion.keypoints[:, :, 0]), source, where)
+            if np.any(offsets):  # one translation for both hands: the body moves with them
+                motion = move_motion(motion, np.eye(3), offsets)
+                unified = dataclasses.replace(unified, trans=unified.trans + offsets[0])
             return SourceReading(motion=motion, kind=source_kind, path=path,
                                  invalid_frames=invalid, unified=unified,
-                                 skeletons=_optional_skeletons(skeletons))
-        if source_kind is SourceKind.MANO:
+                                 skeletons=_optional_skeletons(skeletons),
+                                 frame_change=_applied(FrameChange(axes_map, source, where,
+                                                                   offsets)))
+        if axes_map.is_reflection:
+            raise entries.error(
+                f'axes {axes_map} are a reflection (left-handed file axes): the file holds hand '
+                f"rotations, which a mirror would turn into the other hand's; only keypoint "
+                f'files can be read in left-handed axes')
+        if source_kind is SourceKind.MOTION:
+            motion = BimanualMotion.load(path)
+            invalid = np.zeros(motion.num_frames, dtype=bool)
+            used_skeletons = None
+        else:
             arrays = _read_mano_arrays(entries)
             fps = entries.fps()
             betas = arrays.pop('betas', None)
             arrays, invalid = _fill_invalid(entries, arrays, fill_invalid, 'MANO parameters')
             motion = _build(entries, BimanualMotion.from_mano, fps, betas=betas,
                             skeletons=skeletons, **arrays)
-            return SourceReading(motion=motion, kind=source_kind, path=path,
-                                 invalid_frames=invalid, skeletons=_optional_skeletons(skeletons))
-        fit = _read_keypoints(entries, fill_invalid, hinge_fingers)
-        motion = _build(entries, BimanualMotion.from_mano, fit['fps'], fit['global_orient'],
-                        fit['hand_pose'], fit['transl'], skeletons=fit['skeletons'])
-        return SourceReading(motion=motion, kind=source_kind, path=path,
-                             invalid_frames=fit['invalid'], observed_keypoints=fit['observed'],
-                             ik_residual_m=fit['residual'], skeletons=fit['skeletons'])
+            used_skeletons = _optional_skeletons(skeletons)
+        R_world_source = axes_map.R_world_source
+        wrists = np.asarray(motion.keypoints[:, :, 0], dtype=np.float64) @ R_world_source.T
+        offsets = place_offsets(wrists, source, where)
+        change = FrameChange(axes_map, source, where, offsets)
+        if not change.is_identity:
+            motion = move_motion(motion, R_world_source, offsets)
+        return SourceReading(motion=motion, kind=source_kind, path=path, invalid_frames=invalid,
+                             skeletons=used_skeletons, frame_change=_applied(change))
+
+
+def _applied(change: FrameChange) -> FrameChange | None:
+    """The change, or None when the file was read as it is (world axes and frame, not moved)."""
+    if change.is_identity and change.frame is SourceFrame.WORLD:
+        return None
+    return change
 
 
 def read_source(
     path: PathLike,
     kind: SourceKind | str | None = None,
     *,
-    up_axis: UpAxis | str = UpAxis.Z,
+    up_axis: UpAxis | str | None = None,
+    axes: AxesMap | str | None = None,
+    frame: SourceFrame | str = SourceFrame.WORLD,
+    place: Placement | str | None = None,
 ) -> BimanualMotion:
-    """Read any supported source file (kind detected from its entries when not given).
+    """Read any supported source file (kind detected from its entries when not given); the
+    axes, frame and placement as in :func:`load_source`.
 
     Raises:
         DataSourceError: The file cannot be read; when the kind cannot be detected, the
             message lists every kind and the entries it needs.
         MotionFormatError: A ``motion`` file is unreadable or of another format version.
     """
-    return load_source(path, kind, up_axis=up_axis).motion
+    return load_source(path, kind, up_axis=up_axis, axes=axes, frame=frame, place=place).motion
