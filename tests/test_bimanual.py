@@ -163,3 +163,30 @@ def test_bad_frames_are_rejected_without_changing_state(motion):
 def test_config_overrides_reach_both_hands():
     retargeter = build_retargeter('allegro', RetargetConfig(max_iterations=3))
     assert all(hand.config.max_iterations == 3 for hand in retargeter.hands)
+
+
+def _moved(motion, shift_m: np.ndarray):
+    """``motion`` with each hand moved by ``shift_m`` (2, 3), wrists and keypoints alike."""
+    from handx_gen.motion import BimanualMotion
+
+    return BimanualMotion(motion.fps, motion.global_orient, motion.hand_pose,
+                          np.asarray(motion.transl) + shift_m,
+                          (np.asarray(motion.keypoints) + shift_m[:, None]).astype(np.float32))
+
+
+def test_humanoid_flags_a_wrist_that_cannot_reach(motion):
+    retargeter = build_retargeter('g1_hands', RetargetConfig(reach_tolerance_m=0.05))
+    reach = retargeter.retarget_motion(motion[:20]).info['reach']
+    assert reach['frames'] == 0 and reach['tolerance_m'] == 0.05
+    assert reach['right']['first_s'] is None and reach['right']['max_error_m'] < 0.005
+    # The right hand a metre forward (0.68 m at the G1's scale): beyond its arm's reach.
+    far = _moved(motion[:20], np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    trajectory = retargeter.retarget_motion(far)
+    reach = trajectory.info['reach']
+    error = np.array(trajectory.info['wrist_error_m_per_hand'])  # (T, 2)
+    assert reach['frames'] == 20 and reach['left']['frames'] == 0
+    assert reach['right'] == {'frames': 20, 'max_error_m': error[:, 1].max(),
+                              'max_error_s': int(np.argmax(error[:, 1])) / motion.fps,
+                              'first_s': 0.0}
+    assert error[:, 1].min() > 0.3
+    assert 'reach' not in retarget_motion(motion[:5], 'allegro').info  # floating wrists

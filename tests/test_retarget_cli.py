@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from handx_gen.data.synthetic import SynthConfig, synthesize_clip
+from handx_gen.motion import BimanualMotion
 from handx_ros.cli import main
 from handx_ros.retarget.trajectory import TRAJECTORY_FORMAT, RobotTrajectory
 
@@ -38,16 +39,20 @@ def test_retarget_writes_a_trajectory_and_a_report(motion_file, tmp_path, capsys
     assert data['frames'] == motion.num_frames
     assert data['metrics']['limit_violation_count'] == 0
     assert data['fingertip_error_median_mm'] > 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert 'fingertip error median' in printed
     summary = printed.splitlines()[0]  # the self-collision rate is on the summary line
     rate = data['self_collision_rate']
     assert f'self-collision {rate:.1%} of frames' in summary
     if trajectory.base_poses is not None:
         assert f'between hands {data["inter_hand_collision_rate"]:.1%}; ' in summary
+    assert 'cannot reach' not in captured.err
     if trajectory.base_poses is None:  # a humanoid
         assert data['wrist_error_median_mm'] < WRIST_ERROR_MEDIAN_MM[robot]
         assert 'wrist position error' in printed
+        assert data['reach']['frames'] == 0 and data['reach']['tolerance_m'] == 0.03
+        assert data['arm_body_min_distance_mm'] > 0.0
     else:
         assert trajectory.base_poses.shape == (trajectory.num_frames, 2, 7)
         assert 'inter_hand_collision_rate' in data
@@ -142,3 +147,24 @@ def test_retarget_and_sim_read_any_source_file(motion_file, tmp_path, capsys):
     capsys.readouterr()
     assert main(['sim', str(out), '--motion', str(source)]) in (0, 3)
     assert 'error' not in capsys.readouterr().err
+
+
+def test_retarget_warns_when_a_humanoid_wrist_cannot_reach(motion_file, tmp_path, capsys):
+    motion, _ = motion_file
+    # The right hand a metre further forward: 0.68 m at the G1's scale, beyond its arm.
+    shift = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    far = BimanualMotion(motion.fps, motion.global_orient, motion.hand_pose,
+                         np.asarray(motion.transl) + shift,
+                         (np.asarray(motion.keypoints) + shift[:, None]).astype(np.float32))
+    path = far.save(tmp_path / 'far.npz')
+    out, report = tmp_path / 'traj.npz', tmp_path / 'report.json'
+    assert main(['retarget', str(path), '--robot', 'g1_hands', '--out', str(out),
+                 '--report', str(report)]) == 0
+    err = capsys.readouterr().err
+    assert f'warning: the right wrist cannot reach its target on {far.num_frames} of ' \
+        f'{far.num_frames} frames (up to ' in err
+    assert 'tolerance 30.0 mm' in err and 'left wrist' not in err
+    reach = json.loads(report.read_text())['reach']
+    assert reach['right']['frames'] == far.num_frames and reach['left']['frames'] == 0
+    assert reach['right']['max_error_m'] > 0.3
+    assert RobotTrajectory.load(out).info['reach'] == reach

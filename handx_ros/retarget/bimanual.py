@@ -7,6 +7,8 @@
 * :class:`HumanoidRetargeter` (``kind: humanoid``): the arm joints come from the human wrist
   poses by damped least-squares IK of the palm pose on each 7-joint arm chain (through the
   folder's ``operator`` mapping), the hand joints as for a pair; one trajectory carries both.
+  The IK keeps each arm's links, fingers included, clear of the body
+  (:mod:`handx_ros.retarget.body_collision`; ``RetargetConfig.body_collision``).
 
 Both run a clip in batch (:meth:`retarget_motion`) or frame by frame (:meth:`step`, with
 :meth:`reset`), and return trajectories whose every frame says whether it converged.
@@ -17,6 +19,11 @@ bound; dex-retargeting's output is clipped to it after the fact. A frame that ca
 its target within it lags and says so (``BimanualFrame.velocity_limited``); a clip's
 ``RobotTrajectory.info['lag']`` counts the lagging frames, the longest lagging stretch and the
 largest fingertip residual and wrist error while lagging.
+
+A humanoid wrist further than ``RetargetConfig.reach_tolerance_m`` from its target (out of
+the arm's reach, or behind the body the arm keeps clear of) is flagged: ``info['reach']`` says
+per hand on how many frames, how far at worst and when (:func:`reach_summary`), and
+``info['wrist_error_m_per_hand']`` keeps the error of every frame for the simulation gate.
 
 Offline, a clip too fast for the robot is played slower rather than lagged
 (:meth:`retarget_retimed`, what ``handx retarget`` does): the joint path is solved with the
@@ -32,7 +39,7 @@ import contextlib
 import dataclasses
 import enum
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,6 +54,7 @@ from handx_ros.retarget.frames import (
     wrist_poses_from_motion,
 )
 from handx_ros.retarget.retargeter import (
+    FIRST_FRAME_ITERATIONS,
     FrameResult,
     HandRetargeter,
     RetargetConfig,
@@ -65,6 +73,11 @@ if TYPE_CHECKING:
 
 # The per-frame bound of the path solve before retiming, in multiples of the velocity limits.
 RETIME_PATH_SCALE = 2.0
+# A humanoid arm's first frame under the body barrier (_ArmIK._first): random starts tried
+# while no start reaches the target clear of the body, and the cost (0.5 |r|^2, r in metres)
+# within which solutions count as equally good: 1e-6 is a 1.4 mm wrist error.
+FIRST_FRAME_STARTS = 8
+FIRST_FRAME_COST_TIE = 1e-6
 # Keeping contacts: links still this much deeper than the target after the wrists moved are
 # crossed (fingers between fingers); the fingers are then solved again with the other hand's
 # links as residuals of this weight (as the self-collision barrier's).
@@ -80,6 +93,7 @@ __all__ = [
     'RETIME_PATH_SCALE',
     'build_retargeter',
     'lag_summary',
+    'reach_summary',
     'retarget_motion',
 ]
 
@@ -189,6 +203,11 @@ class _TwoHands:
              ) -> BimanualFrame:
         raise NotImplementedError
 
+    def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any] | None:
+        """``info['reach']`` of a clip with wrist errors (T, 2); ``None``: the wrists float
+        and always reach."""
+        return None
+
     def _bounded(self) -> list[Any]:
         """The solvers whose per-frame step is bounded (``max_step``): hands, then arms."""
         return [*self.hands, *getattr(self, 'arms', ())]
@@ -280,6 +299,9 @@ class _TwoHands:
             'time_s': times.tolist(),
             'texts': list(motion.texts),
         }
+        reach = self._reach(wrist_error, motion.fps)
+        if reach is not None:
+            info['reach'] = reach
         return RobotTrajectory(robot=self.spec.name, fps=motion.fps,
                                joint_names=self.joint_names, qpos=qpos, base_poses=poses,
                                converged=converged.all(axis=1),
@@ -343,6 +365,37 @@ def contact_summary(corrections: list[ContactCorrection | None]) -> dict[str, An
         'robot_min_distance_m_apart': extreme(after[~touching], np.min),
         'shift_m_per_hand': np.round(shift, 5).tolist(),
     }
+
+
+def reach_summary(wrist_error_m: np.ndarray, tolerance_m: float, fps: float
+                  ) -> dict[str, Any]:
+    """Where each humanoid wrist was further than ``tolerance_m`` from its target.
+
+    Args:
+        wrist_error_m: (T, 2) wrist position error per frame, left hand first.
+        tolerance_m: The error beyond which a frame is out of reach.
+        fps: Frame rate (times are seconds of the clip as retargeted, before any retiming).
+
+    Returns:
+        ``tolerance_m``, ``frames`` (frames with either wrist out of reach) and per hand
+        (``left``, ``right``): ``frames`` out of reach, ``max_error_m`` and ``max_error_s``
+        (the largest error and when), ``first_s`` (the first frame out of reach, ``None`` if
+        none).
+    """
+    error = np.asarray(wrist_error_m, dtype=np.float64).reshape(-1, 2)
+    beyond = error > tolerance_m  # (T, 2)
+    hands = {}
+    for side in HandSide:
+        column, out = error[:, side], beyond[:, side]
+        worst = int(np.argmax(column)) if column.size else 0
+        hands[side.name.lower()] = {
+            'frames': int(np.count_nonzero(out)),
+            'max_error_m': float(column[worst]) if column.size else 0.0,
+            'max_error_s': worst / fps,
+            'first_s': float(np.argmax(out)) / fps if out.any() else None,
+        }
+    return {'tolerance_m': float(tolerance_m),
+            'frames': int(np.count_nonzero(beyond.any(axis=1))), **hands}
 
 
 class Backend(enum.Enum):
@@ -565,7 +618,11 @@ def _se3(pose: np.ndarray) -> pin.SE3:
 
 class _ArmIK:
     """Damped least-squares IK of one arm: the hand's wrist frame onto a target pose, each
-    frame after the first within the arm joints' velocity limits x ``1 / fps``."""
+    frame after the first within the arm joints' velocity limits x ``1 / fps``.
+
+    The arm has a joint more than the pose needs; with ``config.body_collision`` a barrier
+    keeps its links clear of the body (:mod:`handx_ros.retarget.body_collision`), and the
+    elbow goes out where the free IK would have driven it into the torso."""
 
     def __init__(self, spec: RobotSpec, side: HandSide, config: RetargetConfig,
                  rotation_weight_m: float = 0.1, *, fps: float = 30.0) -> None:
@@ -573,29 +630,56 @@ class _ArmIK:
         hand = spec.hand(side)
         self.chain = ChainKinematics(urdf, spec.arm_joints[int(side)])
         self.frame_id = self.chain.frame_ids([hand.wrist], 'arm IK target')[0]
+        self.hand_joints = hand.joints
+        model = urdf.model
+        rest = [float(np.clip(0.0, model.lowerPositionLimit[model.joints[j].idx_q],
+                              model.upperPositionLimit[model.joints[j].idx_q]))
+                for j in (model.getJointId(name) for name in hand.joints)]
+        self.chain.set_locked(dict(zip(hand.joints, rest, strict=True)))  # the hand's neutral
         self.config = config
         self.sqrt_w = np.array([1.0, 1.0, 1.0] + [rotation_weight_m] * 3)
         self.max_step = self.chain.max_velocity / float(fps)  # (n,)
+        self.body = None
+        if config.body_collision:
+            from handx_ros.retarget.body_collision import ArmBodyCollision
+
+            self.body = ArmBodyCollision(self.chain, [j for arm in spec.arm_joints for j in arm],
+                                         config.body_collision_margin_m,
+                                         config.body_collision_weight)
         self.reset()
 
     def reset(self) -> None:
         self.u = self.chain.neutral()
         self.started = False
 
-    def solve(self, T_world_target: pin.SE3) -> tuple[np.ndarray, bool, float, bool]:
+    def solve(self, T_world_target: pin.SE3, q_hand: np.ndarray | None = None
+              ) -> tuple[np.ndarray, bool, float, bool]:
         """Joints (n,), converged, wrist position error (m) and whether the frame lags on a
-        velocity bound."""
-        def evaluate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        velocity bound; ``q_hand``: the hand's joints this frame (where its fingers are, for
+        the body barrier; default: where they were last)."""
+        body = self.body
+        if q_hand is not None:
+            self.chain.set_locked(dict(zip(self.hand_joints, q_hand, strict=True)))
+
+        def evaluate(u: np.ndarray, barrier: bool = True) -> tuple[np.ndarray, np.ndarray]:
             T_world_frame, J = self.chain.pose_and_jacobian(u, self.frame_id)  # J (6, n)
             T_frame_target = T_world_frame.actInv(T_world_target)
             error = -pin.log6(T_frame_target).vector  # (6,) frame-local, zero at target
             J_error = pin.Jlog6(T_frame_target.inverse()) @ J
-            return self.sqrt_w * error, self.sqrt_w[:, None] * J_error
+            r, A = self.sqrt_w * error, self.sqrt_w[:, None] * J_error
+            if barrier and body is not None:  # the chain's kinematics are current for u
+                r_body, A_body = body.residuals(u, self.chain.data)
+                if r_body.size:
+                    return np.concatenate([r, r_body]), np.concatenate([A, A_body])
+            return r, A
 
         lower, upper = self.chain.lower, self.chain.upper
         if self.started:
             lower, upper = velocity_box(self.u, self.max_step, lower, upper)
-        u, _, converged, _ = levenberg_marquardt(evaluate, self.u, lower, upper, self.config)
+            u, _, converged, _ = levenberg_marquardt(evaluate, self.u, lower, upper,
+                                                     self.config)
+        else:
+            u, converged = self._first(evaluate, lower, upper)
         limited = self.started and on_velocity_bound(u, lower, upper, self.chain.lower,
                                                      self.chain.upper)
         self.u = u
@@ -603,6 +687,43 @@ class _ArmIK:
         p_world = self.chain.positions(u, [self.frame_id])[0]  # the arm chain's frame is world
         error = float(np.linalg.norm(p_world - T_world_target.translation))
         return u, converged, error, limited
+
+    def _first(self, evaluate: Callable[..., tuple[np.ndarray, np.ndarray]],
+               lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, bool]:
+        """A clip's first frame, from the neutral pose, with the hands' first-frame iteration
+        allowance.
+
+        With the body barrier one start is not enough: from the hanging arm the barrier can
+        hold the hand behind the body (the G1's right hand stopped 14 mm short of a target in
+        front of the chest that an elbow swung out reaches exactly). The solve also starts
+        from the solution without the barrier and, while neither start reaches the target
+        clear of the body, from :data:`FIRST_FRAME_STARTS` random poses between the neutral
+        pose and the joint limits (seeded: the same clip gives the same frames). Of the
+        solutions within :data:`FIRST_FRAME_COST_TIE` of the lowest cost, the nearest to the
+        neutral pose is kept.
+        """
+        limit = FIRST_FRAME_ITERATIONS * self.config.max_iterations
+        neutral = self.u
+
+        def solve(u0: np.ndarray, barrier: bool = True) -> tuple[np.ndarray, float, bool]:
+            u, r, converged, _ = levenberg_marquardt(
+                lambda x: evaluate(x, barrier=barrier), u0, lower, upper, self.config,
+                max_iterations=limit)
+            return u, 0.5 * float(r @ r), converged
+
+        found = [solve(neutral)]
+        if self.body is not None:
+            found.append(solve(solve(neutral, barrier=False)[0]))
+            rng = np.random.default_rng(0)
+            for _ in range(FIRST_FRAME_STARTS):
+                if min(cost for _, cost, _ in found) <= FIRST_FRAME_COST_TIE:
+                    break
+                found.append(solve(neutral + rng.uniform(0.0, 1.0) * (
+                    rng.uniform(lower, upper) - neutral)))
+        best = min(cost for _, cost, _ in found)
+        u, _, converged = min((f for f in found if f[1] <= best + FIRST_FRAME_COST_TIE),
+                              key=lambda f: float(np.sum((f[0] - neutral) ** 2)))
+        return u, converged
 
 
 class HumanoidRetargeter(_TwoHands):
@@ -619,7 +740,7 @@ class HumanoidRetargeter(_TwoHands):
         if spec.kind != RobotKind.HUMANOID or spec.operator is None:
             raise RetargetError(f'robot {spec.name!r} is a {spec.kind.value}, not a humanoid')
         self.spec = spec
-        config = (config or RetargetConfig()).merged(spec.retarget)
+        self.config = config = (config or RetargetConfig()).merged(spec.retarget)
         self.hands = (HandRetargeter(spec, HandSide.LEFT, config, fps=fps),
                       HandRetargeter(spec, HandSide.RIGHT, config, fps=fps))
         self.arms = (_ArmIK(spec, HandSide.LEFT, config, fps=fps),
@@ -637,6 +758,9 @@ class HumanoidRetargeter(_TwoHands):
         super().reset()
         for arm in self.arms:
             arm.reset()
+
+    def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any]:
+        return reach_summary(wrist_error_m, self.config.reach_tolerance_m, fps)
 
     def _chains(self) -> list[tuple[RobotSpec, ChainKinematics]]:
         return [(self.spec, chain) for chain in
@@ -664,9 +788,11 @@ class HumanoidRetargeter(_TwoHands):
         kp_wrist = keypoints_in_wrist_frame(kp, R, p)
         for i, hand in enumerate(self.hands):
             hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
-        arm_results = [arm.solve(target) for arm, target in
-                       zip(self.arms, self.wrist_targets(R, p), strict=True)]
+        # Hands first: their solve does not depend on the arms, and the arm IK keeps the
+        # fingers, where they now are, clear of the body.
         hand_results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
+        arm_results = [arm.solve(target, hand.qpos) for arm, target, hand in
+                       zip(self.arms, self.wrist_targets(R, p), hand_results, strict=True)]
         qpos = np.concatenate([r[0] for r in arm_results] + [r.qpos for r in hand_results])
         converged = np.array([a[1] and h.converged for a, h in
                               zip(arm_results, hand_results, strict=True)])

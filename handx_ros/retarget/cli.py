@@ -24,7 +24,7 @@ from handx_gen.errors import RobotModelError
 if TYPE_CHECKING:  # the robot folders load numpy: imported by the commands
     from handx_ros.retarget.spec import RobotSpec
 
-__all__ = ['register', 'robot_details', 'robot_summaries']
+__all__ = ['reach_warnings', 'register', 'robot_details', 'robot_summaries']
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'handx-robot-trajectory/1 file: for a pair (allegro, inspire) both hands '
                     'with floating wrists (base_poses), for a humanoid (g1_hands, gr1) arms '
                     'and hands. Every frame records whether it converged; unconverged frames '
-                    'are counted on stderr and in the report, never hidden.')
+                    'are counted on stderr and in the report, never hidden, and so are the '
+                    "frames where a humanoid's wrist cannot reach its target.")
     retarget.add_argument('motion', metavar='MOTION.npz',
                           help='a handx-motion/1 file or any supported source file (its kind '
                                'detected)')
@@ -196,6 +197,8 @@ def _run_retarget(args: argparse.Namespace) -> int:
     if failed:
         print(f'warning: {failed} of {report["frames"]} frames did not converge (flagged in '
               "the trajectory's converged array)", file=sys.stderr)
+    for warning in reach_warnings(report.get('reach'), report['frames']):
+        print(f'warning: {warning}', file=sys.stderr)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')
         print(f'report: {args.report}')
@@ -214,6 +217,22 @@ def _collisions(report: dict[str, Any]) -> str:
             shown = '<0.1%' if 0.0 < rate < 0.0005 else f'{rate:.1%}'
             parts.append(f'{label} {shown}' + ('' if parts else ' of frames'))
     return ', '.join(parts) + '; ' if parts else ''
+
+
+def reach_warnings(reach: dict[str, Any] | None, frames: int) -> list[str]:
+    """One line per humanoid wrist that could not reach its target (``info['reach']``,
+    :func:`~handx_ros.retarget.bimanual.reach_summary`); none for floating wrists."""
+    lines = []
+    for side in ('left', 'right'):
+        hand = (reach or {}).get(side)
+        if not hand or not hand['frames']:
+            continue
+        lines.append(f'the {side} wrist cannot reach its target on {hand["frames"]} of '
+                     f'{frames} frames (up to {hand["max_error_m"] * 1e3:.1f} mm from it at '
+                     f'{hand["max_error_s"]:.2f} s; tolerance '
+                     f'{reach["tolerance_m"] * 1e3:.1f} mm); the simulation gate fails such a '
+                     'clip')
+    return lines
 
 
 def _run_robots(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@
 :func:`trajectory_report` recomputes everything from the trajectory (forward kinematics of
 the written joint angles, not the solver's own numbers), so it judges any backend alike:
 fingertip error at robot scale, joint-limit violations, self- and inter-hand collisions
-(signed distances on the collision geometry), normalised jerk, convergence and time.
+(signed distances on the collision geometry), normalised jerk, convergence and time; for a
+humanoid also the wrist position error, where a wrist could not reach its target (``reach``)
+and how close the arms came to the body.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from handx_gen.hand.topology import KEYPOINT_NAMES
 from handx_gen.motion import BimanualMotion
 from handx_ros.retarget import metrics
-from handx_ros.retarget.bimanual import HumanoidRetargeter, PairRetargeter
+from handx_ros.retarget.bimanual import HumanoidRetargeter, PairRetargeter, reach_summary
 from handx_ros.retarget.frames import keypoints_in_wrist_frame, wrist_poses_from_motion
 from handx_ros.retarget.trajectory import RobotTrajectory
 
@@ -98,7 +100,27 @@ def trajectory_report(retargeter: PairRetargeter | HumanoidRetargeter,
         report['wrist_error_median_mm'] = float(np.median(wrist) * 1e3)
         report['wrist_error_p95_mm'] = float(np.percentile(wrist, 95) * 1e3)
         report['wrist_error_max_mm'] = float(wrist.max() * 1e3)
+        report['reach'] = reach_summary(wrist, retargeter.config.reach_tolerance_m,
+                                        trajectory.fps)
+        if collisions:
+            report['arm_body_min_distance_mm'] = _arm_body_clearance(retargeter, trajectory)
     return report
+
+
+def _arm_body_clearance(retargeter: HumanoidRetargeter, trajectory: RobotTrajectory
+                        ) -> float | None:
+    """Smallest distance between an arm's links and the body over the clip, millimetres
+    (:mod:`handx_ros.retarget.body_collision`; ``None`` when the arms are not checked)."""
+    names = list(trajectory.joint_names)
+    best = None
+    for arm in retargeter.arms:
+        if arm.body is None:
+            continue
+        columns = [names.index(retargeter.spec.controller_names.get(j, j))
+                   for j in arm.chain.joint_names]
+        d = min(arm.body.min_distance(q) for q in trajectory.qpos[:, columns])
+        best = d if best is None else min(best, d)
+    return None if best is None else float(best * 1e3)
 
 
 def _controller(retargeter: PairRetargeter | HumanoidRetargeter, side: int, joint: str) -> str:

@@ -145,6 +145,18 @@ class RetargetConfig:
             (``benchmarks/bench_retarget.py --clips 2``) the fingertip error median is 4.9 mm
             against 3.8 mm without the barrier, at 2.3 ms against 0.7 ms per bimanual frame;
             300 gave 9.1 mm and 2.7 ms, 30 let a thumb into a fingertip in the fist test.
+        body_collision: Humanoids: keep each arm's links clear of the body (torso, pelvis,
+            legs, head) in the arm IK, with a barrier residual on the collision hulls
+            (:mod:`handx_ros.retarget.body_collision`).
+        body_collision_margin_m: Arm-body pairs closer than this are pushed apart. 5 mm: the
+            simulated arm servos trail their commands by a few millimetres at the elbow.
+        body_collision_weight: Weight of that barrier, squared metres of wrist position
+            residual per squared metre of intrusion into the margin: 100 keeps a link out of
+            the body even when the wrist target lies half a metre inside it.
+        reach_tolerance_m: Humanoids: a wrist further than this from its target (the arm
+            cannot reach it, or the body is in the way) is flagged per frame, in the
+            trajectory's ``info['reach']``; 0.03 m is ten times what the IK leaves on a
+            reachable target.
     """
 
     objective: Objective = Objective.FINGERTIP
@@ -170,6 +182,10 @@ class RetargetConfig:
     self_collision: bool = True
     self_collision_margin_m: float = 0.003
     self_collision_weight: float = 100.0
+    body_collision: bool = True
+    body_collision_margin_m: float = 0.005
+    body_collision_weight: float = 100.0
+    reach_tolerance_m: float = 0.03
 
     def __post_init__(self) -> None:
         if not isinstance(self.objective, Objective):
@@ -183,7 +199,8 @@ class RetargetConfig:
                      'smoothing_weight', 'prediction', 'tip_weight', 'middle_weight',
                      'thumb_weight', 'pinch_on_m', 'pinch_off_m', 'pinch_gap_m',
                      'pinch_weight', 'one_euro_beta', 'self_collision_margin_m',
-                     'self_collision_weight'):
+                     'self_collision_weight', 'body_collision_margin_m',
+                     'body_collision_weight', 'reach_tolerance_m'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'{name} must be a finite number >= 0, got {value!r}')
@@ -193,9 +210,9 @@ class RetargetConfig:
             raise ConfigError('huber_delta_m must be > 0 or null')
         if self.one_euro_min_cutoff_hz is not None and not self.one_euro_min_cutoff_hz > 0:
             raise ConfigError('one_euro_min_cutoff_hz must be > 0 or null')
-        if not isinstance(self.self_collision, bool):
-            raise ConfigError(f'self_collision must be true or false, got '
-                              f'{self.self_collision!r}')
+        for name in ('self_collision', 'body_collision'):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f'{name} must be true or false, got {getattr(self, name)!r}')
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> RetargetConfig:

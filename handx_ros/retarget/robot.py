@@ -285,6 +285,27 @@ class ChainKinematics:
             q[idx_q] = b + k * u[i]
         return q
 
+    def set_locked(self, values: Mapping[str, float]) -> None:
+        """Move locked joints (mimic joints following them): what carries on the chain's
+        links, such as a humanoid's fingers below its arm, where they are now. The reference
+        frame must not move with them.
+
+        Raises:
+            RobotModelError: A joint the model lacks, a driven joint, or a non-finite value.
+        """
+        model = self.model
+        for name, value in values.items():
+            if not model.existJointName(name):
+                self.urdf.check_joints([name], 'locked joints to set')
+            if name in self.joint_names or not np.isfinite(value):
+                raise RobotModelError(f'robot {self.urdf.spec.name!r}: cannot lock joint '
+                                      f'{name!r} at {value!r}: a driven joint or not finite')
+            self._q0[model.joints[model.getJointId(name)].idx_q] = value
+        for mimic in self.urdf.mimics.values():
+            if mimic.leader in values and mimic.joint not in self.joint_names:
+                self._q0[model.joints[model.getJointId(mimic.joint)].idx_q] = (
+                    mimic.offset + mimic.multiplier * values[mimic.leader])
+
     def neutral(self) -> np.ndarray:
         """A default ``u``: zero clipped to the limits."""
         return self.clip(np.zeros(self.nu))

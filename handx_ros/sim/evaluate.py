@@ -12,6 +12,8 @@ whole number of steps fills a frame), the command is interpolated linearly betwe
   robot), with penetration depth and normal force (``mj_contactForce``); the signed distance
   between the two hands from ``mj_geomDistance`` on the geom pairs whose bounding spheres come
   within ``distance_cutoff_m`` (negative: penetration), and the closest link pair;
+* **reach**: how far the retargeting left each humanoid wrist from its target (from the
+  trajectory's info, :func:`reach_errors`), for the gate;
 * **stability**: non-finite state, MuJoCo's instability warnings, joint speed and kinetic
   energy against bounds. An unstable run stops at that frame with
   :attr:`SimStatus.UNSTABLE` and a message; the arrays then hold the frames simulated.
@@ -61,6 +63,7 @@ __all__ = [
     'command_velocity',
     'human_contact_intervals',
     'match_intervals',
+    'reach_errors',
     'retimed_source_frames',
     'simulate',
 ]
@@ -260,6 +263,11 @@ class SimResult:
             scene's), what the gate holds the commanded speeds to unless configured otherwise.
         wall_time_s: Wall time of the run.
         config: The settings used.
+        reach_error_m: (F, 2) how far the retargeting left each humanoid wrist from its
+            target (the arm IK's position error, the trajectory's
+            ``info['wrist_error_m_per_hand']``; a retimed frame takes the worse of the two
+            frames it lies between), for the gate's reach check; zeros for floating wrists,
+            ``None`` when the trajectory does not carry it.
     """
 
     robot: str
@@ -291,6 +299,7 @@ class SimResult:
     max_velocity_rad_s: np.ndarray
     wall_time_s: float
     config: SimConfig
+    reach_error_m: np.ndarray | None = None
 
     @property
     def frames_simulated(self) -> int:
@@ -349,6 +358,8 @@ class SimResult:
             'fingertip_error_max_m': _round(_max(frame_tip)),
             'wrist_error_p95_m': None if self.wrist_error_m is None else
             _round(_percentile(self.wrist_error_m.max(axis=1), 95)),
+            'reach_error_max_m': None if self.reach_error_m is None else
+            _round(_max(self.reach_error_m)),
             'penetration_max_m': _round(pen),
             'penetration_pair': None if pen <= 0.0 else list(self.penetration_pair[worst]),
             'penetration_time_s': None if pen <= 0.0 else _round(worst / self.fps),
@@ -398,6 +409,8 @@ class SimResult:
                 'fingertip_error_m': _rounded(self.fingertip_error_m),
                 'wrist_error_m': None if self.wrist_error_m is None else
                 _rounded(self.wrist_error_m),
+                'reach_error_m': None if self.reach_error_m is None else
+                _rounded(self.reach_error_m),
                 'inter_hand_distance_m': _rounded(self.inter_hand_distance_m),
                 'command_distance_m': _rounded(self.command_distance_m),
                 'command_pair': [None if p is None else list(p) for p in self.command_pair],
@@ -460,8 +473,10 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
     fps = trajectory.fps
     if motion is not None:
         trajectory.check_source(motion)
+    source = retimed_source_frames(trajectory)
+    reach = reach_errors(trajectory, source)
     human = None if motion is None else human_contact_intervals(
-        motion, fps, trajectory.num_frames, source_frames=retimed_source_frames(trajectory))
+        motion, fps, trajectory.num_frames, source_frames=source)
     runner = _Runner(scene, config, fps)
     start = time.perf_counter()
     frames, status, message = runner.run(cmd, poses, max_wall_s)
@@ -489,7 +504,8 @@ def simulate(scene: SimScene, trajectory: RobotTrajectory, motion: BimanualMotio
         contacts=runner.contacts, robot_contacts=robot_events, fidelity=fidelity,
         command_velocity_rad_s=command_velocity(cmd, fps, config.velocity_window),
         max_velocity_rad_s=np.array(scene.max_velocity, dtype=np.float64),
-        wall_time_s=wall, config=config)
+        wall_time_s=wall, config=config,
+        reach_error_m=None if reach is None else reach[:frames].copy())
 
 
 def command_velocity(qpos: np.ndarray, fps: float, window: int = 1) -> np.ndarray:
@@ -589,6 +605,38 @@ def retimed_source_frames(trajectory: RobotTrajectory) -> np.ndarray | None:
                               f'{trajectory.num_frames} nondecreasing frame numbers, got shape '
                               f'{source.shape}')
     return source
+
+
+def reach_errors(trajectory: RobotTrajectory, source_frames: np.ndarray | None = None
+                 ) -> np.ndarray | None:
+    """(T, 2) the retargeting's wrist position error at each frame of ``trajectory``, from
+    its ``info['wrist_error_m_per_hand']`` (one row per frame of the clip as retargeted);
+    ``None`` when the info lacks it.
+
+    A retimed trajectory's frames lie between the retargeted ones (``source_frames``,
+    :func:`retimed_source_frames`): each takes the larger error of the two.
+
+    Raises:
+        SimulationError: The errors are not one finite, non-negative pair per retargeted
+            frame.
+    """
+    errors = trajectory.info.get('wrist_error_m_per_hand')
+    if errors is None:
+        return None
+    errors = np.asarray(errors, dtype=np.float64)
+    rows = trajectory.num_frames if source_frames is None else \
+        int(math.floor(float(source_frames[-1]))) + 1
+    if errors.ndim != 2 or errors.shape[1] != 2 or errors.shape[0] < rows \
+            or not np.all(np.isfinite(errors)) or np.any(errors < 0.0):
+        raise SimulationError(f"trajectory info['wrist_error_m_per_hand'] must hold a finite, "
+                              f'non-negative error per hand for each of the {rows} retargeted '
+                              f'frames, got shape {errors.shape}')
+    if source_frames is None:
+        return errors[:trajectory.num_frames]
+    last = errors.shape[0] - 1
+    below = np.clip(np.floor(source_frames).astype(int), 0, last)
+    above = np.clip(np.ceil(source_frames).astype(int), 0, last)
+    return np.maximum(errors[below], errors[above])
 
 
 class _Runner:

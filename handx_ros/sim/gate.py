@@ -9,6 +9,9 @@ failed criterion as a reason naming the measured value, the threshold and where 
   other back, so a command through the other hand shows there), with the link pair and time;
 * the fraction of frames penetrating deeper than the simulation's tolerance;
 * joint and fingertip tracking error (95th percentile over frames of the worst joint or tip);
+* reach: a humanoid wrist the retargeting left further than ``max_reach_error_m`` from its
+  target (the arm could not get there, or the body was in the way), with the hand, the error
+  and when; the simulation tracks the command faithfully, so only the retargeting knows;
 * stability (a run that stopped early fails, with its message);
 * commanded joint velocity (finite differences of the command times the frame rate) against
   each joint's own limit from the robot model (:attr:`SimResult.max_velocity_rad_s`), or one
@@ -70,6 +73,10 @@ class GateConfig:
         min_contact_recall: Smallest share of the human contact events the robot must
             reproduce when the human motion was simulated along; ``None`` (default): not
             checked.
+        max_reach_error_m: 0.03 m: a humanoid wrist further than this from where the human
+            wrist puts it (its retargeted target) is a clip the robot does not perform: a
+            hand 3 cm off misses the other hand or the object. The retargeting leaves a few
+            millimetres on a reachable target. ``None``: not checked.
     """
 
     max_penetration_m: float = 0.005
@@ -81,6 +88,7 @@ class GateConfig:
     max_joint_velocity_rad_s: float | None = None
     max_contact_force_n: float | None = None
     min_contact_recall: float | None = None
+    max_reach_error_m: float | None = 0.03
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -91,7 +99,8 @@ class GateConfig:
                                       f'{value!r}')
                 continue
             if value is None and field.name in ('max_contact_force_n', 'min_contact_recall',
-                                                'max_joint_velocity_rad_s'):
+                                                'max_joint_velocity_rad_s',
+                                                'max_reach_error_m'):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value < 0.0:
@@ -132,8 +141,8 @@ class GateCheck:
 
     Attributes:
         name: ``'penetration'``, ``'command_penetration'``, ``'penetrating_fraction'``,
-            ``'joint_error'``, ``'fingertip_error'``, ``'joint_velocity'``, ``'stability'``,
-            ``'contact_force'`` or ``'contact_recall'``.
+            ``'joint_error'``, ``'fingertip_error'``, ``'joint_velocity'``, ``'reach'``,
+            ``'stability'``, ``'contact_force'`` or ``'contact_recall'``.
         value: The measured value (SI units; 1.0 / 0.0 for stability).
         threshold: The limit it is held to.
         passed: Whether it is within the limit.
@@ -188,6 +197,8 @@ def judge(result: SimResult, gate: GateConfig | None = None) -> GateVerdict:
                                f'{_beyond(v, t, "mm", 1, scale=1e3)}'),
         _velocity(result, gate),
     ]
+    if gate.max_reach_error_m is not None and result.reach_error_m is not None:
+        checks.append(_reach(result, gate.max_reach_error_m))
     if gate.require_stable:
         checks.append(GateCheck('stability', 1.0 if result.stable else 0.0, 1.0, result.stable,
                                 '' if result.stable else
@@ -308,3 +319,22 @@ def _velocity(result: SimResult, gate: GateConfig) -> GateCheck:
     return GateCheck('joint_velocity', value, threshold, ok, '' if ok else
                      f'commanded joint velocity {_beyond(value, threshold, "rad/s", 2)} '
                      f'limit of {result.joint_names[joint]} at {(frame + window) / fps:.2f} s')
+
+
+def _reach(result: SimResult, threshold: float) -> GateCheck:
+    error = result.reach_error_m  # (F, 2)
+    if error is None or error.size == 0:
+        return GateCheck('reach', 0.0, threshold, True)
+    worst = error.max(axis=0)  # (2,)
+    value = float(worst.max())
+    if value <= threshold:
+        return GateCheck('reach', value, threshold, True)
+    hands = []
+    for side in np.flatnonzero(worst > threshold):
+        frame = int(np.argmax(error[:, side]))
+        beyond = int(np.count_nonzero(error[:, side] > threshold))
+        name = ('left', 'right')[side]
+        hands.append(f'{name} wrist off its target by '
+                     f'{_beyond(float(worst[side]), threshold, "mm", 1, scale=1e3)} at '
+                     f'{frame / result.fps:.2f} s ({beyond} of {error.shape[0]} frames beyond)')
+    return GateCheck('reach', value, threshold, False, f'out of reach: {"; ".join(hands)}')
