@@ -115,3 +115,41 @@ def test_contacts_and_collision_avoidance_exclude_each_other():
         build_retargeter('allegro', contact=True, avoid_collisions=True)
     assert build_retargeter('allegro', avoid_collisions=True).contact is None
     assert build_retargeter('allegro', contact=False).contact is None
+
+
+@pytest.mark.parametrize('robot', ['g1_hands', 'gr1'])
+def test_a_humanoid_clap_touches_from_where_the_arms_put_the_hands(clap, robot):
+    """The arm IK may miss its target by millimetres: distances come from the arms' forward
+    kinematics of the written trajectory."""
+    import pinocchio as pin
+
+    from handx_ros.retarget.contact import _closest, _Hand
+
+    human = human_hand_distance(clap.keypoints)
+    touching = human <= ContactTargets().human_touch_m
+    distances = {}
+    for contact in (False, True):
+        retargeter = build_retargeter(robot, fps=clap.fps, contact=contact)
+        trajectory = retargeter.retarget_motion(clap)
+        names = list(trajectory.joint_names)
+        models = build_retargeter(robot, fps=clap.fps).contact.models
+
+        def joints(chain_names, row, names=names, spec=retargeter.spec):
+            return np.array([row[names.index(spec.controller_names.get(n, n))]
+                             for n in chain_names])
+
+        out = []
+        for row in trajectory.qpos:
+            hands = []
+            for i, (arm, hand) in enumerate(zip(retargeter.arms, retargeter.hands,
+                                                strict=True)):
+                chain = arm.chain
+                pin.framesForwardKinematics(chain.model, chain.data,
+                                            chain.full_q(joints(chain.joint_names, row)))
+                base = chain.data.oMf[chain.model.getFrameId(hand.chain.reference_frame)]
+                hands.append(_Hand(models[i], joints(hand.joint_names, row), base.copy()))
+            out.append(_closest(hands, np.zeros(3), math.inf)[0])
+        distances[contact] = np.array(out)
+    assert distances[False][touching].min() < -0.01  # wrists on target: hands go through
+    assert distances[True][touching].min() > -0.005  # kept: a light press at most
+    assert np.median(distances[True][touching]) < 0.001  # and they do touch

@@ -78,12 +78,8 @@ RETIME_PATH_SCALE = 2.0
 # within which solutions count as equally good: 1e-6 is a 1.4 mm wrist error.
 FIRST_FRAME_STARTS = 8
 FIRST_FRAME_COST_TIE = 1e-6
-# Keeping contacts: links still this much deeper than the target after the wrists moved are
-# crossed (fingers between fingers); the fingers are then solved again with the other hand's
-# links as residuals of this weight (as the self-collision barrier's).
-CROSSED_SLACK_M = 0.001
-FINGER_CONTACT_WEIGHT = 100.0
-FINGER_GAP_M = 0.0005
+# Humanoids: a contact shift larger than this moves the arm again.
+CONTACT_RESOLVE_M = 1e-4
 
 __all__ = [
     'Backend',
@@ -492,7 +488,7 @@ class PairRetargeter(_TwoHands):
             results = self._step_avoiding(kp_wrist, poses)
         correction = None
         if self.contact is not None:
-            results, correction = self._keep_contact(results, poses, kp, human_distance_m)
+            results, correction = self._keep_contact(results, poses, kp, p, human_distance_m)
         qpos = np.concatenate([r.qpos for r in results])
         return BimanualFrame(qpos=qpos, base_poses=poses,
                              converged=np.array([r.converged for r in results]),
@@ -535,35 +531,18 @@ class PairRetargeter(_TwoHands):
                            time_s=time.perf_counter() - start, velocity_limited=limited)
 
     def _keep_contact(self, results: list[FrameResult], poses: np.ndarray, kp: np.ndarray,
-                      human: float | None) -> tuple[list[FrameResult], ContactCorrection]:
+                      wrists: np.ndarray, human: float | None
+                      ) -> tuple[list[FrameResult], ContactCorrection]:
         """Move the wrists (``poses``, in place) so that the hands' distance follows the
-        human's; where links stay crossed deeper than that (fingers interlaced, which no
-        wrist shift undoes), solve the fingers again with the other hand's links as extra
-        residuals, and move the wrists once more."""
+        human's."""
         keeper = self.contact
         assert keeper is not None
         if human is None:
             human = float(keeper.human_distance(kp))
         correction = keeper.correct([r.qpos for r in results], [_se3(pose) for pose in poses],
-                                    human)
+                                    human, wrists)
         poses[:, :3] += correction.shift_m
-        if not keeper.targets.resolve_fingers \
-                or correction.after_m >= correction.target_m - CROSSED_SLACK_M:
-            return results, correction
-        T_world_base = [_se3(pose) for pose in poses]
-        results = list(results)
-        for i, hand in enumerate(self.hands):
-            other = 1 - i
-            extra = keeper.models[i].inter_hand_residuals(
-                keeper.models[other], results[other].qpos,
-                T_world_base[i].actInv(T_world_base[other]),
-                max(correction.target_m, 0.0) + FINGER_GAP_M, FINGER_CONTACT_WEIGHT)
-            again = hand.resolve(extra)
-            results[i] = dataclasses.replace(again, time_s=results[i].time_s + again.time_s)
-        second = keeper.correct([r.qpos for r in results], T_world_base, human)
-        poses[:, :3] += second.shift_m
-        return results, dataclasses.replace(correction, shift_m=correction.shift_m
-                                            + second.shift_m, after_m=second.after_m)
+        return results, correction
 
     def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[FrameResult]:
         """Left hand first against the right hand's previous pose, then the right hand
@@ -651,12 +630,25 @@ class _ArmIK:
     def reset(self) -> None:
         self.u = self.chain.neutral()
         self.started = False
+        self._before = (self.u, self.started)
 
-    def solve(self, T_world_target: pin.SE3, q_hand: np.ndarray | None = None
-              ) -> tuple[np.ndarray, bool, float, bool]:
+    def wrist_pose(self, u: np.ndarray) -> pin.SE3:
+        """The wrist frame's pose in the world for arm joints ``u``."""
+        model, data = self.chain.model, self.chain.data
+        pin.framesForwardKinematics(model, data, self.chain.full_q(u))
+        return data.oMf[self.frame_id].copy()
+
+    def solve(self, T_world_target: pin.SE3, q_hand: np.ndarray | None = None, *,
+              again: bool = False) -> tuple[np.ndarray, bool, float, bool]:
         """Joints (n,), converged, wrist position error (m) and whether the frame lags on a
         velocity bound; ``q_hand``: the hand's joints this frame (where its fingers are, for
-        the body barrier; default: where they were last)."""
+        the body barrier; default: where they were last). ``again``: solve the same frame
+        once more for another target (from the state before the frame's first solve, so the
+        velocity bound still counts from the previous frame)."""
+        if again:
+            self.u, self.started = self._before
+        else:
+            self._before = (self.u, self.started)
         body = self.body
         if q_hand is not None:
             self.chain.set_locked(dict(zip(self.hand_joints, q_hand, strict=True)))
@@ -733,10 +725,14 @@ class HumanoidRetargeter(_TwoHands):
         spec: A ``humanoid`` folder (with ``operator`` and ``arm_joints``).
         config: Hand retargeter settings; the arm IK uses its iteration limits and tolerances.
         fps: Input frame rate.
+        contact: Keep the hands' contacts (default on), as :class:`PairRetargeter` does, by
+            shifting the wrist targets of the arm IK.
+        contact_targets: Its distance targets.
     """
 
     def __init__(self, spec: RobotSpec, config: RetargetConfig | None = None, *,
-                 fps: float = 30.0) -> None:
+                 fps: float = 30.0, contact: bool | None = None,
+                 contact_targets: ContactTargets | None = None) -> None:
         if spec.kind != RobotKind.HUMANOID or spec.operator is None:
             raise RetargetError(f'robot {spec.name!r} is a {spec.kind.value}, not a humanoid')
         self.spec = spec
@@ -753,11 +749,22 @@ class HumanoidRetargeter(_TwoHands):
         torso = chain.frame_ids([operator.robot_frame], 'operator robot_frame')[0]
         pin.framesForwardKinematics(chain.model, chain.data, chain.full_q(chain.neutral()))
         self.T_world_torso = chain.data.oMf[torso].copy()
+        self.contact = _contact_keeper(self.hands, contact, False, contact_targets, fps)
+        # Each hand's base link in its wrist frame (rigidly joined): where the contact keeper
+        # sees the hand when the arm puts the wrist on its target.
+        self._T_wrist_base = []
+        for arm, hand in zip(self.arms, self.hands, strict=True):
+            model, data = arm.chain.model, arm.chain.data
+            pin.framesForwardKinematics(model, data, arm.chain.full_q(arm.chain.neutral()))
+            base = model.getFrameId(hand.chain.reference_frame)
+            self._T_wrist_base.append(data.oMf[arm.frame_id].actInv(data.oMf[base]))
 
     def reset(self) -> None:
         super().reset()
         for arm in self.arms:
             arm.reset()
+        if getattr(self, 'contact', None) is not None:
+            self.contact.reset()
 
     def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any]:
         return reach_summary(wrist_error_m, self.config.reach_tolerance_m, fps)
@@ -791,8 +798,30 @@ class HumanoidRetargeter(_TwoHands):
         # Hands first: their solve does not depend on the arms, and the arm IK keeps the
         # fingers, where they now are, clear of the body.
         hand_results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
+        targets = self.wrist_targets(R, p)
         arm_results = [arm.solve(target, hand.qpos) for arm, target, hand in
-                       zip(self.arms, self.wrist_targets(R, p), hand_results, strict=True)]
+                       zip(self.arms, targets, hand_results, strict=True)]
+        correction = None
+        if self.contact is not None:
+            # From where the arms put the wrists (an arm may miss its target by millimetres
+            # and degrees, which matters between two hands): the shift, then each arm again,
+            # its wrist moved by the shift from where it is.
+            if human_distance_m is None:
+                human_distance_m = float(self.contact.human_distance(kp))
+            reached = [arm.wrist_pose(result[0]) for arm, result in
+                       zip(self.arms, arm_results, strict=True)]
+            correction = self.contact.correct(
+                [r.qpos for r in hand_results],
+                [wrist * T for wrist, T in zip(reached, self._T_wrist_base, strict=True)],
+                human_distance_m, p)
+            for i, (arm, shift) in enumerate(zip(self.arms, correction.shift_m, strict=True)):
+                if np.linalg.norm(shift) > CONTACT_RESOLVE_M:
+                    moved = pin.SE3(reached[i].rotation, reached[i].translation + shift)
+                    u, converged, _, limited = arm.solve(moved, hand_results[i].qpos,
+                                                         again=True)
+                    error = float(np.linalg.norm(arm.wrist_pose(u).translation
+                                                 - targets[i].translation - shift))
+                    arm_results[i] = (u, converged, error, limited)
         qpos = np.concatenate([r[0] for r in arm_results] + [r.qpos for r in hand_results])
         converged = np.array([a[1] and h.converged for a, h in
                               zip(arm_results, hand_results, strict=True)])
@@ -802,7 +831,8 @@ class HumanoidRetargeter(_TwoHands):
                              time_s=time.perf_counter() - start,
                              velocity_limited=np.array([a[3] or h.velocity_limited for a, h in
                                                         zip(arm_results, hand_results,
-                                                            strict=True)]))
+                                                            strict=True)]),
+                             contact=correction)
 
 
 def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = None, *,
@@ -824,18 +854,19 @@ def build_retargeter(robot: str | RobotSpec, config: RetargetConfig | None = Non
         if backend != Backend.HANDX or avoid_collisions:
             raise RetargetError('humanoids retarget with the handx backend, without collision '
                                 'avoidance')
-        return HumanoidRetargeter(spec, config, fps=fps)
+        return HumanoidRetargeter(spec, config, fps=fps, contact=contact)
     raise RetargetError(f'robot {spec.name!r} is a single hand; retarget a motion onto a pair '
-                        '(e.g. allegro, inspire) or a humanoid (g1_hands)')
+                        '(e.g. allegro, inspire) or a humanoid (g1_hands, gr1)')
 
 
 def retarget_motion(motion: BimanualMotion, robot: str = 'allegro',
                     config: RetargetConfig | None = None, *, avoid_collisions: bool = False,
-                    backend: Backend | str = Backend.HANDX, progress: bool = False
-                    ) -> RobotTrajectory:
+                    backend: Backend | str = Backend.HANDX, progress: bool = False,
+                    contact: bool | None = None) -> RobotTrajectory:
     """Retarget a clip onto a robot folder (default the Allegro pair)."""
     retargeter = build_retargeter(robot, config, fps=motion.fps,
-                                  avoid_collisions=avoid_collisions, backend=backend)
+                                  avoid_collisions=avoid_collisions, backend=backend,
+                                  contact=contact)
     return retargeter.retarget_motion(motion, progress=progress)
 
 

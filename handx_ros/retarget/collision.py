@@ -519,10 +519,8 @@ class HandCollisionModel:
                              weight: float) -> ExtraResiduals:
         """Avoidance of ``other`` (held fixed at ``u_other``, its base link at
         ``T_base_other`` in this hand's base-link frame) for :meth:`HandRetargeter.step`: one
-        residual ``sqrt(weight) * (margin_m - d)`` per pair closer than ``margin_m``. A
-        negative margin lets the hands overlap by that much (a light press where they touch).
-        """
-        scale = _check_avoidance(margin_m, weight, signed=True)
+        residual ``sqrt(weight) * (margin_m - d)`` per pair closer than ``margin_m``."""
+        scale = _check_avoidance(margin_m, weight)
         u_other = other._check_u(u_other, 'u_other')
         T_world_other = self.chain.T_world_reference() * _se3(T_base_other, 'T_base_other')
         theirs = other._posed(u_other, T_world_other)  # in this chain's model world
@@ -689,12 +687,9 @@ def _witness(result: coal.DistanceResult) -> tuple[float, np.ndarray, np.ndarray
             np.array(result.getNearestPoint2()), np.array(result.normal))
 
 
-def _check_avoidance(margin_m: float, weight: float, *, signed: bool = False) -> float:
-    """``sqrt(weight)``, after checking the margin (> 0, or any finite value if ``signed``)
-    and the weight (> 0)."""
+def _check_avoidance(margin_m: float, weight: float) -> float:
     for name, value in (('margin_m', margin_m), ('weight', weight)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value)
-                and (value > 0 or (signed and name == 'margin_m'))):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ConfigError(f'{name} must be a finite number > 0, got {value!r}')
     return math.sqrt(weight)
 

@@ -76,8 +76,6 @@ class ContactTargets:
             nothing asks for does not move.
         decay: 0.8: the last frame's shift fades by this factor per frame when nothing asks
             for it (90 % gone in 10 frames, a third of a second at 30 fps).
-        resolve_fingers: Where links stay crossed after the wrists moved (fingers between
-            fingers), solve the fingers again with the other hand's links as residuals.
         crossed_slack_m: 0.001 m: links still this much deeper than the target after the
             least squares are crossed; the hands are then moved apart along the line between
             their wrists (at most ``separation_steps`` distance queries).
@@ -87,7 +85,7 @@ class ContactTargets:
             (the gate allows 10 mm of commanded overlap meanwhile).
     """
 
-    preload_m: float = 0.002
+    preload_m: float = 0.0005
     human_touch_m: float = ContactConfig().touch_gap_m
     human_apart_m: float = ContactConfig().apart_gap_m
     clearance_m: float = 0.015
@@ -96,18 +94,13 @@ class ContactTargets:
     tolerance_m: float = 0.0003
     continuity: float = 0.02
     decay: float = 0.8
-    resolve_fingers: bool = False
     crossed_slack_m: float = 0.001
     separation_steps: int = 4
-    max_shift_speed_m_s: float = 0.3
+    max_shift_speed_m_s: float = 0.6
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name == 'resolve_fingers':
-                if not isinstance(value, bool):
-                    raise ConfigError(f'contact resolve_fingers must be a bool, got {value!r}')
-                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value < 0:
                 raise ConfigError(f'contact {field.name} must be a finite number >= 0, got '
@@ -208,9 +201,10 @@ class ContactKeeper:
     def reset(self) -> None:
         """Forget the last frame's shift (a new clip or stream)."""
         self._relative = np.zeros(3)
+        self._between: np.ndarray | None = None
 
     def correct(self, qpos: Sequence[np.ndarray], T_world_base: Sequence[pin.SE3],
-                human_m: float) -> ContactCorrection:
+                human_m: float, human_wrists: np.ndarray | None = None) -> ContactCorrection:
         """The wrist shifts that bring the robot hands' distance to its target.
 
         Every pair of links closer than the target (and, when pulling, the closest pair) gives
@@ -228,8 +222,18 @@ class ContactKeeper:
             qpos: Each hand's driven joint angles, in its collision model's chain order.
             T_world_base: Each hand's base-link pose in the world.
             human_m: The human hands' distance this frame.
+            human_wrists: (2, 3) the human wrists this frame: the shift may change by as much
+                as the human wrists moved towards or away from each other since the last
+                frame, on top of :attr:`ContactTargets.max_shift_speed_m_s` (robot hands
+                that meet earlier than the human's stop as fast as the human's were moving).
         """
         targets = self.targets
+        closing = 0.0  # how far the human wrists moved relative to each other
+        if human_wrists is not None:
+            between = np.asarray(human_wrists[1], dtype=np.float64) - human_wrists[0]
+            if self._between is not None:
+                closing = float(np.linalg.norm(between - self._between))
+            self._between = between
         target, pull = targets.target(float(human_m))
         # Without a pull, hands further apart than the target need nothing.
         beyond = target + targets.tolerance_m if pull == 0.0 else math.inf
@@ -272,7 +276,7 @@ class ContactKeeper:
         if closest < target - targets.crossed_slack_m:
             relative, closest = self._separate(hands, relative, target)
         change = relative - self._relative
-        most = targets.max_shift_speed_m_s / self.fps
+        most = targets.max_shift_speed_m_s / self.fps + closing
         if np.linalg.norm(change) > most:  # the wrists' extra speed stays bounded
             relative = self._relative + change * (most / float(np.linalg.norm(change)))
             d, _ = _pairs_within(hands, relative, target)

@@ -455,30 +455,9 @@ class HandRetargeter:
         u, converged, residual, iterations = self._solve(u_pred, targets, weights, centre,
                                                          prior, extra, lower, upper)
         limited = self._started and on_velocity_bound(u, lower, upper, self.lower, self.upper)
-        self._last_problem = (targets, weights, centre, prior, lower, upper, self._started)
         self._u_prev2 = self._u_prev if self._started else None
         self._u_prev = u
         self._started = True
-        return FrameResult(qpos=u, converged=converged, residual_m=residual,
-                           iterations=iterations, time_s=time.perf_counter() - start,
-                           velocity_limited=limited)
-
-    def resolve(self, extra: ExtraResiduals) -> FrameResult:
-        """Solve the last frame again with more residuals, from its solution: the same
-        targets, prior and velocity box (a bimanual solver adds the other hand's links once
-        it knows where they are). Replaces the last frame's solution.
-
-        Raises:
-            RetargetError: No frame was solved since the last :meth:`reset`.
-        """
-        if not self._started:
-            raise RetargetError('resolve: no frame was solved since the last reset')
-        start = time.perf_counter()
-        targets, weights, centre, prior, lower, upper, was_started = self._last_problem
-        u, converged, residual, iterations = self._solve(self._u_prev, targets, weights,
-                                                         centre, prior, extra, lower, upper)
-        limited = was_started and on_velocity_bound(u, lower, upper, self.lower, self.upper)
-        self._u_prev = u
         return FrameResult(qpos=u, converged=converged, residual_m=residual,
                            iterations=iterations, time_s=time.perf_counter() - start,
                            velocity_limited=limited)
