@@ -300,7 +300,8 @@ def _sim_stage(motion: BimanualMotion, out: Path, runs: dict) -> dict:
                  'summary': result.summary()}
         if index == 0:
             video = render_video(scene.model, result.qpos_sim, out / 'sim' / f'{name}.mp4',
-                                 trajectory.fps, motion=motion)
+                                 trajectory.fps, motion=motion,
+                                 focus_bodies=scene.hand_body_ids)
             entry['video'] = str(video.relative_to(out))
         results[label] = entry
         fid = result.fidelity

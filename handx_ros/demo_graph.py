@@ -613,7 +613,7 @@ def _video(out: Path, plot: dict[str, Any], config: DemoGraphConfig) -> dict[str
     result = simulate(scene, trajectory, motion)
     try:
         path = render_video(scene.model, result.qpos_sim, out / 'text_clip.mp4',
-                            trajectory.fps, motion=motion)
+                            trajectory.fps, motion=motion, focus_bodies=scene.hand_body_ids)
     except HandxError as error:  # no offscreen OpenGL here: say so, keep the rest
         print(f'demo: no video ({error})', file=sys.stderr)
         return {}

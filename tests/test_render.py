@@ -240,3 +240,23 @@ def test_unavailable_backend_says_how_to_install(hand_model, clip, monkeypatch, 
     with pytest.raises(SimulationError, match='osmesa OpenGL backend is unavailable.*libosmesa6'):
         render_video(hand_model, clip, tmp_path / 'a.mp4', FPS)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_humanoid_video_frames_its_hands():
+    """The G1's video is framed on its hands, not on the whole robot: the fingers must be
+    large enough to see which one moves."""
+    import mujoco
+
+    from handx_ros.sim import build_scene
+    from handx_ros.sim.render import _geom_bounds
+
+    scene = build_scene('g1_hands')
+    data = mujoco.MjData(scene.model)
+    frames = np.array([scene.model.qpos0])
+    whole = _geom_bounds(scene.model, data, frames)
+    hands = _geom_bounds(scene.model, data, frames, scene.hand_body_ids)
+    extent = lambda bounds: float(np.max(bounds[1] - bounds[0]))  # noqa: E731
+    assert extent(hands) < 0.5 * extent(whole)
+    assert np.all(hands[0] >= whole[0] - 1e-9) and np.all(hands[1] <= whole[1] + 1e-9)
+    # Unknown bodies fall back to the whole robot rather than an empty frame.
+    assert np.allclose(_geom_bounds(scene.model, data, frames, [10_000]), whole)

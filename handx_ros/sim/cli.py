@@ -92,6 +92,7 @@ def _run_sim(args: argparse.Namespace) -> int:
         from handx_ros.sim.render import render_video
 
         path = render_video(scene.model, result.qpos_sim, args.video, trajectory.fps,
+                            focus_bodies=scene.hand_body_ids,
                             motion=motion,
                             source_frames=None if motion is None
                             else retimed_source_frames(trajectory))

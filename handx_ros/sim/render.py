@@ -38,7 +38,7 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,7 @@ def render_video(
     size: tuple[int, int] = (320, 240),
     camera: str | RenderCamera | None = None,
     progress: bool = True,
+    focus_bodies: Sequence[int] | None = None,
 ) -> Path:
     """Render a clip offscreen and write it as an MP4 or GIF.
 
@@ -198,6 +199,9 @@ def render_video(
         camera: Name of a camera of the model, a :class:`RenderCamera`, or ``None`` for the
             default free camera.
         progress: Show a progress bar on a terminal for long clips (tqdm, on stderr).
+        focus_bodies: Body ids the free camera frames (default every drawn geom): a
+            humanoid's hands (:meth:`SimScene.hand_body_ids`), so that the fingers are large
+            enough to see which moves.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -214,7 +218,7 @@ def render_video(
                                                               source_frames)
     # Checks every argument (the GL context opens at the first frame), before any file work.
     images = render_frames(model, frames, motion_keypoints=keypoints, size=size, camera=camera,
-                           progress=progress)
+                           progress=progress, focus_bodies=focus_bodies)
     _prepare_folder(path)
     tmp_path = path.with_name(f'.{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp'
                               f'{video_format.value}')
@@ -239,6 +243,7 @@ def render_frames(
     size: tuple[int, int] = (320, 240),
     camera: str | RenderCamera | None = None,
     progress: bool = False,
+    focus_bodies: Sequence[int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Render frames one at a time (the generator behind :func:`render_video`).
 
@@ -253,6 +258,7 @@ def render_frames(
         size: (width, height) of the robot view, each even and >= 16.
         camera: Camera name, :class:`RenderCamera` or ``None`` (default free camera).
         progress: Show a progress bar on a terminal for long clips.
+        focus_bodies: Body ids the free camera frames (default every drawn geom).
 
     Yields:
         (height, width, 3) uint8 RGB frames, width doubled with keypoints.
@@ -270,7 +276,7 @@ def render_frames(
                                   f'expected {expected} (one frame per qpos frame)')
     render_model = _render_model(model, width, height)
     data = mujoco.MjData(render_model)
-    view = _robot_view(render_model, data, frames, camera, width, height)
+    view = _robot_view(render_model, data, frames, camera, width, height, focus_bodies)
     skeleton_view = None
     if motion_keypoints is not None:
         skeleton_view = _fit_view(view.rotation, view.fovy_deg, width / height,
@@ -463,7 +469,8 @@ def _visible_groups(model: mujoco.MjModel) -> np.ndarray:
 
 
 def _robot_view(model: mujoco.MjModel, data: mujoco.MjData, frames: np.ndarray,
-                camera: str | RenderCamera | None, width: int, height: int) -> _View:
+                camera: str | RenderCamera | None, width: int, height: int,
+                focus_bodies: Sequence[int] | None = None) -> _View:
     """The camera of the robot view and its pinhole description."""
     if isinstance(camera, str):
         camera_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
@@ -488,7 +495,8 @@ def _robot_view(model: mujoco.MjModel, data: mujoco.MjData, frames: np.ndarray,
                               f'{type(camera).__name__}')
     rotation = _free_rotation(camera.azimuth_deg, camera.elevation_deg)
     fovy_deg = float(model.vis.global_.fovy)
-    view = _fit_view(rotation, fovy_deg, width / height, _geom_bounds(model, data, frames),
+    view = _fit_view(rotation, fovy_deg, width / height,
+                     _geom_bounds(model, data, frames, focus_bodies),
                      lookat=camera.lookat, distance_m=camera.distance_m)
     mjv_camera = mujoco.MjvCamera()
     mjv_camera.type = mujoco.mjtCamera.mjCAMERA_FREE
@@ -530,11 +538,17 @@ def _free_rotation(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     return np.stack([right, up, forward])
 
 
-def _geom_bounds(model: mujoco.MjModel, data: mujoco.MjData, frames: np.ndarray) -> np.ndarray:
-    """(2, 3) lower and upper world corner of the drawn geoms over (a sample of) the frames."""
+def _geom_bounds(model: mujoco.MjModel, data: mujoco.MjData, frames: np.ndarray,
+                 focus_bodies: Sequence[int] | None = None) -> np.ndarray:
+    """(2, 3) lower and upper world corner of the drawn geoms (of ``focus_bodies`` when
+    given) over (a sample of) the frames."""
     groups = _visible_groups(model)
     drawn = groups[model.geom_group.clip(0, mujoco.mjNGROUP - 1)].astype(bool)
     drawn &= model.geom_rgba[:, 3] > 0
+    if focus_bodies is not None:
+        focus = drawn & np.isin(model.geom_bodyid, np.asarray(list(focus_bodies), dtype=int))
+        if np.any(focus):
+            drawn = focus
     if not np.any(drawn):
         drawn = np.ones(model.ngeom, dtype=bool)
     aabb_centre = model.geom_aabb[drawn, :3]  # (g, 3) geom frame

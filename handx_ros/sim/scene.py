@@ -254,6 +254,12 @@ class SimScene:
     def timestep_s(self) -> float:
         return float(self.model.opt.timestep)
 
+    @property
+    def hand_body_ids(self) -> np.ndarray:
+        """Ids of the bodies carrying the hands' colliding geoms (what a video frames)."""
+        geoms = np.concatenate([np.asarray(g, dtype=int) for g in self.hand_geoms])
+        return np.unique(self.model.geom_bodyid[geoms])
+
     def make_data(self) -> mujoco.MjData:
         """A fresh :class:`mujoco.MjData` of the scene's model."""
         return mujoco.MjData(self.model)
