@@ -273,3 +273,4 @@ def test_fk_from_matrices_matches_axis_angle_fk_and_has_gradients():
         forward_kinematics_matrices_torch(root.detach(), local[..., :14, :, :], tr, skeleton)
     with pytest.raises(HandModelError, match='torch tensors'):
         forward_kinematics_matrices_torch(root.detach().numpy(), local, tr, skeleton)
+

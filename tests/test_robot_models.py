@@ -480,3 +480,24 @@ def test_bad_limits_are_refused_in_one_line(tmp_path, limits, match):
     path.write_text(path.read_text() + limits)
     with pytest.raises(RobotModelError, match=match):
         build_retargeter(load_robot_spec('allegro', root))
+
+
+@pytest.mark.parametrize('robot', ['inspire_right', 'gr1'])
+def test_a_leader_never_drives_its_mimic_joints_past_their_limits(robot):
+    """The Inspire thumb's pitch is -0.1..0.6 rad in the URDF, but its followers (1.6 and
+    2.4 x pitch) stop at 0 and at 0.8 / 1.2 rad: the driven range is 0..0.5 rad, or a
+    simulator holds the thumb where the command is not."""
+    from handx_ros.retarget.robot import hand_kinematics, load_urdf_model
+    from handx_ros.retarget.spec import load_robot_spec
+
+    spec = load_robot_spec(robot)
+    side = spec.hands[-1].side
+    chain, _ = hand_kinematics(spec, side)
+    model = load_urdf_model(spec).model
+    pitch = [n for n in chain.joint_names if 'thumb_proximal_pitch' in n][0]
+    i = chain.joint_names.index(pitch)
+    assert (chain.lower[i], chain.upper[i]) == pytest.approx((0.0, 0.5))
+    for u in (chain.lower, chain.upper):
+        q = chain.full_q(u)
+        assert np.all(q >= model.lowerPositionLimit - 1e-9)
+        assert np.all(q <= model.upperPositionLimit + 1e-9)

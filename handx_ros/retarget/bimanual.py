@@ -803,9 +803,10 @@ class HumanoidRetargeter(_TwoHands):
                        zip(self.arms, targets, hand_results, strict=True)]
         correction = None
         if self.contact is not None:
-            # From where the arms put the wrists (an arm may miss its target by millimetres
-            # and degrees, which matters between two hands): the shift, then each arm again,
-            # its wrist moved by the shift from where it is.
+            # The shift from where the arms put the wrists (an arm may miss its target by
+            # millimetres and degrees, which matters between two hands), then each arm again:
+            # for where it put the wrist, moved by the shift; or, when it lags its target at
+            # its velocity limits, for the target moved by the shift (it goes on towards it).
             if human_distance_m is None:
                 human_distance_m = float(self.contact.human_distance(kp))
             reached = [arm.wrist_pose(result[0]) for arm, result in
@@ -816,7 +817,8 @@ class HumanoidRetargeter(_TwoHands):
                 human_distance_m, p)
             for i, (arm, shift) in enumerate(zip(self.arms, correction.shift_m, strict=True)):
                 if np.linalg.norm(shift) > CONTACT_RESOLVE_M:
-                    moved = pin.SE3(reached[i].rotation, reached[i].translation + shift)
+                    goal = targets[i] if arm_results[i][3] else reached[i]
+                    moved = pin.SE3(goal.rotation, goal.translation + shift)
                     u, converged, _, limited = arm.solve(moved, hand_results[i].qpos,
                                                          again=True)
                     error = float(np.linalg.norm(arm.wrist_pose(u).translation

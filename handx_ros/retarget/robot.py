@@ -208,8 +208,6 @@ class ChainKinematics:
         self.upper = model.upperPositionLimit[self._idx_q].copy()
         if np.any(~np.isfinite(self.lower) | ~np.isfinite(self.upper) | (self.lower > self.upper)):
             raise RobotModelError(f'robot {urdf.spec.name!r}: driven joints need finite limits')
-        self.lower.setflags(write=False)
-        self.upper.setflags(write=False)
         limits = urdf.spec.limits
         urdf.check_joints(list(limits.joint_velocity_rad_s), 'limits joint_velocity_rad_s')
         urdf.check_joints(list(limits.joint_acceleration_rad_s2),
@@ -234,6 +232,9 @@ class ChainKinematics:
                 joint = model.joints[model.getJointId(mimic.joint)]
                 self._followers.append((joint.idx_q, joint.idx_v, position[mimic.leader],
                                         mimic.multiplier, mimic.offset))
+        self._follower_ranges(model, driven)
+        self.lower.setflags(write=False)
+        self.upper.setflags(write=False)
         if q_locked is None:
             q_locked = pin.neutral(model)
             for name, value in urdf.spec.locked_joints.items():
@@ -272,6 +273,28 @@ class ChainKinematics:
         """Pinocchio frame ids of ``names``; a missing name raises a :class:`RobotModelError`."""
         self.urdf.check_frames(names, what)
         return [self.model.getFrameId(name) for name in names]
+
+    def _follower_ranges(self, model: pin.Model, driven: Sequence[str]) -> None:
+        """Narrow each driven joint's limits to where its mimic followers stay inside theirs.
+
+        A URDF may give a leader a wider range than its followers allow (the GR1's Inspire
+        thumb: pitch from -0.1 rad, its followers ``1.6 x`` and ``2.4 x`` pitch from 0), and a
+        simulator enforces the followers' limits: a command below 0 would be held at 0, a
+        tracking error the retargeter caused. Velocity limits are left to the leader's own
+        (a follower's is the linkage's, not a motor's)."""
+        lower, upper = self.lower.copy(), self.upper.copy()
+        for idx_q, _, i, gain, offset in self._followers:
+            if gain == 0.0:
+                continue
+            ends = sorted(((model.lowerPositionLimit[idx_q] - offset) / gain,
+                           (model.upperPositionLimit[idx_q] - offset) / gain))
+            if np.all(np.isfinite(ends)):
+                lower[i], upper[i] = max(lower[i], ends[0]), min(upper[i], ends[1])
+        if np.any(lower > upper):
+            j = int(np.argmax(lower > upper))
+            raise RobotModelError(f'robot {self.urdf.spec.name!r}: no position of joint '
+                                  f'{driven[j]!r} keeps its mimic joints inside their limits')
+        self.lower, self.upper = lower, upper
 
     def clip(self, u: np.ndarray) -> np.ndarray:
         """``u`` clipped to the joint limits."""
