@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retarget.add_argument('--no-contact', action='store_true',
                           help="don't keep the hands' contacts: by default the wrists are moved "
                                'so that the robot hands touch where the human hands touch '
-                               '(pressing 2 mm) and keep clear elsewhere')
+                               '(0.5 mm overlap) and keep clear elsewhere')
     retarget.add_argument('--report', default=None, metavar='JSON',
                           help='write metrics (errors, limits, collisions, jerk, timing)')
     retarget.add_argument('--no-retime', action='store_true',

@@ -13,17 +13,18 @@ retargeted as well, after the fingers of each frame are solved:
   collision geometry (:class:`~handx_ros.retarget.collision.HandCollisionModel`, the convex
   hulls MuJoCo simulates), with the witness pair's normal ``n``;
 * the **target** (:meth:`ContactTargets.target`): where the human hands touch
-  (``d_h <= human_touch_m``) the robot hands are commanded ``preload_m`` into each other, so
-  the simulated hands press lightly and touch (the gate allows 10 mm commanded, 5 mm
-  simulated); where they do not, the target grows with ``d_h`` up to ``clearance_m``. The
+  (``d_h <= human_touch_m``) the robot hands are commanded ``preload_m`` (half a millimetre)
+  into each other, so the simulated hands touch without pushing each other off their
+  commands; where they do not, the target grows with ``d_h`` up to ``clearance_m``. The
   robot hands are pushed apart whenever ``d_r`` is below the target, and pulled together
   towards it with a weight that fades from 1 at a human touch to 0 at ``human_apart_m`` (the
   annotations' release distance), so hands well apart are never pulled;
-* the **means**: the wrists (floating bases of a pair, wrist targets of a humanoid's arm IK)
-  are translated along ``n``, half the correction each, a few Gauss-Newton steps as the
-  closest pair changes. For a convex pair under translation ``d(s) = d_r + n . (s_2 - s_1)``,
-  so one step is exact while the closest pair stays the same. Orientations and fingers are
-  left as solved; each wrist moves at most ``max_shift_m``.
+* the **means**: the wrists (floating bases of a pair, wrist targets of a humanoid's arm IK,
+  see :class:`~handx_ros.retarget.bimanual.HumanoidRetargeter`) are translated along ``n``,
+  half the correction each, a few Gauss-Newton steps as the closest pair changes. For a
+  convex pair under translation ``d(s) = d_r + n . (s_2 - s_1)``, so one step is exact while
+  the closest pair stays the same. Orientations and fingers are left as solved; each wrist
+  moves at most ``max_shift_m``.
 
 Cost: nothing when the hands' bounding spheres are further apart than the target (most frames
 of most clips); otherwise forward kinematics of both hands once and a few coal queries on the
@@ -57,10 +58,11 @@ class ContactTargets:
     """How far apart the robot hands are kept for how far apart the human hands are.
 
     Attributes:
-        preload_m: 0.002 m: the commanded overlap of touching robot hands. The simulated
+        preload_m: 0.0005 m: the commanded overlap of touching robot hands. The simulated
             hands then touch (MuJoCo's contact holds them within a fraction of a millimetre
-            of each other, the touch threshold is 1 mm) and press lightly; the gate allows
-            10 mm commanded and 5 mm simulated.
+            of each other; the touch threshold is 1 mm) without pressing: with 2 mm the G1's
+            thumbs, pressed against each other, bent away from their commands by 15-25 mm
+            at the tips (the gate's fingertip bound is 15 mm).
         human_touch_m: The human hands touch at this surface distance or less (default the
             annotations' ``ContactConfig.touch_gap_m``, 5 mm).
         human_apart_m: Beyond this human distance the robot hands are no longer pulled
@@ -79,10 +81,12 @@ class ContactTargets:
         crossed_slack_m: 0.001 m: links still this much deeper than the target after the
             least squares are crossed; the hands are then moved apart along the line between
             their wrists (at most ``separation_steps`` distance queries).
-        max_shift_speed_m_s: 0.3 m/s: the most the shift between the hands changes per
-            second (each wrist gets half: 5 mm a frame at 30 fps), so that keeping contacts
-            never makes a wrist jump; a frame that needs more catches up over the next ones
-            (the gate allows 10 mm of commanded overlap meanwhile).
+        max_shift_speed_m_s: 0.6 m/s: the most the shift between the hands changes per
+            second beyond how fast the human wrists approach or leave each other (each
+            wrist gets half: 10 mm a frame at 30 fps), so that keeping contacts never makes
+            a wrist jump (crossed links moved apart at once made jumps of 2 cm), while robot
+            hands that meet earlier than the human's can stop as fast as those were moving;
+            a frame that needs more catches up over the next ones.
     """
 
     preload_m: float = 0.0005
