@@ -570,8 +570,11 @@ class HandRetargeter:
         """Solve over the box ``[lower, upper]`` from ``u0``, with ``0.5 prior |u - centre|^2``
         added to the cost (:meth:`_prior`)."""
         sqrt_w = np.sqrt(weights)
+        barrier = None
         if self.self_collision is not None:
-            extra = self.self_collision.combined(extra)
+            # Within a frame's velocity bound the finger pairs are linearised at its start;
+            # a clip's first frame may go anywhere and takes them exact.
+            barrier = extra = self.self_collision.combined(extra, linear_fingers=self._started)
         # A clip's first frame starts far from its solution (the neutral pose, with the
         # self-collision barrier in the way): it may take a few times the usual iterations.
         first = FIRST_FRAME_ITERATIONS * self.config.max_iterations if not self._started \
@@ -579,6 +582,12 @@ class HandRetargeter:
         u, r, converged, iterations = levenberg_marquardt(
             lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, lower, upper,
             self.config, u_pred=centre, smooth=prior, max_iterations=first)
+        if barrier is not None and barrier.refine(u):
+            # The solve stepped into a finger pair it had not linearised: again, with it.
+            u, r, converged, more = levenberg_marquardt(
+                lambda x: self._evaluate(x, targets, sqrt_w, extra), u0, lower, upper,
+                self.config, u_pred=centre, smooth=prior, max_iterations=first)
+            iterations += more
         if self.config.huber_delta_m is None:  # the residuals are the weighted errors
             error = (r[:3 * sqrt_w.size] / np.repeat(sqrt_w, 3)).reshape(-1, 3)
         else:
