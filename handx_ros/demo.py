@@ -245,8 +245,9 @@ def _corpus_stage(folder: Path, seed: int, num_clips: int) -> dict:
 
 
 def _retarget_stage(motion: BimanualMotion, folder: Path) -> dict:
-    """Retarget the clip onto the Allegro pair (with and without collision avoidance) and the
-    G1 and GR1 humanoids; write the trajectories and their metrics."""
+    """Retarget the clip onto the Allegro pair (contacts kept, the default; the wrists left on
+    the human wrists; collision avoidance) and the G1 and GR1 humanoids; write the
+    trajectories and their metrics."""
     from handx_ros.retarget.bimanual import build_retargeter
     from handx_ros.retarget.report import trajectory_report
 
@@ -255,12 +256,16 @@ def _retarget_stage(motion: BimanualMotion, folder: Path) -> dict:
              '| robot | frames converged | fingertip error median / p95 (mm) | wrist error '
              'median (mm) | inter-hand penetrating frames | ms per frame (p50) |',
              '|---|---|---|---|---|---|']
-    for label, robot, avoid in (('allegro', 'allegro', False),
-                                ('allegro, collision avoidance', 'allegro', True),
-                                ('g1_hands', 'g1_hands', False), ('gr1', 'gr1', False)):
-        retargeter = build_retargeter(robot, fps=motion.fps, avoid_collisions=avoid)
+    for label, robot, avoid, contact in (
+            ('allegro', 'allegro', False, None),
+            ('allegro, wrists on the human wrists', 'allegro', False, False),
+            ('allegro, collision avoidance', 'allegro', True, None),
+            ('g1_hands', 'g1_hands', False, None), ('gr1', 'gr1', False, None)):
+        retargeter = build_retargeter(robot, fps=motion.fps, avoid_collisions=avoid,
+                                      contact=contact)
         trajectory = retargeter.retarget_motion(motion, progress=True)
-        name = label.replace(', collision avoidance', '_avoid')
+        name = label.replace(', collision avoidance', '_avoid').replace(
+            ', wrists on the human wrists', '_plain')
         path = trajectory.save(folder / f'{name}.npz')
         entry = trajectory_report(retargeter, trajectory, motion)
         entry['file'] = str(path.relative_to(folder.parent))
