@@ -459,6 +459,8 @@ class PairRetargeter(_TwoHands):
             self._colliders = tuple(HandCollisionModel(hand.chain) for hand in self.hands)
         self.contact = _contact_keeper(self.hands, contact, avoid_collisions, contact_targets,
                                        fps)
+        self._R_base_hand = np.stack([hand.hand.R_base_hand for hand in self.hands])
+        self._p_base_wrist = np.stack([hand.p_base_wrist for hand in self.hands])
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
@@ -475,8 +477,7 @@ class PairRetargeter(_TwoHands):
         start = time.perf_counter()
         kp, R, p = _check_frame(keypoints, R_world_wrist, p_world_wrist)
         kp_wrist = keypoints_in_wrist_frame(kp, R, p)  # (2, 21, 3)
-        poses = np.stack([base_poses(R[i], p[i], hand.hand.R_base_hand, hand.p_base_wrist)
-                          for i, hand in enumerate(self.hands)])  # (2, 7)
+        poses = base_poses(R, p, self._R_base_hand, self._p_base_wrist)  # (2, 7)
         for i, hand in enumerate(self.hands):
             hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
         results = []

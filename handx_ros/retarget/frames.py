@@ -89,8 +89,10 @@ def wrist_frames_from_keypoints(keypoints: np.ndarray, side: HandSide | int
 def base_poses(R_world_wrist: np.ndarray, p_world_wrist: np.ndarray, R_base_hand: np.ndarray,
                p_base_wrist: np.ndarray) -> np.ndarray:
     """Poses (..., 7) of a floating robot hand's base link (xyz, quaternion wxyz) that put its
-    wrist frame on the human wrist."""
-    R_world_base = R_world_wrist @ np.asarray(R_base_hand).T  # (..., 3, 3)
-    p_world_base = p_world_wrist - R_world_base @ np.asarray(p_base_wrist)
+    wrist frame on the human wrist. ``R_base_hand`` (..., 3, 3) and ``p_base_wrist`` (..., 3)
+    broadcast against the wrist frames (e.g. one per hand of a pair, in one call)."""
+    R_world_base = R_world_wrist @ np.swapaxes(np.asarray(R_base_hand), -1, -2)  # (..., 3, 3)
+    p_world_base = p_world_wrist - np.einsum('...ij,...j->...i', R_world_base,
+                                             np.asarray(p_base_wrist))
     quat = matrix_to_quaternion(R_world_base)  # (..., 4) wxyz
     return np.concatenate([p_world_base, quat], axis=-1)
