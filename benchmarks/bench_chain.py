@@ -238,14 +238,8 @@ def corpus_test_clips(corpus: Path, count: int, granularity: str
     by_composition: dict[int, list] = defaultdict(list)
     for row in index.split('test'):
         by_composition[row.composition_seed].append(row)
-    rows = []
-    queues = list(by_composition.values())
-    while len(rows) < count and any(queues):
-        for queue in queues:
-            if queue and len(rows) < count:
-                rows.append(queue.pop(0))
     clips = []
-    for row in rows:
+    for row in _round_robin(list(by_composition.values()), count):
         motion = BimanualMotion.load(index.path(row))
         texts = {d['granularity']: d['text']
                  for d in (motion.annotation or {}).get('descriptions', [])}
@@ -266,17 +260,21 @@ def corpus_sample(corpus: Path, count: int) -> list[tuple[str, str, BimanualMoti
         if row.composition_seed not in seen:
             seen.add(row.composition_seed)
             by_type[tuple(row.motion_types)].append(row)
-    queues = [by_type[key] for key in sorted(by_type)]
+    clips = []
+    for row in _round_robin([by_type[key] for key in sorted(by_type)], count):
+        motion = BimanualMotion.load(index.path(row))
+        clips.append((row.clip_id, motion.texts[0] if motion.texts else '', motion))
+    return clips
+
+
+def _round_robin(queues: list[list], count: int) -> list:
+    """Up to ``count`` items, the first of every queue in turn, then the second..."""
     rows = []
     while len(rows) < count and any(queues):
         for queue in queues:
             if queue and len(rows) < count:
                 rows.append(queue.pop(0))
-    clips = []
-    for row in rows:
-        motion = BimanualMotion.load(index.path(row))
-        clips.append((row.clip_id, motion.texts[0] if motion.texts else '', motion))
-    return clips
+    return rows
 
 
 def load_user_prompts(path: Path = USER_PROMPTS) -> list[str]:
