@@ -77,9 +77,8 @@ def test_a_clap_touches_without_driving_one_hand_into_the_other(clap, plain_clap
     def commanded(traj) -> np.ndarray:
         out = []
         for q, poses in zip(traj.qpos, traj.base_poses, strict=True):
-            mine = [models[0].base_frame_poses(q[:16]), models[1].base_frame_poses(q[16:])]
-            posed = [[_se3(poses[i]) * M for M in mine[i]] for i in range(2)]
-            out.append(models[0].closest_between(posed[0], models[1], posed[1])[0])
+            out.append(models[0].min_inter_hand_distance(q[:16], _se3(poses[0]), models[1],
+                                                         q[16:], _se3(poses[1])))
         return np.array(out)
 
     plain, kept = commanded(plain_clap), commanded(trajectory)

@@ -150,10 +150,13 @@ class _TwoHands:
     spec: RobotSpec
     hands: tuple[HandRetargeter, HandRetargeter]
     joint_names: tuple[str, ...]
+    contact: ContactKeeper | None
 
     def reset(self) -> None:
         for hand in self.hands:
             hand.reset()
+        if self.contact is not None:
+            self.contact.reset()
 
     def _chains(self) -> list[tuple[RobotSpec, ChainKinematics]]:
         """Every kinematic chain with the folder whose controller names it uses."""
@@ -268,7 +271,7 @@ class _TwoHands:
             from tqdm import tqdm
 
             iterator = tqdm(iterator, desc=f'retarget {self.spec.name}', unit='frame')
-        keeper = getattr(self, 'contact', None)
+        keeper = self.contact
         human = keeper.human_distance(keypoints) if keeper is not None \
             else np.full(motion.num_frames, np.inf)  # (T,) in one batch: far cheaper
         for t in iterator:
@@ -291,7 +294,8 @@ class _TwoHands:
             'velocity_limited_per_hand': limited.tolist(),
             'lag': lag_summary(limited.any(axis=1), residual.max(axis=1),
                                wrist_error.max(axis=1), motion.fps),
-            'contact': contact_summary([f.contact for f in frames]),
+            'contact': None if keeper is None else contact_summary(
+                [f.contact for f in frames], keeper.targets.human_touch_m),
             'time_s': times.tolist(),
             'texts': list(motion.texts),
         }
@@ -334,19 +338,14 @@ def lag_summary(lagging: np.ndarray, residual_m: np.ndarray, wrist_error_m: np.n
     }
 
 
-def contact_summary(corrections: list[ContactCorrection | None]) -> dict[str, Any] | None:
-    """What keeping contacts did over a clip (``None`` when it was off): the frames where the
-    human hands touch, the wrist shifts and the robot hands' distance there and elsewhere, and
-    the per-frame shift of each wrist (m)."""
-    if not corrections or corrections[0] is None:
-        return None
-    from handx_ros.retarget.contact import ContactTargets
-
-    touch = ContactTargets().human_touch_m
+def contact_summary(corrections: list[ContactCorrection], touch_m: float) -> dict[str, Any]:
+    """What keeping contacts did over a clip: the frames where the human hands touch (their
+    distance at most ``touch_m``), the wrist shifts and the robot hands' distance there and
+    elsewhere, and the per-frame shift of each wrist (m)."""
     human = np.array([c.human_m for c in corrections])
     after = np.array([c.after_m for c in corrections])
     shift = np.array([np.linalg.norm(c.shift_m, axis=1) for c in corrections])  # (T, 2)
-    touching = human <= touch
+    touching = human <= touch_m
 
     def extreme(values: np.ndarray, fn: Any) -> float | None:
         values = values[np.isfinite(values)]
@@ -489,7 +488,12 @@ class PairRetargeter(_TwoHands):
             results = self._step_avoiding(kp_wrist, poses)
         correction = None
         if self.contact is not None:
-            results, correction = self._keep_contact(results, poses, kp, p, human_distance_m)
+            if human_distance_m is None:
+                human_distance_m = float(self.contact.human_distance(kp))
+            correction = self.contact.correct([r.qpos for r in results],
+                                              [_se3(pose) for pose in poses],
+                                              human_distance_m, p)
+            poses[:, :3] += correction.shift_m
         qpos = np.concatenate([r.qpos for r in results])
         return BimanualFrame(qpos=qpos, base_poses=poses,
                              converged=np.array([r.converged for r in results]),
@@ -500,8 +504,6 @@ class PairRetargeter(_TwoHands):
 
     def reset(self) -> None:
         super().reset()
-        if getattr(self, 'contact', None) is not None:
-            self.contact.reset()
         for dex in self._dex or ():
             dex.reset()
         self._dex_prev: list[np.ndarray | None] = [None, None]
@@ -530,20 +532,6 @@ class PairRetargeter(_TwoHands):
                            residual_m=float(np.sqrt(np.mean(np.square(tips)))),
                            iterations=int(result.evaluations),
                            time_s=time.perf_counter() - start, velocity_limited=limited)
-
-    def _keep_contact(self, results: list[FrameResult], poses: np.ndarray, kp: np.ndarray,
-                      wrists: np.ndarray, human: float | None
-                      ) -> tuple[list[FrameResult], ContactCorrection]:
-        """Move the wrists (``poses``, in place) so that the hands' distance follows the
-        human's."""
-        keeper = self.contact
-        assert keeper is not None
-        if human is None:
-            human = float(keeper.human_distance(kp))
-        correction = keeper.correct([r.qpos for r in results], [_se3(pose) for pose in poses],
-                                    human, wrists)
-        poses[:, :3] += correction.shift_m
-        return results, correction
 
     def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[FrameResult]:
         """Left hand first against the right hand's previous pose, then the right hand
@@ -764,8 +752,6 @@ class HumanoidRetargeter(_TwoHands):
         super().reset()
         for arm in self.arms:
             arm.reset()
-        if getattr(self, 'contact', None) is not None:
-            self.contact.reset()
 
     def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any]:
         return reach_summary(wrist_error_m, self.config.reach_tolerance_m, fps)

@@ -334,9 +334,7 @@ class HandCollisionModel:
 
     def placements(self, u: np.ndarray) -> np.ndarray:
         """(g, 4, 4) poses of the geometries in the hand's base-link frame."""
-        u = self._check_u(u)
-        world = self._world_transforms(self.chain.full_q(u))
-        return np.array([(self._T_ref_world * M).homogeneous for M in world])
+        return self.local_spheres(u)[0]
 
     def _centres(self, poses: Sequence[pin.SE3]) -> np.ndarray:
         """(g, 3) bounding-sphere centres of the geometries at ``poses``."""
@@ -404,35 +402,14 @@ class HandCollisionModel:
 
     def _min_between(self, mine: list[pin.SE3], other: HandCollisionModel,
                      theirs: list[pin.SE3]) -> float:
-        return self.closest_between(mine, other, theirs)[0]
-
-    def base_frame_poses(self, u: np.ndarray) -> list[pin.SE3]:
-        """Geometry poses in the hand's base-link frame for joint angles ``u``; place the hand
-        with ``[T_world_base * M for M in ...]``."""
-        u = self._check_u(u)
-        return [self._T_ref_world * M for M in self._world_transforms(self.chain.full_q(u))]
-
-    def closest_between(self, mine: Sequence[pin.SE3], other: HandCollisionModel,
-                        theirs: Sequence[pin.SE3], *, beyond_m: float = math.inf
-                        ) -> tuple[float, np.ndarray | None, np.ndarray | None,
-                                   np.ndarray | None]:
-        """The closest pair between this hand's geometries posed at ``mine`` and ``other``'s
-        at ``theirs`` (one world): signed distance, witness points on this hand and on the
-        other, unit normal from this hand to the other (``None`` when no pair was checked).
-
-        Args:
-            beyond_m: When no bounding spheres come within this, return ``(inf, None, None,
-                None)`` without calling coal (the hands are further apart).
-        """
-        lower = _sphere_gaps(self, list(mine), other, list(theirs)).ravel()
+        lower = _sphere_gaps(self, mine, other, theirs).ravel()
         g_other = len(theirs)
-        best = (math.inf, None, None, None)
+        best = math.inf
         for k in np.argsort(lower):
-            if lower[k] >= min(best[0], beyond_m):
+            if lower[k] >= best:
                 break
             i, j = divmod(int(k), g_other)
-            if self._distance(i, mine[i], j, theirs[j], other) < best[0]:
-                best = _witness(self._result)
+            best = min(best, self._distance(i, mine[i], j, theirs[j], other))
         return best
 
     def local_spheres(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -450,22 +427,6 @@ class HandCollisionModel:
         distance = self._distance(i, T_i, j, T_j, other)
         return distance, np.array(self._result.normal)
 
-    def pairs_within(self, mine: Sequence[pin.SE3], other: HandCollisionModel,
-                     theirs: Sequence[pin.SE3], within_m: float
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Every pair between this hand (posed at ``mine``) and ``other`` (at ``theirs``)
-        closer than ``within_m``: signed distances (k,) and unit normals (k, 3) from this
-        hand to the other (coal is called only where the bounding spheres are that close)."""
-        lower = _sphere_gaps(self, list(mine), other, list(theirs))
-        found = []
-        for i, j in zip(*np.nonzero(lower < within_m), strict=True):
-            distance = self._distance(int(i), mine[i], int(j), theirs[j], other)
-            if distance < within_m:
-                found.append((distance, np.array(self._result.normal)))
-        if not found:
-            return np.zeros(0), np.zeros((0, 3))
-        return np.array([d for d, _ in found]), np.array([n for _, n in found])
-
     def reach_m(self, samples: int = 64, seed: int = 0) -> float:
         """A radius around the base-link origin that holds every geometry's bounding sphere
         over the neutral pose, both ends of the joint ranges and ``samples`` random poses,
@@ -477,11 +438,8 @@ class HandCollisionModel:
         poses += list(rng.uniform(chain.lower, chain.upper, size=(samples, chain.nu)))
         reach = 0.0
         for u in poses:
-            local = self.base_frame_poses(u)
-            centres = np.array([M.act(c) for M, c in zip(local, self._sphere_centre,
-                                                         strict=True)])
-            reach = max(reach, float(np.max(np.linalg.norm(centres, axis=1)
-                                            + self._sphere_radius)))
+            _, centres, radius = self.local_spheres(u)
+            reach = max(reach, float(np.max(np.linalg.norm(centres, axis=1) + radius)))
         return reach + 0.005
 
     # ------------------------------------------------------------------------- avoidance

@@ -244,13 +244,10 @@ class ContactKeeper:
         free = targets.decay * self._relative
         gap = float(np.linalg.norm(T_world_base[1].translation - T_world_base[0].translation)
                     ) - self._reach[0] - self._reach[1] - float(np.linalg.norm(free))
-        if gap > beyond:
-            self._relative = free
-            return ContactCorrection(np.stack([-0.5 * free, 0.5 * free]), float(human_m),
-                                     target, math.inf, math.inf)
-        hands = [_Hand(model, u, T) for model, u, T in zip(self.models, qpos, T_world_base,
-                                                             strict=True)]
-        if float(_gaps(hands, free).min()) > beyond:  # no link near: nothing to do
+        hands = None if gap > beyond else [
+            _Hand(model, u, T) for model, u, T in zip(self.models, qpos, T_world_base,
+                                                      strict=True)]
+        if hands is None or float(_gaps(hands, free).min()) > beyond:  # no link near
             self._relative = free
             return ContactCorrection(np.stack([-0.5 * free, 0.5 * free]), float(human_m),
                                      target, math.inf, math.inf)
@@ -271,10 +268,7 @@ class ContactKeeper:
             pulls = normal is not None and pull > 0.0
             change = _shift(d - target, n, normal if pulls else None, closest - target, pull,
                             relative - free, targets.continuity)
-            relative = relative + change
-            norm = float(np.linalg.norm(relative))
-            if norm > 2.0 * targets.max_shift_m:
-                relative *= 2.0 * targets.max_shift_m / norm
+            relative = _clamped(relative + change, 2.0 * targets.max_shift_m)
             if np.linalg.norm(change) <= targets.tolerance_m:
                 break
         if closest < target - targets.crossed_slack_m:
@@ -282,7 +276,7 @@ class ContactKeeper:
         change = relative - self._relative
         most = targets.max_shift_speed_m_s / self.fps + closing
         if np.linalg.norm(change) > most:  # the wrists' extra speed stays bounded
-            relative = self._relative + change * (most / float(np.linalg.norm(change)))
+            relative = self._relative + _clamped(change, most)
             d, _ = _pairs_within(hands, relative, target)
             closest = float(d.min()) if d.size else max(closest, target)
         self._relative = relative
@@ -308,10 +302,7 @@ class ContactKeeper:
                     or np.linalg.norm(relative) >= limit:
                 break
             advance = float(np.max((target - d) / np.maximum(n @ line, 0.5)))
-            relative = relative + advance * line
-            norm = float(np.linalg.norm(relative))
-            if norm > limit:
-                relative *= limit / norm
+            relative = _clamped(relative + advance * line, limit)
         return relative, closest
 
 
@@ -331,6 +322,12 @@ class _Hand:
         """World pose of geometry ``k`` with the hand shifted by ``shift``."""
         return pin.SE3(self.R @ self.H[k, :3, :3],
                        self.R @ self.H[k, :3, 3] + self.t + shift)
+
+
+def _clamped(vector: np.ndarray, most: float) -> np.ndarray:
+    """``vector`` scaled down to length ``most`` when longer."""
+    norm = float(np.linalg.norm(vector))
+    return vector * (most / norm) if norm > most else vector
 
 
 def _gaps(hands: Sequence[_Hand], relative: np.ndarray) -> np.ndarray:
