@@ -228,11 +228,7 @@ class ArmBodyCollision:
         return [(self.geometry_names[i], self.geometry_names[j]) for i, j in self.pairs]
 
     def _check_u(self, u: np.ndarray) -> np.ndarray:
-        u = np.asarray(u, dtype=np.float64)
-        if u.shape != (self.chain.nu,) or not np.all(np.isfinite(u)):
-            raise RetargetError(f'arm-body collision: expected {self.chain.nu} finite joint '
-                                f'angles, got shape {u.shape}')
-        return u
+        return self.chain.checked(u, 'arm-body collision')
 
     def _arm_poses(self, u: np.ndarray, data: pin.Data | None = None) -> np.ndarray:
         """(a, 4, 4) world poses of the arm's geometries at ``u``: from ``data`` when given

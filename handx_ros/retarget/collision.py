@@ -302,14 +302,7 @@ class HandCollisionModel:
         return [(self.geometry_names[i], self.geometry_names[j]) for i, j in self.self_pairs]
 
     def _check_u(self, u: np.ndarray, what: str = 'u') -> np.ndarray:
-        try:
-            u = np.asarray(u, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise RetargetError(f'{what}: joint angles are not numeric ({exc})') from None
-        if u.shape != (self.chain.nu,) or not np.all(np.isfinite(u)):
-            raise RetargetError(f'{what}: expected {self.chain.nu} finite joint angles, got '
-                                f'shape {u.shape}')
-        return u
+        return self.chain.checked(u, what)
 
     def _update(self, u: np.ndarray) -> Sequence[pin.SE3]:
         """Forward kinematics for ``u``; the geometry poses in the model's world (valid until

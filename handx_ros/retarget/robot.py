@@ -22,11 +22,12 @@ import dataclasses
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pinocchio as pin
 
-from handx_gen.errors import RobotModelError, unknown_choice
+from handx_gen.errors import RetargetError, RobotModelError, unknown_choice
 from handx_gen.hand.topology import HandSide
 from handx_ros.retarget.spec import HandSpec, RobotSpec
 
@@ -295,6 +296,21 @@ class ChainKinematics:
             raise RobotModelError(f'robot {self.urdf.spec.name!r}: no position of joint '
                                   f'{driven[j]!r} keeps its mimic joints inside their limits')
         self.lower, self.upper = lower, upper
+
+    def checked(self, u: Any, what: str) -> np.ndarray:
+        """``u`` as (n,) finite float64 driven joint angles.
+
+        Raises:
+            RetargetError: Not numeric, another shape or non-finite (``what`` says whose).
+        """
+        try:
+            u = np.asarray(u, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise RetargetError(f'{what}: joint angles are not numeric ({exc})') from None
+        if u.shape != (self.nu,) or not np.all(np.isfinite(u)):
+            raise RetargetError(f'{what}: expected {self.nu} finite joint angles, got shape '
+                                f'{u.shape}')
+        return u
 
     def clip(self, u: np.ndarray) -> np.ndarray:
         """``u`` clipped to the joint limits."""

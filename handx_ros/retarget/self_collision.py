@@ -99,7 +99,7 @@ import coal
 import numpy as np
 import pinocchio as pin
 
-from handx_gen.errors import ConfigError, RetargetError
+from handx_gen.errors import ConfigError
 from handx_ros.retarget.robot import ChainKinematics
 
 __all__ = ['Proxies', 'SelfCollision', 'SolveResiduals', 'fit_proxies', 'segment_distances',
@@ -716,11 +716,7 @@ class SelfCollision:
                 np.concatenate([n_cap, -n_box]), self._item_first, self._item_second)
 
     def _check_u(self, u: np.ndarray) -> np.ndarray:
-        u = np.asarray(u, dtype=np.float64)
-        if u.shape != (self.chain.nu,) or not np.all(np.isfinite(u)):
-            raise RetargetError(f'self-collision: expected {self.chain.nu} finite joint '
-                                f'angles, got shape {u.shape}')
-        return u
+        return self.chain.checked(u, 'self-collision')
 
     def distances(self, u: np.ndarray) -> np.ndarray:
         """Signed distances (p + q + f,) of the checked pairs at ``u``: the capsule pairs,
