@@ -183,7 +183,7 @@ def _run_retarget(args: argparse.Namespace) -> int:
     if contact and contact['human_touch_frames']:
         low, high = contact['robot_distance_m_touching']
         print(f'hands touch in {contact["human_touch_frames"]} frames: the robot hands are '
-              f'{_mm(low)} to {_mm(high)} apart there (negative: pressing), the wrists moved '
+              f'{_mm(low)} to {_mm(high)} apart there (negative: overlapping), the wrists moved '
               f'up to {contact["max_shift_m"] * 1e3:.1f} mm')
     lag = report.get('lag')
     if lag and lag['frames']:
