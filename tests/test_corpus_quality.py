@@ -37,11 +37,11 @@ def test_registry_has_at_least_30_types_in_all_three_categories():
     assert categories == set(MotionCategory)
 
 
-def test_every_clip_has_texts_at_three_granularities_and_features(corpus):
+def test_every_clip_has_texts_at_every_granularity_and_features(corpus):
     for _, motion in iter_clips(corpus):
-        assert len(motion.texts) >= 3 and all(text.strip() for text in motion.texts)
+        assert len(motion.texts) >= 4 and all(text.strip() for text in motion.texts)
         granularities = {d['granularity'] for d in motion.annotation['descriptions']}
-        assert granularities == {'semantic', 'interaction', 'articulation'}
+        assert granularities == {'semantic', 'interaction', 'articulation', 'request'}
         assert motion.annotation['features']['num_frames'] == motion.num_frames
         assert np.isfinite(motion.keypoints).all()
 

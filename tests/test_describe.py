@@ -277,9 +277,120 @@ def check_semantic(text: str, features: MotionFeatures) -> None:
         assert any(c.inter_hand for c in features.contacts), text
 
 
+_REQ_COUNT = re.compile(r'\b(twice|once|(\d+|one|two|three|four|five|six|seven|eight|nine|ten|'
+                        r'eleven|twelve) times|(\d+)x)\b')
+_NUMBERS = {'one': 1, 'two': 2, 'three': 3, 'four': 4, 'five': 5, 'six': 6, 'seven': 7,
+            'eight': 8, 'nine': 9, 'ten': 10, 'eleven': 11, 'twelve': 12}
+_REQ_SPLIT = re.compile(r'[.?]\s*|,\s*(?:and\s+)?(?:then\s+)?|\s+and then\s+|\s+then\s+')
+
+
+def _req_count(clause: str) -> int | None:
+    m = _REQ_COUNT.search(clause)
+    if m is None:
+        return None
+    if m.group(1) in ('twice', 'once'):
+        return 2 if m.group(1) == 'twice' else 1
+    word = m.group(2) or m.group(3)
+    return int(word) if word.isdigit() else _NUMBERS[word]
+
+
+def _end_bins(features: MotionFeatures, side: HandSide) -> dict[Finger, FlexionBin]:
+    last = features.num_frames - 1
+    return {f.finger: next((s.label for s in f.bins if s.start <= last < s.stop),
+                           f.bins[-1].label) for f in features.hand(side).fingers}
+
+
+def check_request(text: str, features: MotionFeatures) -> int:
+    """Assert the request register's statements (users' phrasing); returns how many."""
+    checked = 0
+    inter = [c for c in features.contacts if c.inter_hand]
+    palms = [c for c in inter if c.a.part == HandPart.PALM and c.b.part == HandPart.PALM]
+    for clause in (c.strip().lower() for c in _REQ_SPLIT.split(text)):
+        clause = re.sub(r'^(please|can you|could you|please can you|after that)\s+', '', clause)
+        count = _req_count(clause)
+        sides = [HandSide[w.upper()] for w in re.findall(r'\b(left|right)\b', clause)]
+        if re.search(r'\b(clap|strike your palms)', clause):
+            assert palms, (text, 'clap without palm contact')
+            assert count in (None, len(palms)), (text, len(palms))
+            checked += 1
+        elif 'fingertips' in clause or 'tips of your' in clause:
+            tips = {c.a.part for c in inter if c.a.part == c.b.part and c.a.part.is_tip}
+            assert len(tips) >= 2, (text, tips)
+            checked += 1
+        elif re.search(r'(palms?|hands) (together|against each other)|palm to palm', clause) \
+                and not re.search(r'\b(fists?|open|bring your hands|move your hands)', clause):
+            assert palms, (text, 'palms together without palm contact')
+            checked += 1
+        elif re.search(r'\b(tap|poke|rest|hold your \w+ \w+ finger|press your|touch your|put '
+                       r'your)\b', clause) and ' with ' in clause or \
+                re.search(r'\b(rest|press|hold|put) your (left|right) \w+', clause) and \
+                re.search(r'\b(on|against) ', clause):
+            fingers = [_FINGER_WORDS[w] for w in re.findall(
+                r'\b(thumb|index|middle|ring|little)\b', clause)]
+            assert sides, (text, clause)
+            involved = {(r.side, r.part.finger) for c in inter for r in (c.a, c.b)}
+            for finger in fingers:  # a side may be left out of the touched part
+                assert any((side, finger) in involved for side in HandSide), (text, clause)
+            for side in sides:
+                assert any(s == side and (f in fingers or f is None) for s, f in involved), \
+                    (text, clause)
+            if count is not None:
+                assert any(len(v) == count for v in _groups(inter).values()), (text, clause)
+            checked += 1
+        elif re.search(r'\bpinch\b|thumb to your|thumb and \w+ finger together', clause):
+            side = sides[0]
+            same = [c for c in features.contacts if not c.inter_hand and c.a.side == side]
+            assert same, (text, clause)
+            checked += 1
+        elif 'fist' in clause:
+            for side in sides or list(HandSide):
+                ends = _end_bins(features, side)
+                assert all(ends[f] == FlexionBin.CURLED for f in Finger if f != Finger.THUMB), \
+                    (text, clause)
+            checked += 1
+        elif clause.startswith('point'):
+            ends = _end_bins(features, sides[0])
+            assert ends[Finger.INDEX] == FlexionBin.EXTENDED, (text, clause)
+            checked += 1
+        elif re.search(r'^(hold up|show) ', clause):
+            ends = _end_bins(features, sides[0])
+            n = _req_count(clause + ' times') if re.search(r' (\d+|\w+) fingers?', clause) \
+                else None
+            shown = sum(b == FlexionBin.EXTENDED for b in ends.values())
+            assert n is None or n == shown, (text, clause, shown)
+            checked += 1
+        elif re.search(r'\bwave|back and forth|side to side', clause):
+            reps = [r for h in features.hands for r in h.repetitions
+                    if r.source.value == 'wrist' and r.side in sides]
+            assert reps, (text, clause)
+            assert count is None or any(r.count == count for r in reps), (text, clause)
+            checked += 1
+        elif re.search(r'\b(bend|curl|close|fold|straighten|stretch out|flex)\b', clause):
+            fingers = [_FINGER_WORDS[w] for w in re.findall(
+                r'\b(thumb|index|middle|ring|little)\b', clause)] or list(Finger)
+            for side in sides or list(HandSide):
+                moving = [f for f in fingers if any(e.action != FingerAction.HOLD for e in
+                                                     features.hand(side).finger(f).events)]
+                assert moving, (text, clause)
+            checked += 1
+    return checked
+
+
+def _groups(events) -> dict:
+    out: dict = {}
+    for e in events:
+        out.setdefault(frozenset((e.a, e.b)), []).append(e)
+    return out
+
+
 def check_all(descriptions: Descriptions, features: MotionFeatures) -> None:
     for item in descriptions:
         assert item.text.strip(), item
+        if item.granularity == Granularity.REQUEST:
+            assert not item.text.endswith('?') or item.text.startswith(('Can', 'Could',
+                                                                        'Please')), item.text
+            check_request(item.text, features)
+            continue
         assert item.text[0].isupper() and item.text.endswith('.'), item.text
     for item in descriptions.of(Granularity.ARTICULATION):
         check_articulation(item.text, features)
@@ -440,7 +551,7 @@ def test_both_hands_in_step_are_described_once():
 def test_still_record_gets_plain_text():
     for seed in range(5):
         descriptions = describe(record(T), seed=seed)
-        assert len(descriptions) == 3
+        assert len(descriptions) == len(Granularity)
         for item in descriptions:
             assert len(item.text.split()) >= 3
             assert not re.search(rf'\b({_BEND}|{_EXTEND})\b', item.text.lower()), item.text
@@ -528,12 +639,13 @@ def test_rewriter_output_is_kept_only_when_faithful(caplog):
         fallback = describe(features, seed=0, rewriter=swapped)
         failing = describe(features, seed=0, rewriter=_FakeRewriter(error=RuntimeError('oom')))
     assert fallback.texts == plain.texts and failing.texts == plain.texts
-    assert all(d.source == TextSource.TEMPLATE for d in fallback)
+    assert all(d.source == TextSource.TEMPLATE
+               for d, p in zip(fallback, plain, strict=True) if 'left' in p.text)
     assert 'did not keep to the facts' in caplog.text and 'RuntimeError' in caplog.text
     only = describe(features, seed=0, rewriter=_FakeRewriter(lambda text: 'So: ' + text),
                     config=DescribeConfig(lm_granularities=(Granularity.ARTICULATION,)))
     assert [d.source for d in only] == [TextSource.TEMPLATE, TextSource.TEMPLATE,
-                                        TextSource.LANGUAGE_MODEL]
+                                        TextSource.LANGUAGE_MODEL, TextSource.TEMPLATE]
 
 
 def test_missing_or_corrupt_model_falls_back_to_templates(tmp_path, caplog):
@@ -658,3 +770,43 @@ def test_local_tiny_seq2seq_model_loads_and_is_guarded(tmp_path, monkeypatch):
     for item, template in zip(out, plain, strict=True):
         assert item.source == TextSource.TEMPLATE and item.text == template.text or \
             faithful_rewrite(item.text, template.text)
+
+
+def test_request_register_reads_like_a_user_and_keeps_to_the_record():
+    checked, texts = 0, []
+    for _, build in sorted(RECORDS.items()):
+        features = build()
+        for seed in range(12):
+            text = describe(features, seed=seed).of(Granularity.REQUEST)[0].text
+            texts.append(text)
+            checked += check_request(text, features)
+    assert checked >= 80  # the checker really read statements
+    second_person = [t for t in texts if re.search(r'\byour\b', t)]
+    assert len(second_person) >= 0.7 * len(texts)
+    assert not any(re.search(r'\b(the person|someone)\b', t) for t in texts)
+    assert any(t.endswith('?') for t in texts) and any(re.search(r'\d', t) for t in texts)
+    assert any(not t.endswith(('.', '?')) for t in texts)  # casual, unpunctuated
+    claps = [describe(clap_record(), seed=s).of(Granularity.REQUEST)[0].text for s in range(12)]
+    assert all(_req_count(t) == 3 for t in claps), claps
+    assert {_req_count(t) for t in claps} == {3} and len(set(claps)) >= 5
+
+
+def test_labels_become_requests_that_say_the_same():
+    from handx_gen.annotate.describe import _Rng
+    from handx_gen.annotate.request import label_request
+
+    rng = _Rng(np.random.default_rng(0))
+    assert label_request('the right hand makes a fist', rng) in (
+        'make a fist with your right hand', 'with your right hand, make a fist',
+        'right hand: make a fist')
+    assert label_request('The right hand turns over and back five times.', rng) in (
+        f'turn your right hand over and back {c}' for c in ('5 times', 'five times', '5x'))
+    assert label_request('Interlace the fingers of both hands.', rng) == 'interlace your fingers'
+    assert label_request('the left hand beckons with its index finger', rng) == \
+        'beckon with your left index finger'
+    pinch = label_request('the right thumb and index finger pinch together twice', rng)
+    assert pinch.startswith('pinch your right thumb and index finger together ')
+    assert _req_count(pinch) == 2
+    assert label_request('both hands type on an imaginary keyboard', rng) == \
+        'type on an imaginary keyboard with both hands'
+    assert label_request('  ', rng) == ''

@@ -7,6 +7,10 @@ The corpus is tokenised once with the frozen tokenizer; each batch draws token s
 one of each clip's texts (dropped to the null text at ``model.text_dropout`` for classifier-free
 guidance). ``model.pt`` embeds the tokenizer checkpoint, so it is all
 :class:`handx_gen.Generator` needs.
+
+Fine-tuning (``--init AR.pt``, e.g. on a corpus whose clips got more texts): the run starts
+from that AR model's weights; ``--tokenizer`` may then be the same AR file, whose embedded
+tokenizer is taken, so the tokens are those the model was trained on.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
+from handx_gen.models.ar import CHECKPOINT_FORMAT as AR_FORMAT  # noqa: E402
 from handx_gen.models.ar import ARConfig, HandTokenGPT, interleave  # noqa: E402
-from handx_gen.models.checkpoints import load_checkpoint  # noqa: E402
+from handx_gen.models.checkpoints import check_format, load_checkpoint  # noqa: E402
 from handx_gen.models.fsq import CHECKPOINT_FORMAT as TOKENIZER_FORMAT  # noqa: E402
 from handx_gen.models.fsq import HandTokenizer  # noqa: E402
 
@@ -43,8 +48,7 @@ class ARTask(common.Task):
     def build(self, sections: Mapping[str, Any], train: common.TrainConfig,
               args: argparse.Namespace, d: common.Dist) -> nn.Module:
         self.train_config = train
-        self.tokenizer_checkpoint = load_checkpoint(args.tokenizer, TOKENIZER_FORMAT,
-                                                    'tokenizer')
+        self.tokenizer_checkpoint = load_tokenizer(args.tokenizer)
         tokenizer = HandTokenizer.from_checkpoint(self.tokenizer_checkpoint)
         self.data = common.load_training_data(sections, args.corpus, train.num_frames, d,
                                               progress=not args.no_progress)
@@ -84,6 +88,21 @@ class ARTask(common.Task):
         accuracy = (out.logits.argmax(-1) == interleave(tokens)).float().mean()
         return {'val_loss': float(out.loss), 'val_token_accuracy': float(accuracy)}
 
+    def initialise(self, model: nn.Module, path: Path) -> Mapping[str, Any]:
+        """The weights of an AR checkpoint of the same architecture over the same tokenizer,
+        trained on this corpus (the texts may differ)."""
+        checkpoint = load_checkpoint(path, AR_FORMAT, 'AR model')
+        what = f'AR model {path}'
+        common.check_normalizer(checkpoint, self.data.normalizer, what)
+        theirs = dict(checkpoint.get('tokenizer') or {}).get('model') or {}
+        ours = self.tokenizer_checkpoint['model']
+        if set(theirs) != set(ours) or any(not torch.equal(theirs[k].float(), ours[k].float())
+                                           for k in ours if k.startswith('encoder')):
+            raise common.ConfigError(f'{what} was trained on the tokens of another tokenizer '
+                                     f'than --tokenizer; pass that model as --tokenizer')
+        common.load_weights(model, checkpoint, what)
+        return checkpoint
+
     def checkpoint(self, model: nn.Module, step: int) -> dict[str, Any]:
         return model.checkpoint(
             step=step, tokenizer=dict(self.tokenizer_checkpoint),
@@ -92,11 +111,21 @@ class ARTask(common.Task):
             fps=float(self.data.train.fps), num_frames=self.train_config.num_frames)
 
 
+def load_tokenizer(path: Path) -> dict[str, Any]:
+    """A tokenizer checkpoint, or the tokenizer embedded in an AR checkpoint."""
+    checkpoint = load_checkpoint(path, (TOKENIZER_FORMAT, AR_FORMAT), 'tokenizer')
+    if checkpoint['format'] == AR_FORMAT:
+        checkpoint = check_format(checkpoint.get('tokenizer'), TOKENIZER_FORMAT,
+                                  f'tokenizer inside the AR model {path}')
+    return checkpoint
+
+
 def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_arguments(parser, 'ar_small')
     parser.add_argument('--tokenizer', type=Path, required=True,
-                        help="tokenizer checkpoint (train_tokenizer.py's model.pt)")
+                        help="tokenizer checkpoint (train_tokenizer.py's model.pt), or an AR "
+                             'checkpoint whose embedded tokenizer is taken')
     return common.run(ARTask(), parser.parse_args())
 
 

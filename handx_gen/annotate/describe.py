@@ -84,6 +84,7 @@ class Granularity(str, enum.Enum):
     SEMANTIC = 'semantic'  # intent: what the person does
     INTERACTION = 'interaction'  # contacts and relations between the hands
     ARTICULATION = 'articulation'  # finger level
+    REQUEST = 'request'  # users' register: how a person asks for it (handx_gen.annotate.request)
 
 
 class TextSource(str, enum.Enum):
@@ -1235,6 +1236,8 @@ def describe(features: MotionFeatures, *, seed: int | None = None,
     Raises:
         ConfigError: Both ``seed`` and ``rng`` given, or a bad ``label``.
     """
+    from handx_gen.annotate.request import request_text
+
     config = config or DescribeConfig()
     if seed is not None and rng is not None:
         raise ConfigError('describe takes seed or rng, not both')
@@ -1246,6 +1249,7 @@ def describe(features: MotionFeatures, *, seed: int | None = None,
         Granularity.SEMANTIC: lambda: writer.semantic(labels),
         Granularity.INTERACTION: writer.interaction,
         Granularity.ARTICULATION: writer.articulation,
+        Granularity.REQUEST: lambda: request_text(writer, labels),
     }
     items: list[Description] = []
     for granularity, write in methods.items():
