@@ -177,16 +177,15 @@ def _load(args: argparse.Namespace, path: Path, *, fill_invalid: bool) -> Source
     return reading
 
 
-def _absent_notes(reading: SourceReading, side: str | None) -> list[str]:
+def _absent_notes(reading: SourceReading, given_side: str | None) -> list[str]:
     """One line per hand absent from the whole file: which, why, and that it stays absent."""
     motion = reading.motion
-    if side is not None:
-        why = f'is not in the file (a file of the {side} hand, --side {side})'
+    if given_side is not None:
+        why = f'is not in the file (a file of the {given_side} hand, --side {given_side})'
     elif reading.kind is SourceKind.KEYPOINTS:
         why = 'has no frame with finite, not all-zero keypoints'
     else:
         why = 'is absent from the file'
-
     return [f'{reading.path}: the {side.name.lower()} hand {why}: it is kept absent (a one-hand '
             f'motion of {motion.hands_present()}; `handx generate --mode reaction --side '
             f'{motion.present_sides[0].name.lower()}` can add it)'
@@ -378,7 +377,6 @@ def _write_output(args: argparse.Namespace, reading: SourceReading, motion: Any,
               if reading.num_invalid_frames else '')
     if motion.absent_sides:
         filled += f', {motion.hands_present()} (the other hand absent)'
-
     moved = '' if reading.frame_change is None else f', {reading.frame_change.describe()}'
     print(f'wrote {args.out} ({what}, {motion.num_frames} frames at {motion.fps:g} fps'
           f'{filled}{moved})')
