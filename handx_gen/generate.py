@@ -19,6 +19,12 @@ diffusion model serves every mode; the autoregressive model serves ``text``, ``r
 ``inbetween`` by fixing the given tokens. In every mode the given parts of the result equal the
 given motion: the models condition on them, and a final projection makes them exact. Hands
 are sized like the given motion's hands (or the default 18.5 cm hand for text alone).
+
+A given motion may hold one hand only (``given.present``, a tracker's recording): the
+reaction mode with ``side`` the hand it holds generates the absent hand, and the result holds
+both. Any request that would keep an absent hand as given (a reaction with ``side`` the absent
+hand, in-betweening, keyframes, both wrist paths) is refused with a :class:`ModelError` that
+names the hand (:func:`check_given_hands`).
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from handx_gen.models.masking import ConditionMask, MaskMode
 from handx_gen.motion.container import BimanualMotion
 from handx_gen.motion.features import FEATURE_LAYOUT, Normalizer
 
-__all__ = ['DEFAULT_WEIGHTS', 'Generator', 'ModelKind', 'default_checkpoint']
+__all__ = ['DEFAULT_WEIGHTS', 'Generator', 'ModelKind', 'check_given_hands',
+           'default_checkpoint']
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 
@@ -60,6 +67,43 @@ class ModelKind(str, enum.Enum):
 
 DEFAULT_WEIGHTS = {ModelKind.DIFFUSION: 'diffusion_small.pt', ModelKind.AR: 'ar_small.pt'}
 AR_MODES = (MaskMode.TEXT, MaskMode.REACTION, MaskMode.INBETWEEN)
+
+
+def check_given_hands(given: BimanualMotion, mode: MaskMode | str,
+                      side: HandSide | int | str | None = None) -> None:
+    """Refuse a request that would keep a hand absent from ``given`` as given.
+
+    The hands a mode gives: ``reaction`` the ``side`` hand; ``trajectory`` the ``side`` hand,
+    or both without one; ``inbetween`` and ``keyframes`` both; ``text`` none.
+
+    Raises:
+        ModelError: A given hand is absent; the message names it and the request that
+            generates it instead (a reaction given the present hand).
+        ConfigError: An unknown mode or side.
+    """
+    mode = MaskMode.parse(mode)
+    if not isinstance(given, BimanualMotion) or not given.absent_sides \
+            or mode is MaskMode.TEXT:
+        return
+    hand = None if side is None else _hand_side(side)
+    absent = given.absent_sides[0]
+    kept = given.present_sides[0].name.lower()
+    name = absent.name.lower()
+    instead = (f"generate the {name} hand with mode 'reaction' and side {kept!r} (`handx "
+               f'generate --mode reaction --side {kept}`)')
+    if mode is MaskMode.REACTION:
+        if hand is absent:
+            raise ModelError(f'the given motion holds the {kept} hand only: its {name} hand '
+                             f'is absent and cannot be the given hand of a reaction; give the '
+                             f'{kept} hand (side {kept!r}, --side {kept}) and the {name} hand is '
+                             f'generated')
+        return
+    if mode is MaskMode.TRAJECTORY and hand is not None and hand is not absent:
+        return
+    gives = (f'the {name} wrist path' if mode is MaskMode.TRAJECTORY and hand is absent
+             else 'both hands' if mode is not MaskMode.TRAJECTORY else 'both wrist paths')
+    raise ModelError(f'mode {mode.value!r} keeps {gives} of the given motion, but it holds the '
+                     f'{kept} hand only (its {name} hand is absent); {instead}')
 
 
 def default_checkpoint(kind: ModelKind | str) -> Path:
@@ -234,8 +278,10 @@ class Generator:
             The clip, with the prompt as its text and the request in ``annotation``.
 
         Raises:
-            ModelError: Bad prompt, given motion of the wrong shape or frame rate, a mode the
-                model cannot serve, or a checkpoint that cannot be loaded.
+            ModelError: Bad prompt, given motion of the wrong shape or frame rate, a hand
+                absent from the given motion that the mode would keep as given
+                (:func:`check_given_hands`), a mode the model cannot serve, or a checkpoint
+                that cannot be loaded.
             ConfigError: Unknown model or mode, bad sampling settings.
         """
         from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS, validate_prompt
@@ -254,6 +300,8 @@ class Generator:
         num_frames = self._num_frames(loaded, mode, given, seconds)
         condition = ConditionMask.make(mode, num_frames, side=side, k=k, frames=frames,
                                        include_orient=include_orient)
+        if given is not None:
+            check_given_hands(given, mode, condition.side)
         raw_known = FEATURE_LAYOUT.encode(given) if given is not None else \
             np.zeros((num_frames, FEATURE_LAYOUT.dim), np.float32)
         mask = condition.array  # (T, D) bool
@@ -366,6 +414,17 @@ class Generator:
         with torch.no_grad():
             x = loaded.tokenizer.decode(tokens)  # (1, T', D)
         return x[0, :frames]
+
+
+def _hand_side(side: HandSide | int | str) -> HandSide:
+    if isinstance(side, HandSide):
+        return side
+    names = [s.name.lower() for s in HandSide]
+    if isinstance(side, str) and side.strip().lower() in names:
+        return HandSide[side.strip().upper()]
+    if isinstance(side, (int, np.integer)) and not isinstance(side, bool) and int(side) in (0, 1):
+        return HandSide(int(side))
+    raise ConfigError(unknown_choice('hand side', side, names))
 
 
 def _hand_dims(side: HandSide) -> np.ndarray:

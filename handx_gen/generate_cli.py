@@ -167,7 +167,7 @@ def _check_mode_options(args: argparse.Namespace) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from handx_gen.data.sources import read_source
-    from handx_gen.generate import Generator
+    from handx_gen.generate import Generator, check_given_hands
     from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS, validate_prompt
     from handx_gen.outputs import check_outputs
 
@@ -186,6 +186,8 @@ def _generate(args: argparse.Namespace) -> int:
                   [('--given', args.given), ('--prompts', args.prompts),
                    ('--checkpoint', args.checkpoint)])
     given = read_source(args.given) if args.given is not None else None
+    if given is not None:  # a hand absent from --given cannot be kept as given: say so now
+        check_given_hands(given, args.mode, args.side)
     checkpoints = {args.model: args.checkpoint} if args.checkpoint is not None else {}
     generator = Generator(device=args.device, text_encoder=args.text_encoder, **checkpoints)
     # every prompt is checked against the model's limit before the first clip is made

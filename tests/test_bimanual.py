@@ -190,3 +190,116 @@ def test_humanoid_flags_a_wrist_that_cannot_reach(motion):
                               'first_s': 0.0}
     assert error[:, 1].min() > 0.3
     assert 'reach' not in retarget_motion(motion[:5], 'allegro').info  # floating wrists
+
+
+# ---------------------------------------------------------------------------- one hand absent
+
+
+def _absent(motion, side: HandSide):
+    """``motion`` with the ``side`` hand absent (the rest hand in its place)."""
+    from handx_gen.motion import BimanualMotion
+
+    present = np.ones(2, dtype=bool)
+    present[side] = False
+    return BimanualMotion(motion.fps, motion.global_orient, motion.hand_pose, motion.transl,
+                          motion.keypoints, present=present)
+
+
+def _columns(retargeter, side: HandSide) -> list[int]:
+    hand = retargeter.hands[side]
+    spec = retargeter.members[side] if hasattr(retargeter, 'members') else retargeter.spec
+    return [retargeter.joint_names.index(spec.controller_names.get(j, j))
+            for j in hand.joint_names]
+
+
+@pytest.mark.parametrize('options', [{}, {'contact': False}, {'avoid_collisions': True},
+                                     {'backend': 'dex-vector', 'contact': False}])
+def test_an_absent_hand_of_a_pair_holds_its_rest_pose(motion, options):
+    """The left hand absent: the left robot hand's joints stay at their neutral values and its
+    base on the rest hand's wrist, every frame; the right hand is retargeted as without it."""
+    from handx_gen.motion import rest_hand
+
+    if options.get('backend'):
+        pytest.importorskip('dex_retargeting')
+    one = _absent(motion[:20], HandSide.LEFT)
+    retargeter = build_retargeter('allegro', **options)
+    trajectory = retargeter.retarget_motion(one)
+    assert trajectory.info['absent'] == ['left'] and trajectory.info['contact'] is None
+    left = trajectory.qpos[:, _columns(retargeter, HandSide.LEFT)]
+    np.testing.assert_array_equal(left, np.broadcast_to(retargeter.hands[0].chain.neutral(),
+                                                        left.shape))
+    np.testing.assert_array_equal(trajectory.base_poses[:, 0],
+                                  np.broadcast_to(trajectory.base_poses[0, 0], (20, 7)))
+    hand = retargeter.hands[0]
+    wrist = hand.chain.positions(left[0], hand.chain.frame_ids([hand.hand.wrist]))[0]
+    w, x, y, z = trajectory.base_poses[0, 0, 3:]
+    T_world_base = pin.SE3(pin.Quaternion(w, x, y, z).toRotationMatrix(),
+                           trajectory.base_poses[0, 0, :3])
+    np.testing.assert_allclose(T_world_base.act(wrist), rest_hand(HandSide.LEFT).keypoints[0],
+                               atol=1e-6)
+    assert np.array(trajectory.info['converged_per_hand'])[:, 0].all()
+    right = trajectory.qpos[:, _columns(retargeter, HandSide.RIGHT)]
+    assert np.ptp(right, axis=0).max() > 0.05  # the present hand moves
+    if not options.get('avoid_collisions'):  # alone, the right hand is solved as it always is
+        both = build_retargeter('allegro', **{**options, 'contact': False}).retarget_motion(
+            motion[:20])
+        np.testing.assert_allclose(right, both.qpos[:, _columns(retargeter, HandSide.RIGHT)],
+                                   atol=1e-9)
+        np.testing.assert_allclose(trajectory.base_poses[:, 1], both.base_poses[:, 1],
+                                   atol=1e-9)
+
+
+def test_contacts_are_not_kept_with_a_hand_absent(motion):
+    """The right hand on top of where the absent left hand's stand-in rests: the contact
+    keeper would move the wrists apart; with the left hand absent nothing moves."""
+    from handx_gen.motion import rest_hand
+
+    clip = motion[:10]
+    shift = np.zeros((2, 3))
+    shift[1] = rest_hand(HandSide.LEFT).keypoints[0] - np.asarray(clip.keypoints[0, 1, 0])
+    on_top = _moved(clip, shift)
+    keeper = build_retargeter('allegro')
+    two = keeper.retarget_motion(_moved(clip, np.array([rest_hand(0).keypoints[0]
+                                                        - clip.keypoints[0, 0, 0],
+                                                        shift[1]])))
+    assert two.info['contact']['max_shift_m'] > 0.005  # both present: the keeper pushes
+    one = keeper.retarget_motion(_absent(on_top, HandSide.LEFT))
+    plain = build_retargeter('allegro', contact=False).retarget_motion(
+        _absent(on_top, HandSide.LEFT))
+    assert one.info['contact'] is None
+    np.testing.assert_array_equal(one.base_poses, plain.base_poses)
+
+
+@pytest.mark.parametrize('robot', HUMANOIDS)
+def test_an_absent_hand_of_a_humanoid_holds_its_arm(motion, robot):
+    retargeter = build_retargeter(robot)
+    trajectory = retargeter.retarget_motion(_absent(motion[:15], HandSide.RIGHT))
+    spec = retargeter.spec
+    arm = [retargeter.joint_names.index(spec.controller_names.get(n, n))
+           for n in spec.arm_joints[1]]
+    held = trajectory.qpos[:, arm + _columns(retargeter, HandSide.RIGHT)]
+    neutral = np.concatenate([retargeter.arms[1].chain.neutral(),
+                              retargeter.hands[1].chain.neutral()])
+    np.testing.assert_array_equal(held, np.broadcast_to(neutral, held.shape))
+    error = np.array(trajectory.info['wrist_error_m_per_hand'])
+    np.testing.assert_array_equal(error[:, 1], 0.0)
+    assert error[:, 0].max() < 0.02 and trajectory.info['reach']['right']['frames'] == 0
+    assert trajectory.info['absent'] == ['right'] and trajectory.info['contact'] is None
+    left_arm = [retargeter.joint_names.index(spec.controller_names.get(n, n))
+                for n in spec.arm_joints[0]]
+    assert np.ptp(trajectory.qpos[:, left_arm], axis=0).max() > 0.01
+
+
+def test_the_report_of_a_one_hand_clip(motion):
+    from handx_ros.retarget.report import trajectory_report
+
+    one = _absent(motion[:12], HandSide.LEFT)
+    retargeter = build_retargeter('allegro')
+    report = trajectory_report(retargeter, retargeter.retarget_motion(one), one)
+    assert report['absent'] == ['left'] and report['absent_joint_motion_rad'] == 0.0
+    g1 = build_retargeter('g1_hands')
+    trajectory = g1.retarget_motion(one)
+    report = trajectory_report(g1, trajectory, one, collisions=False)
+    assert report['absent_joint_motion_rad'] == 0.0
+    error = np.array(trajectory.info['wrist_error_m_per_hand'])  # (T, 2), the left arm 0
+    assert report['wrist_error_median_mm'] == pytest.approx(np.median(error[:, 1]) * 1e3)

@@ -376,3 +376,85 @@ def test_place_help_quotes_the_canonical_spots(capsys: pytest.CaptureFixture[str
     text = ' '.join(capsys.readouterr().out.split())
     for side, (x, y, z) in zip(('left', 'right'), CANONICAL_WRIST_M, strict=True):
         assert f'{side} ({x:.2f}, {y:.2f}, {z:.2f})' in text
+
+
+# ---------------------------------------------------------------------------- one hand
+
+
+@pytest.mark.parametrize('layout', ['nan', 'zeros', 'one'])
+def test_a_one_hand_recording_converts_to_a_one_hand_motion(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str) -> None:
+    """A wrist-centred right-hand recording in camera axes, the left hand NaN, zeros or not
+    in the file (--side right): convert says the left hand is absent and kept so, places the
+    right hand, and inspect and filter look at the right hand alone."""
+    from handx_gen.data.frames import AxesMap
+    from handx_gen.data.workspace import CANONICAL_WRIST_M
+
+    world = _tracker_hands(60)[:, HandSide.RIGHT]
+    tracker = (world - world[:, :1]) @ AxesMap.parse('left,down,back').R_world_source
+    if layout != 'one':
+        both = np.full((60, 2, 21, 3), np.nan if layout == 'nan' else 0.0)
+        both[:, HandSide.RIGHT] = tracker
+        tracker = both
+    source = tmp_path / 'tracker.npz'
+    np.savez(source, keypoints=tracker.astype(np.float32), fps=np.array(FPS))
+    side = ['--side', 'right'] if layout == 'one' else []
+    target = tmp_path / 'clip.npz'
+    code, out, err = _run(capsys, 'convert', source, target, '--frame', 'wrist', '--axes',
+                          'left,down,back', *side)
+    assert code == 0, err
+    assert 'the right hand only (the other hand absent)' in out
+    assert '(moved right 1.' in out and 'moved left' not in out
+    notes = err.strip().splitlines()
+    assert len(notes) == 1 and notes[0].startswith(f'handx data: note: {source}: the left hand ')
+    assert 'it is kept absent' in notes[0]
+    motion = BimanualMotion.load(target)
+    np.testing.assert_array_equal(motion.present, [False, True])
+    np.testing.assert_allclose(motion.keypoints[:, 1, 0],
+                               np.broadcast_to(CANONICAL_WRIST_M[1], (60, 3)), atol=1e-5)
+    np.testing.assert_allclose(_pairwise(motion.keypoints)[:, 1], _pairwise(world), atol=1e-3)
+
+    code, out, err = _run(capsys, 'inspect', target)
+    assert code == 0 and 'hands: right only (the left hand is absent)' in out
+    assert 'left hand:' not in out and 'right hand:' in out
+    assert 'the left hand is absent from the file: it is kept absent' in err
+    # filter judges the right hand: every frame kept (the left hand's NaN observations and
+    # its stand-in pose count for nothing)
+    code, out, err = _run(capsys, 'filter', source, '--frame', 'wrist', '--axes',
+                          'left,down,back', *side)
+    assert code == 0, err
+    assert 'kept 1 segment(s), 2.00 s (100%)' in out, out
+
+
+def test_filter_does_not_judge_an_absent_hand(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A right hand reaching across to where the absent left hand's stand-in rests: no
+    interpenetration, since there is no left hand; with the left hand present there is."""
+    from handx_gen.motion import rest_hand
+
+    world = _tracker_hands(60)
+    world[:, HandSide.RIGHT] += rest_hand(HandSide.LEFT).keypoints[0] - world[:, 1, :1] + [
+        0.0, 0.0, 0.01]  # the right wrist 1 cm above the left rest wrist
+    both = world.copy()
+    world[:, HandSide.LEFT] = np.nan
+    np.savez(tmp_path / 'one.npz', keypoints=world, fps=np.array(FPS))
+    code, out, err = _run(capsys, 'filter', tmp_path / 'one.npz')
+    assert code == 0, err
+    assert 'kept 1 segment(s), 2.00 s (100%)' in out and 'interpenetration' not in out
+    both[:, HandSide.LEFT] = rest_hand(HandSide.LEFT).keypoints  # a real, still left hand there
+    np.savez(tmp_path / 'two.npz', keypoints=both, fps=np.array(FPS))
+    code, out, err = _run(capsys, 'filter', tmp_path / 'two.npz')
+    assert code == 0, err
+    assert 'interpenetration' in out
+
+
+def test_one_hand_side_errors_are_one_line(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    world = _tracker_hands(10)
+    np.savez(tmp_path / 'one.npz', keypoints=world[:, 1], fps=np.array(FPS))
+    code, out, err = _run(capsys, 'convert', tmp_path / 'one.npz', tmp_path / 'o.npz')
+    _assert_one_line_error(code, out, err, 'one hand: say which', '--side right')
+    np.savez(tmp_path / 'two.npz', keypoints=world, fps=np.array(FPS))
+    code, out, err = _run(capsys, 'convert', tmp_path / 'two.npz', tmp_path / 'o.npz',
+                          '--side', 'left')
+    _assert_one_line_error(code, out, err, 'side left is for a file of one hand')

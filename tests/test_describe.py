@@ -228,6 +228,10 @@ def check_interaction(text: str, features: MotionFeatures) -> int:
         elif 'do not touch' in clause or 'without touching' in clause:
             assert not inter, (clause, text)
             checked += 1
+        elif 'in the clip' in clause or 'hand alone' in clause:  # one hand absent
+            (side,) = [s for s in HandSide if f'the {s.name.lower()} hand' in clause]
+            assert features.present_sides == (side,), (clause, text)
+            checked += 1
         elif 'apart' in clause or 'separate' in clause or 'away from' in clause \
                 or 'towards each other' in clause or 'approach' in clause \
                 or 'come together' in clause:
@@ -810,3 +814,38 @@ def test_labels_become_requests_that_say_the_same():
     assert label_request('both hands type on an imaginary keyboard', rng) == \
         'type on an imaginary keyboard with both hands'
     assert label_request('  ', rng) == ''
+
+
+# ============================================================================== one hand absent
+
+
+def _one_hand(features: MotionFeatures, absent: HandSide) -> MotionFeatures:
+    """The record of the same clip with ``absent`` missing, as extract_features writes it."""
+    import dataclasses
+
+    from handx_gen.annotate.features import HandFeatures
+
+    hands = tuple(HandFeatures.absent(s) if s is absent else features.hand(s) for s in HandSide)
+    present = tuple(s is not absent for s in HandSide)
+    contacts = tuple(c for c in features.contacts
+                     if not c.inter_hand and c.a.side is not absent)
+    return dataclasses.replace(features, hands=hands, contacts=contacts, relations=None,
+                               present=present)
+
+
+@pytest.mark.parametrize('name', ['pinch', 'curl', 'repeat', 'still'])
+def test_a_one_hand_record_says_nothing_of_the_absent_hand(name):
+    features = _one_hand(RECORDS[name](), L)
+    for seed in range(12):
+        descriptions = describe(features, seed=seed)
+        check_all(descriptions, features)
+        for item in descriptions:
+            text = item.text.lower()
+            assert not re.search(r'\bleft\b', text), item.text
+            assert not re.search(r'\b(hands|both|each other|two hands|together with)\b',
+                                 text), item.text
+        (interaction,) = descriptions.of(Granularity.INTERACTION)[:1]
+        assert re.search(r'only the right hand is in the clip|the right hand alone',
+                         interaction.text, re.I), interaction.text
+    assert 'only the right hand present' in describe_facts(features)
+    assert 'left' not in describe_facts(features)

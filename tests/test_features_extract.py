@@ -504,3 +504,63 @@ def test_config_validation() -> None:
         extract_features('clip.npz')  # type: ignore[arg-type]
     with pytest.raises(MotionError, match='at least 2 frames'):
         extract_features(_motion(1))
+
+
+# ---------------------------------------------------------------------------- one hand absent
+
+
+def _without(motion: BimanualMotion, side: HandSide) -> BimanualMotion:
+    present = np.ones(2, dtype=bool)
+    present[side] = False
+    return BimanualMotion(motion.fps, motion.global_orient, motion.hand_pose, motion.transl,
+                          motion.keypoints, present=present)
+
+
+def test_an_absent_hand_is_measured_nowhere() -> None:
+    """Palms pressed together, a right-hand pinch and a left-hand wave: with the left hand
+    absent only the right hand's pinch and its own features remain; no contact between the
+    hands, no relations, no palm facing the other hand, and the coordination is the right
+    hand's alone."""
+    num_frames = 60
+    gap = np.full(num_frames, 0.10)
+    gap[10:20] = 0.019  # the palms meet
+    transl = np.zeros((num_frames, 2, 3))
+    transl[:, LEFT, 0], transl[:, RIGHT, 0] = -gap, gap
+    transl[:, :, 1:] = [0.3, 1.0]
+    transl[:, LEFT, 2] += 0.05 * np.sin(2 * math.pi * 2.0 * np.arange(num_frames) / FPS)
+    angles = np.zeros((num_frames, 2, 15, 3))
+    angles[:, :] = _angles(num_frames, thumb1=(0.0, -10.0, 0.0))[:, None]
+    angles[30:50, RIGHT] = _angles(1, thumb1=(25.0, 32.0, -30.0), thumb2=(21.0, 0.0, 0.0),
+                                   thumb3=(20.0, 0.0, 0.0), index1=(50.0, 0.0, 0.0),
+                                   index2=(47.0, 0.0, 0.0), index3=(22.0, 0.0, 0.0))[0]
+    both = _motion(num_frames, angles=angles, transl=transl)
+    full = extract_features(both)
+    assert _inter(full) and full.relations is not None and full.hand(LEFT).repetitions
+    assert any(s.label is PalmFacing.TOWARDS_OTHER for s in full.hand(RIGHT).palm_facing)
+
+    features = extract_features(_without(both, LEFT))
+    assert features.present == (False, True) and features.present_sides == (RIGHT,)
+    assert _inter(features) == [] and features.relations is None
+    (pinch,) = features.contacts
+    assert (pinch.a.side, pinch.b.side) == (RIGHT, RIGHT)
+    left = features.hand(LEFT)
+    assert left.repetitions == () and left.speed_phases == () and left.palm_facing == ()
+    assert all(f.bins == () and f.events == () for f in left.fingers)
+    assert not any(s.label in (PalmFacing.TOWARDS_OTHER, PalmFacing.AWAY_FROM_OTHER)
+                   for s in features.hand(RIGHT).palm_facing)
+    assert features.hand(RIGHT).fingers == full.hand(RIGHT).fingers  # the right hand as it is
+    assert features.coordination in (Coordination.RIGHT_ONLY, Coordination.STILL)
+    assert all(s.label in (Coordination.RIGHT_ONLY, Coordination.STILL)
+               for s in features.coordination_spans)
+
+
+def test_one_hand_records_round_trip_and_old_records_hold_both_hands() -> None:
+    features = extract_features(_without(_bend_clip(), RIGHT))
+    data = json.loads(json.dumps(features.to_dict()))
+    assert data['present'] == [True, False] and data['relations'] is None
+    assert MotionFeatures.from_dict(data) == features
+    old = json.loads(json.dumps(extract_features(_bend_clip()).to_dict()))
+    del old['present']  # a record written before one-hand clips
+    assert MotionFeatures.from_dict(old).present == (True, True)
+    with pytest.raises(MotionFormatError, match='present'):
+        MotionFeatures.from_dict(dict(data, present=[False, False]))

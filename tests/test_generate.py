@@ -226,6 +226,56 @@ def test_given_motion_of_the_wrong_rate_length_or_type(generator: Generator) -> 
         generator.generate(PROMPT, mode='reaction', given=_motion(1))
 
 
+def _right_hand_only(seed: int) -> BimanualMotion:
+    motion = _motion(seed)
+    return BimanualMotion(motion.fps, motion.global_orient, motion.hand_pose, motion.transl,
+                          motion.keypoints, present=[False, True])
+
+
+@pytest.mark.parametrize('model', ['diffusion', 'ar'])
+def test_a_reaction_to_one_hand_generates_the_absent_hand(generator: Generator,
+                                                          model: str) -> None:
+    given = _right_hand_only(12)
+    out = generator.generate(PROMPT, model=model, mode='reaction', given=given, side='right',
+                             seed=2)
+    np.testing.assert_array_equal(out.present, [True, True])
+    np.testing.assert_array_equal(out.keypoints[:, 1], given.keypoints[:, 1])
+    assert not np.allclose(out.keypoints[:, 0], given.keypoints[:, 0], atol=0.01)  # not the
+    # rest hand kept: the left hand was generated
+    out = generator.generate(PROMPT, mode='trajectory', given=given, side='right', seed=2)
+    assert np.linalg.norm(out.keypoints[:, 1, 0] - given.keypoints[:, 1, 0], axis=-1).max() \
+        < 1e-3
+
+
+@pytest.mark.parametrize(('options', 'match'), [
+    ({'mode': 'reaction', 'side': 'left'}, 'its left hand is absent and cannot be the given '
+                                           'hand of a reaction; give the right hand'),
+    ({'mode': 'inbetween', 'k': 3}, "mode 'inbetween' keeps both hands of the given motion, "
+                                    "but it holds the right hand only"),
+    ({'mode': 'keyframes', 'frames': [0, 5]}, "mode 'keyframes' keeps both hands"),
+    ({'mode': 'trajectory'}, "mode 'trajectory' keeps both wrist paths"),
+    ({'mode': 'trajectory', 'side': 'left'}, 'keeps the left wrist path'),
+])
+def test_keeping_an_absent_hand_as_given_is_refused(generator: Generator, options: dict,
+                                                    match: str) -> None:
+    with pytest.raises(ModelError, match=match) as caught:
+        generator.generate(PROMPT, given=_right_hand_only(12), **options)
+    if options['mode'] != 'reaction':
+        assert "mode 'reaction' and side 'right'" in str(caught.value)
+
+
+def test_cli_refuses_an_absent_given_hand_before_loading_a_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _right_hand_only(3).save(tmp_path / 'right.npz')
+    code = cli.main(['generate', PROMPT, '--mode', 'reaction', '--given',
+                     str(tmp_path / 'right.npz'), '--side', 'left', '--checkpoint',
+                     str(tmp_path / 'missing.pt'), '--out', str(tmp_path / 'out.npz')])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ''
+    assert err.count('\n') == 1 and 'its left hand is absent' in err and '--side right' in err
+    assert not (tmp_path / 'out.npz').exists()
+
+
 def test_bad_checkpoints_are_clear_errors(checkpoints: dict[str, Path], tmp_path: Path) -> None:
     raw = checkpoints['diffusion'].read_bytes()
     corrupt = tmp_path / 'corrupt.pt'

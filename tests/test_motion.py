@@ -7,11 +7,12 @@ import zipfile
 import numpy as np
 import pytest
 
+from handx_gen.data.workspace import CANONICAL_WRIST_M
 from handx_gen.errors import MotionError, MotionFormatError
 from handx_gen.hand.rotations import axis_angle_to_matrix
 from handx_gen.hand.skeleton import default_skeleton
 from handx_gen.hand.topology import HandSide
-from handx_gen.motion import MOTION_FORMAT, BimanualMotion, swap_left_right_words
+from handx_gen.motion import MOTION_FORMAT, BimanualMotion, rest_hand, swap_left_right_words
 
 MIRROR_X = np.array([-1.0, 1.0, 1.0])
 
@@ -487,3 +488,154 @@ def test_segment_keeps_frames_and_everything_else():
             motion.segment(start, stop)
     with pytest.raises(MotionError, match='integer'):
         motion.segment(1.5, 4)
+
+
+# ---------------------------------------------------------------------- one hand absent
+
+
+def _one_hand(absent: HandSide = HandSide.LEFT, num_frames: int = 12, seed: int = 3,
+              **kwargs) -> BimanualMotion:
+    """A motion of one hand; the absent hand's parameters are NaN, as a tracker leaves them."""
+    global_orient, hand_pose, transl = _smooth_params(np.random.default_rng(seed), num_frames)
+    for array in (global_orient, hand_pose, transl):
+        array[:, absent] = np.nan
+    present = np.ones(2, dtype=bool)
+    present[absent] = False
+    return BimanualMotion.from_mano(30.0, global_orient, hand_pose, transl, present=present,
+                                    **kwargs)
+
+
+def test_both_hands_are_present_by_default():
+    motion = _motion(num_frames=4)
+    assert motion.present.tolist() == [True, True] and not motion.present.flags.writeable
+    assert motion.absent_sides == () and motion.present_sides == (HandSide.LEFT, HandSide.RIGHT)
+    assert motion.hands_present() == 'both hands'
+
+
+def test_an_absent_hand_holds_the_rest_hand_still():
+    motion = _one_hand(HandSide.LEFT)
+    rest = rest_hand(HandSide.LEFT)
+    assert motion.present.tolist() == [False, True]
+    assert motion.absent_sides == (HandSide.LEFT,)
+    assert motion.hands_present() == 'the right hand only'
+    for name in ('global_orient', 'hand_pose', 'transl'):
+        np.testing.assert_array_equal(getattr(motion, name)[:, 0],
+                                      np.broadcast_to(getattr(rest, name),
+                                                      getattr(motion, name)[:, 0].shape))
+    np.testing.assert_allclose(motion.keypoints[:, 0], np.broadcast_to(
+        rest.keypoints, (12, 21, 3)), atol=1e-6)
+    assert np.all(np.isfinite(motion.keypoints))
+    # the present hand is what was given
+    np.testing.assert_array_equal(motion.hand_pose[:, 1], _motion(3, 12).hand_pose[:, 1])
+    # what is given for an absent hand is not kept, finite or not
+    arrays = [np.array(a) for a in (motion.global_orient, motion.hand_pose, motion.transl,
+                                    motion.keypoints)]
+    arrays[3][:, 0] += 1.0
+    again = BimanualMotion(30.0, *arrays, present=motion.present)
+    np.testing.assert_array_equal(again.keypoints, motion.keypoints)
+    assert 'the right hand only' in repr(motion)
+
+
+def test_rest_hand_sits_on_its_canonical_spot_palm_down_fingers_forward():
+    for side in HandSide:
+        rest = rest_hand(side)
+        np.testing.assert_allclose(rest.keypoints[0], CANONICAL_WRIST_M[side], atol=1e-12)
+        np.testing.assert_array_equal(rest.hand_pose, 0.0)
+        middle_tip = rest.keypoints[12] - rest.keypoints[0]
+        assert middle_tip[1] > 0.15 and abs(middle_tip[0]) < 1e-9  # fingers forward
+        R = axis_angle_to_matrix(rest.global_orient)
+        np.testing.assert_allclose(R @ [0.0, -1.0, 0.0], [0.0, 0.0, -1.0], atol=1e-12)
+    np.testing.assert_allclose(rest_hand(HandSide.LEFT).keypoints,
+                               rest_hand(HandSide.RIGHT).keypoints * MIRROR_X, atol=1e-12)
+
+
+@pytest.mark.parametrize('present, message', [
+    ([False, False], 'at least one hand'),
+    ([1, 0], 'two bools'),
+    ([True], 'two bools'),
+    ([[True, False]], 'two bools'),
+    ('right', 'two bools'),
+])
+def test_present_is_validated(present, message):
+    global_orient, hand_pose, transl = _smooth_params(np.random.default_rng(0), 3)
+    with pytest.raises(MotionError, match=message):
+        BimanualMotion.from_mano(30.0, global_orient, hand_pose, transl, present=present)
+
+
+def test_a_present_hand_must_still_be_finite():
+    global_orient, hand_pose, transl = _smooth_params(np.random.default_rng(0), 3)
+    hand_pose[1, 1, 4, 0] = np.nan  # the right hand, which is present
+    with pytest.raises(MotionError, match=r'hand_pose has 1 non-finite values \(first at index '
+                                          r'\(1, 1, 4, 0\)\)'):
+        BimanualMotion.from_mano(30.0, global_orient, hand_pose, transl,
+                                 present=[False, True])
+
+
+def test_one_hand_file_round_trip_and_what_other_readers_see(tmp_path):
+    motion = _one_hand(HandSide.RIGHT, texts=['the left hand waves'], annotation={'a': 1})
+    path = motion.save(tmp_path / 'one.npz')
+    loaded = BimanualMotion.load(path)
+    _assert_same_motion(loaded, motion)
+    np.testing.assert_array_equal(loaded.present, [True, False])
+    assert loaded.fingerprint() == motion.fingerprint()
+    with np.load(path) as raw:  # the file: `present`, and NaN where the hand is absent
+        np.testing.assert_array_equal(raw['present'], [True, False])
+        for name in ('keypoints', 'global_orient', 'transl', 'hand_pose'):
+            assert np.isnan(raw[name][:, 1]).all() and np.isfinite(raw[name][:, 0]).all()
+
+
+def test_two_hand_files_stay_as_they_were(tmp_path):
+    """Files without `present` (every file written before it) hold both hands; a two-hand
+    motion writes no `present` and keeps its fingerprint."""
+    motion = _motion(num_frames=5)
+    path = motion.save(tmp_path / 'two.npz')
+    with np.load(path) as raw:
+        assert 'present' not in raw.files
+    assert BimanualMotion.load(path).present.tolist() == [True, True]
+    one = _one_hand(HandSide.LEFT, num_frames=5)
+    two = BimanualMotion(30.0, one.global_orient, one.hand_pose, one.transl, one.keypoints)
+    assert two.fingerprint() != one.fingerprint()  # same arrays, other hands
+
+
+@pytest.mark.parametrize('present, message', [
+    (np.array([1, 0]), r'"present" must be \(2,\) bool'),
+    (np.array([True, False, True]), r'"present" must be \(2,\) bool'),
+    (np.array([False, False]), 'at least one hand'),
+])
+def test_load_rejects_a_bad_present_entry(tmp_path, present, message):
+    motion = _motion(num_frames=3)
+    path = tmp_path / 'bad.npz'
+    np.savez(path, format=np.array(MOTION_FORMAT), fps=np.array(30.0),
+             keypoints=motion.keypoints, global_orient=motion.global_orient,
+             transl=motion.transl, hand_pose=motion.hand_pose, present=present)
+    with pytest.raises(MotionFormatError, match=message):
+        BimanualMotion.load(path)
+
+
+def test_load_rejects_nan_in_the_present_hand(tmp_path):
+    motion = _one_hand(HandSide.LEFT, num_frames=3)
+    path = motion.save(tmp_path / 'one.npz')
+    with np.load(path) as raw:
+        entries = dict(raw)
+    entries['keypoints'][2, 1, 5, 0] = np.nan
+    np.savez(path, **entries)
+    with pytest.raises(MotionFormatError, match='keypoints has 1 non-finite'):
+        BimanualMotion.load(path)
+
+
+def test_derived_motions_keep_the_absent_hand():
+    motion = _one_hand(HandSide.LEFT, num_frames=12)
+    for derived in (motion.segment(2, 7), motion[::2], motion.resample(60.0),
+                    motion.with_texts('x'), BimanualMotion.concatenate([motion, motion])):
+        np.testing.assert_array_equal(derived.present, [False, True])
+        np.testing.assert_allclose(derived.keypoints[:, 0], np.broadcast_to(
+            rest_hand(HandSide.LEFT).keypoints, derived.keypoints[:, 0].shape), atol=1e-6)
+    mirrored = motion.mirrored()  # the right hand becomes a left hand: now the right is absent
+    np.testing.assert_array_equal(mirrored.present, [True, False])
+    np.testing.assert_allclose(mirrored.keypoints[:, 0], motion.keypoints[:, 1] * MIRROR_X,
+                               atol=1e-6)
+    np.testing.assert_allclose(mirrored.keypoints[:, 1], np.broadcast_to(
+        rest_hand(HandSide.RIGHT).keypoints, (12, 21, 3)), atol=1e-6)
+    with pytest.raises(MotionError, match='motion 1 holds both hands, motion 0 the right hand '
+                                          'only.*dropout'):
+        BimanualMotion.concatenate([motion, _motion(num_frames=4)])

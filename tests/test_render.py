@@ -119,6 +119,15 @@ def test_skeleton_view_beside_the_robot(hand_model, clip, motion, tmp_path):
     assert (left[0] != left[-1]).mean() > 0.001
 
 
+def test_an_absent_hand_is_not_drawn(hand_model, clip, motion, tmp_path):
+    one = BimanualMotion(motion.fps, motion.global_orient, motion.hand_pose, motion.transl,
+                         motion.keypoints, present=[False, True])
+    path = render_video(hand_model, clip, tmp_path / 'one.mp4', FPS, motion=one)
+    skeleton = read_mp4(path)[:, :, WIDTH:]
+    assert near_color(skeleton, LEFT_COLOR).mean() < 1e-4  # the left (absent) hand: nothing
+    assert np.all(near_color(skeleton, RIGHT_COLOR).mean(axis=(1, 2)) > 0.002)
+
+
 def test_frames_generator_matches_size_and_keeps_the_model(hand_model, clip):
     headlight = hand_model.vis.headlight.diffuse.copy()
     images = list(render_frames(hand_model, clip[:2], size=(64, 48)))

@@ -230,9 +230,14 @@ def test_keypoint_sequence_nan_frames(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.flatnonzero(reading.invalid_frames), [4])
     assert np.isnan(reading.observed_keypoints[4, 1, 7]).all()
     assert np.isfinite(reading.motion.keypoints).all()
-    keypoints[:, 1] = np.nan
+    keypoints[:, 1] = np.nan  # a hand seen in no frame is absent, not a fault
     np.savez(path, keypoints=keypoints, fps=np.array(30.0))
-    with pytest.raises(DataSourceError, match='right hand has no frame with finite keypoints'):
+    reading = load_source(path, fill_invalid=True)
+    assert reading.motion.absent_sides == (HandSide.RIGHT,)
+    np.testing.assert_array_equal(np.flatnonzero(reading.invalid_frames), [])
+    keypoints[:, 0] = np.nan
+    np.savez(path, keypoints=keypoints, fps=np.array(30.0))
+    with pytest.raises(DataSourceError, match='neither hand has a frame with finite'):
         load_source(path, fill_invalid=True)
 
 
@@ -305,6 +310,97 @@ def test_wrist_frame_keypoints_are_placed_per_hand_around_missing_frames(
     assert np.isnan(reading.observed_keypoints[1:3, 1]).all()
     np.testing.assert_allclose(reading.observed_keypoints[0, 1] - CANONICAL_WRIST_M[1],
                                keypoints[0, 1], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- one hand
+
+
+def _right_hand_in_camera_axes(num_frames: int = 6) -> tuple[BimanualMotion, np.ndarray]:
+    """A right hand, and its keypoints (T, 21, 3) relative to its wrist in the axes of a camera
+    facing the person ('left,down,back'), as a one-hand tracker writes them."""
+    truth = _fk_motion(num_frames, seed=21)
+    right = np.array(truth.keypoints[:, 1], dtype=np.float64)
+    right -= right[:, :1]
+    return truth, right @ AxesMap.parse('left,down,back').R_world_source  # p_cam = R^T p_world
+
+
+@pytest.mark.parametrize('layout', ['nan', 'zeros', 'one'])
+def test_a_hand_absent_from_every_frame_gives_a_one_hand_motion(tmp_path: Path,
+                                                                layout: str) -> None:
+    """A right-hand recording, the left hand NaN, all zeros, or not in the file at all (one
+    hand's (T, 21, 3) with its side), reads as the same motion of the right hand alone; axes,
+    wrist frame and placement apply to the hand that is there."""
+    truth, right = _right_hand_in_camera_axes()
+    if layout == 'one':
+        keypoints = right
+    else:
+        keypoints = np.full((6, 2, 21, 3), np.nan if layout == 'nan' else 0.0)
+        keypoints[:, 1] = right
+    path = tmp_path / f'{layout}.npz'
+    np.savez(path, keypoints=keypoints, fps=np.array(30.0))
+    reading = load_source(path, axes='left,down,back', frame='wrist',
+                          side='right' if layout == 'one' else None)
+    motion = reading.motion
+    np.testing.assert_array_equal(motion.present, [False, True])
+    assert reading.num_invalid_frames == 0
+    # the right hand: its shape as recorded, its mean wrist on the right canonical spot
+    expected = truth.keypoints[:, 1] - truth.keypoints[:, 1, :1]
+    got = motion.keypoints[:, 1] - motion.keypoints[:, 1].mean(axis=0)[0]
+    np.testing.assert_allclose(got, expected - expected.mean(axis=0)[0], atol=2e-3)
+    np.testing.assert_allclose(motion.keypoints[:, 1, 0].mean(axis=0), CANONICAL_WRIST_M[1],
+                               atol=2e-3)
+    np.testing.assert_allclose(reading.frame_change.offsets_m[0], 0.0)
+    assert reading.frame_change.describe().endswith('(moved right 1.10 m)')
+    assert np.isnan(reading.observed_keypoints[:, 0]).all()
+    assert np.isnan(reading.ik_residual_m[:, 0]).all()
+    assert np.isfinite(reading.ik_residual_m[:, 1]).all()
+
+
+def test_all_zero_frames_of_a_present_hand_are_dropouts(tmp_path: Path) -> None:
+    truth = _fk_motion(6, seed=22)
+    keypoints = np.array(truth.keypoints)
+    keypoints[2, 0] = 0.0  # the tracker lost the left hand in frame 2
+    path = tmp_path / 'z.npz'
+    np.savez(path, keypoints=keypoints, fps=np.array(30.0))
+    with pytest.raises(DataSourceError, match=r'1 of 6 frames have non-finite keypoints '
+                                              r'\(frames 2\)'):
+        load_source(path)
+    reading = load_source(path, fill_invalid=True)
+    np.testing.assert_array_equal(np.flatnonzero(reading.invalid_frames), [2])
+    np.testing.assert_array_equal(reading.motion.present, [True, True])
+
+
+def test_the_side_of_a_one_hand_file_is_asked_for_and_checked(tmp_path: Path) -> None:
+    truth, right = _right_hand_in_camera_axes()
+    np.savez(tmp_path / 'one.npz', keypoints=right, fps=np.array(30.0))
+    with pytest.raises(DataSourceError, match=r'one\.npz: .*shape \(6, 21, 3\), one hand: say '
+                                              r'which \(`--side left` or `--side right`'):
+        load_source(tmp_path / 'one.npz')
+    with pytest.raises(ConfigError, match="unknown hand side 'up'"):
+        load_source(tmp_path / 'one.npz', side='up')
+    left = load_source(tmp_path / 'one.npz', side='left', frame='wrist').motion
+    np.testing.assert_array_equal(left.present, [True, False])
+    np.savez(tmp_path / 'two.npz', keypoints=truth.keypoints, fps=np.array(30.0))
+    with pytest.raises(DataSourceError, match=r'side right is for a file of one hand'):
+        load_source(tmp_path / 'two.npz', side='right')
+    truth.save(tmp_path / 'motion.npz')
+    with pytest.raises(DataSourceError, match='side right is for a keypoints file of one hand'):
+        load_source(tmp_path / 'motion.npz', side='right')
+    np.savez(tmp_path / 'none.npz', keypoints=np.zeros((6, 2, 21, 3)), fps=np.array(30.0))
+    with pytest.raises(DataSourceError, match='neither hand has a frame'):
+        load_source(tmp_path / 'none.npz')
+
+
+def test_a_one_hand_motion_file_is_moved_and_placed_by_its_hand(tmp_path: Path) -> None:
+    truth, right = _right_hand_in_camera_axes()
+    np.savez(tmp_path / 'one.npz', keypoints=right, fps=np.array(30.0))
+    motion = load_source(tmp_path / 'one.npz', side='right').motion  # at the origin
+    motion.save(tmp_path / 'motion.npz')
+    placed = load_source(tmp_path / 'motion.npz', place='canonical')
+    np.testing.assert_array_equal(placed.motion.present, [False, True])
+    np.testing.assert_allclose(placed.motion.keypoints[:, 1, 0].mean(axis=0),
+                               CANONICAL_WRIST_M[1], atol=1e-6)
+    np.testing.assert_allclose(placed.frame_change.offsets_m[0], 0.0)
 
 
 # ---------------------------------------------------------------------------- dispatch

@@ -18,7 +18,10 @@ hold. Facts are rendered by small phrase builders with synonym tables and severa
 structures, picked by a seeded generator (the same seed gives the same text); fingers moving
 together are grouped ("the index and middle fingers"), counts are words ("twice", "three
 times"), and clauses are joined in time order with connectives ("then", "while", "before").
-A record with nothing happening still gets a plain sentence, never an empty string.
+A record with nothing happening still gets a plain sentence, never an empty string. A clip
+with one hand absent (``MotionFeatures.present``) is described as one hand: nothing is said of
+the absent hand, of the hands' relation or of contacts between them, and the interaction
+text says which hand the clip holds.
 
 An optional language-model backend, :class:`LMRewriter`, rewrites each template text with a
 local ``transformers`` model (``DescribeConfig.lm_path``; never downloads). Its output is only
@@ -466,6 +469,8 @@ class _Writer:
         self.fps = features.fps
         self.inter = [c for c in features.contacts if c.inter_hand]
         self.same = [c for c in features.contacts if not c.inter_hand]
+        self.sides = features.present_sides  # the hands the clip holds
+        self.one = self.sides[0] if len(self.sides) == 1 else None  # its one hand, if so
 
     def frames(self, seconds: float) -> int:
         return max(1, int(round(seconds * self.fps)))
@@ -493,7 +498,7 @@ class _Writer:
         groups = self._contact_groups(self.inter)
         if groups:
             out.append(self._intent_contact(groups))
-        gestures = [g for g in (self._gesture(side) for side in HandSide) if g]
+        gestures = [g for g in (self._gesture(side) for side in self.sides) if g]
         out += gestures
         waves = self._wrist_repetitions()
         out += waves
@@ -580,6 +585,11 @@ class _Writer:
 
     def _coordination_sentence(self) -> str:
         rng = self.rng
+        if self.one is not None:  # nothing to say of the absent hand
+            sw = _SIDE_WORD[self.one]
+            if self.f.coordination is Coordination.STILL:
+                return rng.pick((f'the {sw} hand stays still', f'the {sw} hand rests in place'))
+            return rng.pick((f'the {sw} hand moves', f'the {sw} hand is in motion'))
         table = {
             Coordination.TOGETHER: ('both hands move together in the same direction',
                                     'the two hands move in unison'),
@@ -616,8 +626,13 @@ class _Writer:
             clauses += self._approach_and_separate(first, last)
         clauses += self._pinch_clauses()
         text = _narrate(clauses, self.rng) if clauses else ''
-        relations = self._relation_sentences(with_contact=bool(groups))
         parts = [text] if text else []
+        if self.one is not None:  # one hand: no relation, no contact between hands to tell
+            parts.append(_sentence(self.rng.pick((
+                f'only the {_SIDE_WORD[self.one]} hand is in the clip',
+                f'the clip shows the {_SIDE_WORD[self.one]} hand alone'))))
+            return ' '.join(parts)
+        relations = self._relation_sentences(with_contact=bool(groups))
         parts += [_sentence(r) for r in relations]
         if not parts:
             parts.append(_sentence('the hands do not touch each other'))
@@ -814,6 +829,8 @@ class _Writer:
     # ------------------------------------------------------------------ articulation
 
     def articulation(self) -> str:
+        if self.one is not None:
+            return self._render_hand(self._hand_plan(self.one), self.one)
         plans = {side: self._hand_plan(side) for side in HandSide}
         left, right = plans[HandSide.LEFT], plans[HandSide.RIGHT]
         if left.signature == right.signature and self._in_step():
@@ -1043,9 +1060,11 @@ class _HandPlan:
 def describe_facts(features: MotionFeatures) -> str:
     """A compact, deterministic summary of the record (the language model's prompt)."""
     facts = []
+    if len(features.present_sides) == 1:
+        facts.append(f'only the {features.present_sides[0].name.lower()} hand present')
     for key, events in _group_by_key(features.contacts).items():
         facts.append(f'contact {key[0].to_json()} with {key[1].to_json()} x{len(events)}')
-    for hand in features.hands:
+    for hand in (features.hand(side) for side in features.present_sides):
         for finger in hand.fingers:
             for action in (FingerAction.BEND, FingerAction.EXTEND):
                 n = sum(e.action == action for e in finger.events)
@@ -1259,7 +1278,9 @@ def describe(features: MotionFeatures, *, seed: int | None = None,
                 text = writer.semantic(())  # odd variants: intent from the record
             else:
                 text = write()
-            text = text.strip() or _sentence('the hands move')
+            text = text.strip() or _sentence(
+                'the hands move' if writer.one is None else
+                f'the {_SIDE_WORD[writer.one]} hand moves')
             if text not in seen:
                 seen.add(text)
                 items.append(Description(granularity, text))

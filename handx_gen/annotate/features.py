@@ -42,6 +42,14 @@ How each feature is measured (the numbers are :class:`FeatureConfig`'s defaults)
   coordination from 1 s windows of keypoint velocity correlations (plain and mirrored
   through x = const) and of the hands' speeds.
 * State spans shorter than 0.3 s (0.5 s for coordination) are absorbed into a neighbour.
+
+A hand absent from the clip (:attr:`~handx_gen.motion.BimanualMotion.present`) is measured
+nowhere: :attr:`MotionFeatures.present` says so, its :class:`HandFeatures` is empty (no spans,
+no events, no repetitions; its numbers are zeros that mean nothing,
+:meth:`HandFeatures.absent`), there are no contacts between the hands and no relations
+(``relations`` is ``None``), and the coordination is that of the present hand alone
+(``LEFT_ONLY`` / ``RIGHT_ONLY`` while it moves, ``STILL`` otherwise), which says nothing of the
+other hand.
 """
 
 from __future__ import annotations
@@ -467,6 +475,14 @@ class HandFeatures:
         """The features of one finger."""
         return self.fingers[int(finger)]
 
+    @classmethod
+    def absent(cls, side: HandSide) -> HandFeatures:
+        """The record of a hand absent from the clip: nothing measured (no spans, events or
+        repetitions; zeros for the numbers, which mean nothing)."""
+        fingers = tuple(FingerFeatures(side, finger, 0.0, 0.0, 0.0, (), (), None)
+                        for finger in Finger)
+        return cls(side, fingers, (), (0.0, 0.0, 0.0, 0.0), (), (), 0.0, 0.0, ())
+
     @property
     def moving_frames(self) -> int:
         """Number of frames in ``MOVING`` phases."""
@@ -553,29 +569,39 @@ class MotionFeatures:
     Attributes:
         fps: Frame rate of the clip.
         num_frames: Number of frames.
-        hands: (left, right) :class:`HandFeatures`.
+        hands: (left, right) :class:`HandFeatures` (:meth:`HandFeatures.absent` for a hand
+            absent from the clip).
         contacts: Contact events, between the hands and within each hand, sorted by
             ``(start, a, b)``. One event per touching pair of parts and touch; see
             :func:`detect_contacts` for which parts are reported.
-        relations: Spatial relations of the right hand to the left.
+        relations: Spatial relations of the right hand to the left; ``None`` when a hand is
+            absent.
         coordination: The clip's dominant :class:`Coordination` (the label of most moving
             frames; ``STILL`` when no hand moves).
         coordination_spans: :class:`Coordination` spans covering the clip.
         format: :data:`MOTION_FEATURES_FORMAT`.
+        present: (left, right): whether each hand is in the clip (records written before
+            this field read as both).
     """
 
     fps: float
     num_frames: int
     hands: tuple[HandFeatures, HandFeatures]
     contacts: tuple[ContactEvent, ...]
-    relations: InterHandRelations
+    relations: InterHandRelations | None
     coordination: Coordination
     coordination_spans: tuple[Span[Coordination], ...]
     format: str = MOTION_FEATURES_FORMAT
+    present: tuple[bool, bool] = (True, True)
 
     def hand(self, side: HandSide) -> HandFeatures:
         """The features of one hand."""
         return self.hands[int(side)]
+
+    @property
+    def present_sides(self) -> tuple[HandSide, ...]:
+        """The hands in the clip, left first."""
+        return tuple(side for side in HandSide if self.present[side])
 
     @property
     def flexion_events(self) -> tuple[FlexionEvent, ...]:
@@ -591,9 +617,10 @@ class MotionFeatures:
         return {'format': self.format, 'fps': self.fps, 'num_frames': self.num_frames,
                 'hands': [h.to_dict() for h in self.hands],
                 'contacts': [c.to_dict() for c in self.contacts],
-                'relations': self.relations.to_dict(),
+                'relations': None if self.relations is None else self.relations.to_dict(),
                 'coordination': self.coordination.value,
-                'coordination_spans': [s.to_dict() for s in self.coordination_spans]}
+                'coordination_spans': [s.to_dict() for s in self.coordination_spans],
+                'present': list(self.present)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MotionFeatures:
@@ -610,12 +637,18 @@ class MotionFeatures:
             hands = tuple(HandFeatures.from_dict(h) for h in data['hands'])
             if len(hands) != 2 or [h.side for h in hands] != [HandSide.LEFT, HandSide.RIGHT]:
                 raise MotionFormatError('feature record must hold the left then the right hand')
+            present = tuple(bool(v) for v in data.get('present', (True, True)))
+            if len(present) != 2 or not any(present):
+                raise MotionFormatError(f'feature record "present" must be two booleans, at '
+                                        f'least one true; got {data.get("present")!r}')
+            relations = data['relations']
             return cls(float(data['fps']), int(data['num_frames']),
                        hands,  # type: ignore[arg-type]
                        tuple(ContactEvent.from_dict(c) for c in data['contacts']),
-                       InterHandRelations.from_dict(data['relations']),
+                       None if relations is None else InterHandRelations.from_dict(relations),
                        Coordination(data['coordination']),
-                       _spans(data['coordination_spans'], Coordination))
+                       _spans(data['coordination_spans'], Coordination),
+                       present=present)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise MotionFormatError(f'malformed feature record: {exc!r}') from exc
 
@@ -825,21 +858,27 @@ def extract_features(motion: BimanualMotion,
     moving = np.stack([_debounce(activity[:, side] >= config.moving_speed_m_s,
                                  config.frames(config.min_span_s, fps)) for side in HandSide],
                       1)  # (T, 2) bool
-    facing = _palm_facing(centre, normal, config)  # (T, 2) PalmFacing index
+    present = tuple(bool(v) for v in motion.present)
+    facing = _palm_facing(centre, normal, config, relative=all(present))  # (T, 2) PalmFacing
 
+    if not all(present):  # an absent hand stands still: nothing it does counts
+        activity[:, ~motion.present] = 0.0
+        moving[:, ~motion.present] = False
     hands = tuple(
         _hand_features(side, keypoints[:, side], smooth[:, side],
                        _smooth(normal[:, side], config.position_smooth_s * fps),
                        flexion[:, side], spread[:, side], activity[:, side], moving[:, side],
                        facing[:, side], fps, config)
+        if present[side] else HandFeatures.absent(side)
         for side in HandSide)
     return MotionFeatures(
         fps=float(fps), num_frames=motion.num_frames,
         hands=hands,  # type: ignore[arg-type]
         contacts=detect_contacts(surfaces[HandSide.LEFT], surfaces[HandSide.RIGHT], fps,
-                                 config),
-        relations=_relations(centre, facing, fps, config),
-        **_coordination(velocity, activity, moving, fps, config))
+                                 config, present=present),
+        relations=_relations(centre, facing, fps, config) if all(present) else None,
+        **_coordination(velocity, activity, moving, fps, config),
+        present=present)  # type: ignore[arg-type]
 
 
 # Keypoints whose speed measures a hand's activity: the wrist and the five fingertips.
@@ -949,7 +988,8 @@ _PART_ROW = {part: i for i, part in enumerate(HAND_PARTS)}
 
 
 def detect_contacts(surface_left: HandSurface, surface_right: HandSurface, fps: float,
-                    config: FeatureConfig | None = None) -> tuple[ContactEvent, ...]:
+                    config: FeatureConfig | None = None, *,
+                    present: Sequence[bool] = (True, True)) -> tuple[ContactEvent, ...]:
     """Contact events between the hands and within each hand, from the surface proxies.
 
     Per pair of parts, touches are the intervals of
@@ -986,6 +1026,8 @@ def detect_contacts(surface_left: HandSurface, surface_right: HandSurface, fps: 
         surface_right: Surface proxy of the right hand.
         fps: Frame rate (for the durations of ``config``).
         config: Thresholds; default :class:`FeatureConfig`.
+        present: (left, right): whether each hand is in the clip. With a hand absent there
+            are no events between the hands and none within the absent hand.
 
     Returns:
         Events sorted by ``(start, a, b)``; between hands ``a`` is the left hand's part.
@@ -993,16 +1035,20 @@ def detect_contacts(surface_left: HandSurface, surface_right: HandSurface, fps: 
     config = config or FeatureConfig()
     merge_gap = config.frames(config.contact_merge_gap_s, fps)
 
-    inter = _inter_hand_distances(surface_left, surface_right,
-                                  config.contact.apart_gap_m)  # (T, 12, 12)
-    candidates: list[ContactEvent] = []
-    rows, cols = np.nonzero((inter <= config.contact.touch_gap_m).any(axis=0))
-    for i, j in zip(rows, cols, strict=True):
-        a = PartRef(HandSide.LEFT, HAND_PARTS[i])
-        b = PartRef(HandSide.RIGHT, HAND_PARTS[j])
-        candidates += _pair_events(inter[:, i, j], a, b, fps, config.contact, merge_gap)
-    events = _dominant(candidates, config.contact_dominance_overlap)
+    events: list[ContactEvent] = []
+    if all(present):
+        inter = _inter_hand_distances(surface_left, surface_right,
+                                      config.contact.apart_gap_m)  # (T, 12, 12)
+        candidates: list[ContactEvent] = []
+        rows, cols = np.nonzero((inter <= config.contact.touch_gap_m).any(axis=0))
+        for i, j in zip(rows, cols, strict=True):
+            a = PartRef(HandSide.LEFT, HAND_PARTS[i])
+            b = PartRef(HandSide.RIGHT, HAND_PARTS[j])
+            candidates += _pair_events(inter[:, i, j], a, b, fps, config.contact, merge_gap)
+        events = _dominant(candidates, config.contact_dominance_overlap)
     for surface in (surface_left, surface_right):
+        if not present[surface.side]:
+            continue
         for part_a, part_b in _SAME_HAND_PAIRS:
             distance = part_distance(surface, part_a, surface, part_b).distance  # (T,)
             events += _pair_events(distance, PartRef(surface.side, part_a),
@@ -1231,11 +1277,13 @@ def _flexion_events(side: HandSide, finger: Finger, curve: np.ndarray, rate: np.
         for a, b, v in zip(starts, stops, values, strict=True))
 
 
-def _palm_facing(centre: np.ndarray, normal: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """(T, 2) index into :class:`PalmFacing` per frame and hand (rules on PalmFacing)."""
+def _palm_facing(centre: np.ndarray, normal: np.ndarray, config: FeatureConfig, *,
+                 relative: bool = True) -> np.ndarray:
+    """(T, 2) index into :class:`PalmFacing` per frame and hand (rules on PalmFacing);
+    ``relative=False`` (a hand absent): world directions only, no other hand to face."""
     towards = centre[:, ::-1] - centre  # (T, 2, 3) to the other palm centre
     towards /= np.maximum(np.linalg.norm(towards, axis=-1, keepdims=True), 1e-12)
-    cosine = np.sum(normal * towards, axis=-1)  # (T, 2)
+    cosine = np.sum(normal * towards, axis=-1) if relative else np.zeros(normal.shape[:2])
     cone = math.cos(math.radians(config.facing_cone_deg))
     # World directions in PalmFacing order after the two relative ones: up, down, forward,
     # backward, right, left; the largest component of the normal wins.

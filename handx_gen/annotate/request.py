@@ -250,7 +250,7 @@ class _Requests:
         rng = self.rng
         last = self.f.num_frames - 1
         shapes: dict[HandSide, tuple[str, int]] = {}
-        for side in HandSide:
+        for side in self.w.sides:
             hand = self.f.hand(side)
             moving = [m for finger in hand.fingers for m in _moves(finger)]
             if not moving:
@@ -283,7 +283,7 @@ class _Requests:
         else:
             done = set()
         for side in (HandSide.RIGHT, HandSide.LEFT):
-            if side in done:
+            if side in done or side not in self.w.sides:
                 continue
             if side not in shapes:
                 steps += self._finger_moves(side)
@@ -366,7 +366,7 @@ class _Requests:
     def waves(self) -> list[_Step]:
         rng = self.rng
         steps = []
-        for hand in self.f.hands:
+        for hand in (self.f.hand(side) for side in self.w.sides):
             for rep in hand.repetitions:
                 if rep.source != RepetitionSource.WRIST:
                     continue
@@ -379,6 +379,12 @@ class _Requests:
         return steps
 
     def fallback(self) -> _Step:
+        if len(self.w.sides) == 1:  # one hand in the clip
+            sw = _SIDE[self.w.sides[0]]
+            still = self.f.coordination == Coordination.STILL
+            return _Step(0, self.rng.pick((f'keep your {sw} hand still', f'hold your {sw} hand '
+                                           'still') if still else (f'move your {sw} hand',
+                                                                   f'move your {sw} hand a bit')))
         table = {
             Coordination.TOGETHER: ('move both hands together the same way',
                                     'move your hands in the same direction together'),

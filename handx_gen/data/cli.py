@@ -59,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                  'wrist motion about them (each hand on its own for --frame '
                                  'wrist, both as one for world data); none: leave them '
                                  '(default: canonical for --frame wrist, else none)')
+        parser.add_argument('--side', choices=['left', 'right'],
+                            help='the hand of a keypoints file of one hand, keypoints (T, 21, 3); '
+                                 'the other hand is absent (a hand with no finite, non-zero '
+                                 'keypoint in any frame of a two-hand file is absent too)')
 
     inspect = commands.add_parser('inspect', help='print frame rate, length and value ranges')
     inspect.add_argument('file', type=Path, help='motion or source file (.npz)')
@@ -164,11 +168,28 @@ def _load(args: argparse.Namespace, path: Path, *, fill_invalid: bool) -> Source
                           f'y is --axes right,up,back)')
     axes = None if args.axes is None else AxesMap.parse(args.axes)
     reading = load_source(path, args.kind, fill_invalid=fill_invalid, up_axis=args.up_axis,
-                          axes=axes, frame=args.frame, place=args.place)
+                          axes=axes, frame=args.frame, place=args.place, side=args.side)
     if axes is not None and axes.is_reflection:
         print(f"handx data: note: --axes {axes} are left-handed, a mirror: right if the file's "
               f'axes are, else every hand becomes its mirror image', file=sys.stderr)
+    for line in _absent_notes(reading, args.side):
+        print(f'handx data: note: {line}', file=sys.stderr)
     return reading
+
+
+def _absent_notes(reading: SourceReading, given_side: str | None) -> list[str]:
+    """One line per hand absent from the whole file: which, why, and that it stays absent."""
+    motion = reading.motion
+    if given_side is not None:
+        why = f'is not in the file (a file of the {given_side} hand, --side {given_side})'
+    elif reading.kind is SourceKind.KEYPOINTS:
+        why = 'has no frame with finite, not all-zero keypoints'
+    else:
+        why = 'is absent from the file'
+    return [f'{reading.path}: the {side.name.lower()} hand {why}: it is kept absent (a one-hand '
+            f'motion of {motion.hands_present()}; `handx generate --mode reaction --side '
+            f'{motion.present_sides[0].name.lower()}` can add it)'
+            for side in motion.absent_sides]
 
 
 # A hand whose wrists all lie this close to the origin was most likely given relative to its
@@ -217,7 +238,7 @@ def summarize(reading: SourceReading) -> dict[str, Any]:
     import numpy as np
 
     from handx_gen.data.workspace import check_workspace
-    from handx_gen.hand.topology import TIP_KEYPOINTS, HandSide
+    from handx_gen.hand.topology import TIP_KEYPOINTS
 
     motion = reading.motion
     keypoints = np.asarray(motion.keypoints, dtype=np.float64)  # (T, 2, 21, 3)
@@ -232,13 +253,14 @@ def summarize(reading: SourceReading) -> dict[str, Any]:
         'frame_change': (None if reading.frame_change is None
                          else reading.frame_change.describe()),
         'workspace': [finding.describe() for finding in check_workspace(motion)],
+        'present': [side.name.lower() for side in motion.present_sides],
         'hands': {},
     }
     if reading.ik_residual_m is not None:
-        out['ik_residual_m'] = {'mean': float(reading.ik_residual_m.mean()),
-                                'max': float(reading.ik_residual_m.max())}
+        residual = reading.ik_residual_m[:, motion.present]  # (T, hands present)
+        out['ik_residual_m'] = {'mean': float(residual.mean()), 'max': float(residual.max())}
     tips = list(TIP_KEYPOINTS)
-    for side in HandSide:
+    for side in motion.present_sides:  # an absent hand has no ranges
         wrist = keypoints[:, side, 0]  # (T, 3)
         tip_points = keypoints[:, side, tips]  # (T, 5, 3)
         pairwise = np.linalg.norm(tip_points[:, :, None] - tip_points[:, None], axis=-1)
@@ -262,6 +284,9 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"fps: {summary['fps']:g}")
     print(f"frames: {summary['frames']}")
     print(f"duration: {summary['duration_s']:.3f} s")
+    if len(summary['present']) < 2:
+        absent = 'left' if summary['present'] == ['right'] else 'right'
+        print(f"hands: {summary['present'][0]} only (the {absent} hand is absent)")
     if summary['invalid_frames']:
         print(f"invalid frames (non-finite source data): {summary['invalid_frames']}")
     if summary['frame_change']:
@@ -350,6 +375,8 @@ def _write_output(args: argparse.Namespace, reading: SourceReading, motion: Any,
     _save(motion, args.out)
     filled = (f', {reading.num_invalid_frames} invalid frames filled'
               if reading.num_invalid_frames else '')
+    if motion.absent_sides:
+        filled += f', {motion.hands_present()} (the other hand absent)'
     moved = '' if reading.frame_change is None else f', {reading.frame_change.describe()}'
     print(f'wrote {args.out} ({what}, {motion.num_frames} frames at {motion.fps:g} fps'
           f'{filled}{moved})')

@@ -558,7 +558,8 @@ def filter_motion(
     """Flag bad frames of a motion and split it into clean segments.
 
     Args:
-        motion: The clip.
+        motion: The clip. A hand absent from it (``motion.present``) is not judged by any
+            criterion; the present hand is.
         config: Thresholds; defaults if None.
         observed_keypoints: (T, 2, 21, 3) raw observations of a keypoint source (may hold
             NaN). When given, non-finite frames, bone-length drift and speed / acceleration
@@ -592,11 +593,18 @@ def filter_motion(
                                   f'{mask.shape}')
         invalid |= mask.astype(bool)
     skeletons = _default_skeletons() if skeletons is None else tuple(skeletons)
+    absent = ~np.asarray(motion.present)  # (2,)
+    if absent.any():  # a hand absent from the clip is judged nowhere: its data are a stand-in
+        keypoints = keypoints.copy()
+        keypoints[:, absent] = np.nan
+        observed = observed.copy()
+        observed[:, absent] = np.nan
 
     flags: dict[DropReason, _Flag] = {}
     checks = config.checks
     if DropReason.NON_FINITE in checks:
-        non_finite = invalid | ~np.isfinite(observed.reshape(num_frames, -1)).all(axis=1)
+        non_finite = invalid | ~np.isfinite(observed[:, ~absent].reshape(num_frames, -1)).all(
+            axis=1)
         flags[DropReason.NON_FINITE] = _Flag(non_finite, non_finite.astype(float), '')
     if DropReason.JOINT_LIMITS in checks:
         flags[DropReason.JOINT_LIMITS] = _joint_limits(motion, skeletons, invalid, config)

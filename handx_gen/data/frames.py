@@ -218,12 +218,14 @@ class FrameChange(NamedTuple):
         frame: The file's frame.
         place: The placement applied.
         offsets_m: (2, 3) translation added to each hand after the axes, metres.
+        present: (2,) whether each hand is in the file (an absent hand is placed nowhere).
     """
 
     axes: AxesMap
     frame: SourceFrame
     place: Placement
     offsets_m: np.ndarray
+    present: tuple[bool, bool] = (True, True)
 
     @property
     def is_identity(self) -> bool:
@@ -238,7 +240,8 @@ class FrameChange(NamedTuple):
         if self.place is Placement.CANONICAL:
             moved = np.linalg.norm(self.offsets_m, axis=-1)
             parts.append('placed at the canonical spots (moved ' + ', '.join(
-                f'{side.name.lower()} {moved[side]:.2f} m' for side in HandSide) + ')')
+                f'{side.name.lower()} {moved[side]:.2f} m' for side in HandSide
+                if self.present[side]) + ')')
         return ', '.join(parts)
 
 
@@ -257,7 +260,8 @@ def move_motion(motion: BimanualMotion, R_world_source: np.ndarray,
 
     Global orientations become ``R @ R_wrist``; keypoints ``R @ p + offset``; ``transl`` so that
     the wrist keypoint, ``J_wrist_rest + transl``, follows (the rest wrist per hand is read
-    off the motion itself). Hand poses, betas and texts are kept; the annotation too when the
+    off the motion itself). An absent hand stays absent (it holds the rest hand, which does
+    not move). Hand poses, betas and texts are kept; the annotation too when the
     motion only moved as a whole (no rotation, one offset for both hands), since features
     read positions and the relation of the hands; else it is dropped.
 
@@ -286,4 +290,5 @@ def move_motion(motion: BimanualMotion, R_world_source: np.ndarray,
         (wrist_rest + transl) @ R.T + offsets_m - wrist_rest,
         move_points(keypoints, R, offsets_m),
         betas=motion.betas, texts=motion.texts,
-        annotation=motion.annotation if same_offset and not rotated else None)
+        annotation=motion.annotation if same_offset and not rotated else None,
+        present=motion.present)

@@ -22,7 +22,12 @@ One file at a time (nothing keeps a corpus in memory). Supported kinds (:class:`
     model's mean pose and PCA basis.
 ``keypoints``
     21-keypoint sequences: ``keypoints`` (T, 2, 21, 3) or (T, 42, 3) (left 21 then right 21)
-    in the world frame, metres, 21-keypoint order; ``fps``. A skeleton is fitted per hand
+    in the world frame, metres, 21-keypoint order; ``fps``. A file of one hand holds
+    ``keypoints`` (T, 21, 3), and the reader is told which hand it is (``side``). A hand whose
+    21 keypoints are all exactly zero in a frame is not observed there (trackers write zeros
+    for a hand they lost), as if they were NaN; a hand observed in no frame at all is
+    *absent*: the motion holds the other hand only
+    (:attr:`~handx_gen.motion.BimanualMotion.present`). A skeleton is fitted per hand
     (:func:`handx_gen.hand.ik.fit_skeleton`) and MANO parameters are solved by
     :func:`handx_gen.hand.ik.inverse_kinematics`; the motion's keypoints are the forward
     kinematics of that fit, the raw observations stay in :attr:`SourceReading.observed_keypoints`.
@@ -30,7 +35,8 @@ One file at a time (nothing keeps a corpus in memory). Supported kinds (:class:`
     kinematics of a hand model, rigid bones) with the swing-only IK, which reproduces them
     whatever their PIP/DIP joints do (see ``hinge_fingers`` of :func:`load_source`).
 
-Frames whose data are not finite (NaN, inf) are reported: by default the read fails with a
+Frames whose data are not finite (NaN, inf) are reported (an absent hand's are not a fault):
+by default the read fails with a
 :class:`~handx_gen.errors.DataSourceError` listing them; with ``fill_invalid=True`` each bad
 frame holds the nearest good frame's values and is marked in
 :attr:`SourceReading.invalid_frames`, so :func:`handx_gen.data.filters.filter_motion` can cut
@@ -151,6 +157,10 @@ class SourceReading:
             not the default ones (a keypoint source's fitted skeletons), else ``None``.
         frame_change: The axes map, frame and placement applied
             (:mod:`handx_gen.data.frames`), else ``None`` (the file was read as it is).
+
+    A hand absent from the whole file is absent from the motion
+    (``motion.absent_sides``); its ``observed_keypoints`` are NaN and its
+    ``ik_residual_m`` NaN.
     """
 
     motion: BimanualMotion
@@ -607,7 +617,8 @@ def read_mano_sequence(
 # ---------------------------------------------------------------------------- keypoints
 
 
-def read_keypoint_sequence(path: PathLike) -> BimanualMotion:
+def read_keypoint_sequence(path: PathLike, *, side: HandSide | str | None = None
+                           ) -> BimanualMotion:
     """Read a 21-keypoint sequence and fit MANO parameters to it.
 
     Per hand: :func:`~handx_gen.hand.ik.fit_skeleton` on the finite frames, then
@@ -616,16 +627,19 @@ def read_keypoint_sequence(path: PathLike) -> BimanualMotion:
     observations are available through :func:`load_source`.
 
     Args:
-        path: The file (``keypoints`` (T, 2, 21, 3) or (T, 42, 3), ``fps``).
+        path: The file (``keypoints`` (T, 2, 21, 3) or (T, 42, 3), or (T, 21, 3) of the
+            ``side`` hand; ``fps``).
+        side: The hand of a one-hand file.
 
     Returns:
-        The motion, with keypoints recomputed by forward kinematics of the fit.
+        The motion, with keypoints recomputed by forward kinematics of the fit; a hand absent
+        from every frame is absent from it.
 
     Raises:
         DataSourceError: Unreadable file, misshapen entries, or frames with non-finite keypoints
             (listed; use ``load_source(path, fill_invalid=True)`` to mark them instead).
     """
-    return load_source(path, SourceKind.KEYPOINTS).motion
+    return load_source(path, SourceKind.KEYPOINTS, side=side).motion
 
 
 # Keypoints whose bone lengths scatter less than this over the frames (a robust standard
@@ -646,15 +660,31 @@ def _bone_length_scatter_m(keypoints: np.ndarray) -> float:
 
 
 def _read_keypoints(entries: _Entries, fill_invalid: bool, hinge_fingers: bool | None,
-                    axes: AxesMap, frame: SourceFrame, place: Placement) -> dict[str, Any]:
+                    axes: AxesMap, frame: SourceFrame, place: Placement,
+                    one_side: HandSide | None) -> dict[str, Any]:
     from handx_gen.hand.ik import fit_skeleton, inverse_kinematics
+    from handx_gen.hand.skeleton import default_skeleton
 
     raw = entries.numeric('keypoints', entries.require('keypoints', '(T, 2, 21, 3) metres'))
     if raw.ndim == 3 and raw.shape[1:] == (2 * NUM_KEYPOINTS, 3):
         raw = raw.reshape(raw.shape[0], 2, NUM_KEYPOINTS, 3)
+    one_hand = raw.ndim == 3 and raw.shape[1:] == (NUM_KEYPOINTS, 3)
+    if one_hand and one_side is None:
+        raise entries.error(f"entry 'keypoints' has shape {raw.shape}, one hand: say which "
+                            f"(`--side left` or `--side right`; load_source(..., side='right'))")
+    if one_side is not None and not one_hand:
+        raise entries.error(f"side {one_side.name.lower()} is for a file of one hand, keypoints "
+                            f"(T, 21, 3); entry 'keypoints' has shape {raw.shape}")
+    if one_hand:
+        both = np.full((raw.shape[0], 2, NUM_KEYPOINTS, 3), np.nan)
+        both[:, one_side] = raw
+        raw = both
     if raw.ndim != 4 or raw.shape[1:] != (2, NUM_KEYPOINTS, 3) or raw.shape[0] < 1:
         raise entries.error(f"entry 'keypoints' must have shape (T, 2, 21, 3) or (T, 42, 3) "
-                            f'with T >= 1, got {raw.shape}')
+                            f'(both hands) or (T, 21, 3) (one hand, with its side) with T >= 1, '
+                            f'got {raw.shape}')
+    # A hand written as all zeros in a frame was not seen there (a tracker's "no hand").
+    raw = np.where(np.all(raw == 0.0, axis=(-2, -1), keepdims=True), np.nan, raw)
     fps = entries.fps()
     num_frames = raw.shape[0]
     # Before the per-frame fit, which takes time in proportion to the frames.
@@ -667,22 +697,24 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool, hinge_fingers: bool |
     if np.any(offsets):
         raw = move_points(raw, np.eye(3), offsets)
     valid_hand = np.isfinite(raw).all(axis=(-2, -1))  # (T, 2)
-    for side in HandSide:
-        if not valid_hand[:, side].any():
-            raise entries.error(f'the {side.name.lower()} hand has no frame with finite '
-                                f'keypoints')
-    invalid = ~valid_hand.all(axis=1)
+    present = valid_hand.any(axis=0)  # (2,): a hand seen in no frame is absent
+    if not present.any():
+        raise entries.error('neither hand has a frame with finite (and not all-zero) '
+                            'keypoints')
+    invalid = ~valid_hand[:, present].all(axis=1)
     _report_invalid(entries, invalid, fill_invalid, 'keypoints')
-    filled = np.empty_like(raw)
-    for side in HandSide:
-        filled[:, side] = raw[_nearest_valid_index(valid_hand[:, side]), side]
+    filled = np.full_like(raw, np.nan)
     skeletons = []
-    orient = np.empty((num_frames, 2, 3))
-    hand_pose = np.empty((num_frames, 2, NUM_POSE_JOINTS, 3))
-    transl = np.empty((num_frames, 2, 3))
-    residual = np.empty((num_frames, 2))
+    orient = np.full((num_frames, 2, 3), np.nan)
+    hand_pose = np.full((num_frames, 2, NUM_POSE_JOINTS, 3), np.nan)
+    transl = np.full((num_frames, 2, 3), np.nan)
+    residual = np.full((num_frames, 2), np.nan)
     try:
         for side in HandSide:
+            if not present[side]:
+                skeletons.append(default_skeleton(side))
+                continue
+            filled[:, side] = raw[_nearest_valid_index(valid_hand[:, side]), side]
             observed = raw[valid_hand[:, side], side].astype(np.float64)  # (T_valid, 21, 3)
             skeleton = fit_skeleton(observed, side)
             hinge = hinge_fingers
@@ -701,7 +733,8 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool, hinge_fingers: bool |
     return {
         'fps': fps, 'global_orient': orient, 'hand_pose': hand_pose, 'transl': transl,
         'skeletons': tuple(skeletons), 'invalid': invalid, 'observed': raw, 'residual': residual,
-        'change': FrameChange(axes, frame, place, offsets),
+        'change': FrameChange(axes, frame, place, offsets, tuple(bool(v) for v in present)),
+        'present': present,
     }
 
 
@@ -761,6 +794,7 @@ def load_source(
     axes: AxesMap | str | None = None,
     frame: SourceFrame | str = SourceFrame.WORLD,
     place: Placement | str | None = None,
+    side: HandSide | str | None = None,
 ) -> SourceReading:
     """Read any supported source file into a motion, with a report.
 
@@ -788,16 +822,19 @@ def load_source(
         place: ``'canonical'``: move the hands to the usual wrist spots; ``'none'``: leave
             them. Default: canonical for wrist-frame data, none for world data
             (:mod:`handx_gen.data.frames`).
+        side: The hand of a ``keypoints`` file of one hand (``keypoints`` (T, 21, 3)),
+            ``'left'`` or ``'right'``; the other hand is absent from the motion.
 
     Returns:
         The :class:`SourceReading`.
 
     Raises:
         DataSourceError: The file cannot be read as ``kind`` (the message names the file), or
-            cannot be moved as asked (a reflection of a parameter source, wrist-frame body).
+            cannot be moved as asked (a reflection of a parameter source, wrist-frame body),
+            or ``side`` is given for a file that is not of one hand's keypoints.
         MotionFormatError: A ``motion`` file is unreadable or of another format version.
-        ConfigError: ``axes``, ``up_axis``, ``frame`` or ``place`` is not a valid value, or
-            both ``axes`` and ``up_axis`` are given.
+        ConfigError: ``axes``, ``up_axis``, ``frame``, ``place`` or ``side`` is not a valid
+            value, or both ``axes`` and ``up_axis`` are given.
     """
     from handx_gen.motion import BimanualMotion
 
@@ -805,12 +842,18 @@ def load_source(
     axes_map = _axes(axes, up_axis)
     source = source_frame(frame)
     where = default_placement(source) if place is None else placement(place)
+    hand = None if side is None else _side(side)
     with _open(path) as entries:
         source_kind = _detect(entries) if kind is None else _kind(kind)
+        if hand is not None and source_kind is not SourceKind.KEYPOINTS:
+            raise entries.error(f'side {hand.name.lower()} is for a keypoints file of one hand '
+                                f'(keypoints (T, 21, 3)); this is a {source_kind.value} file')
         if source_kind is SourceKind.KEYPOINTS:
-            fit = _read_keypoints(entries, fill_invalid, hinge_fingers, axes_map, source, where)
+            fit = _read_keypoints(entries, fill_invalid, hinge_fingers, axes_map, source, where,
+                                  hand)
             motion = _build(entries, BimanualMotion.from_mano, fit['fps'], fit['global_orient'],
-                            fit['hand_pose'], fit['transl'], skeletons=fit['skeletons'])
+                            fit['hand_pose'], fit['transl'], skeletons=fit['skeletons'],
+                            present=fit['present'])
             return SourceReading(motion=motion, kind=source_kind, path=path,
                                  invalid_frames=fit['invalid'],
                                  observed_keypoints=fit['observed'],
@@ -852,12 +895,24 @@ def load_source(
             used_skeletons = _optional_skeletons(skeletons)
         R_world_source = axes_map.R_world_source
         wrists = np.asarray(motion.keypoints[:, :, 0], dtype=np.float64) @ R_world_source.T
+        wrists[:, ~motion.present] = np.nan  # an absent hand is placed nowhere
         offsets = place_offsets(wrists, source, where)
-        change = FrameChange(axes_map, source, where, offsets)
+        change = FrameChange(axes_map, source, where, offsets,
+                             tuple(bool(v) for v in motion.present))
         if not change.is_identity:
             motion = move_motion(motion, R_world_source, offsets)
         return SourceReading(motion=motion, kind=source_kind, path=path, invalid_frames=invalid,
                              skeletons=used_skeletons, frame_change=_applied(change))
+
+
+def _side(value: HandSide | str) -> HandSide:
+    if isinstance(value, HandSide):
+        return value
+    try:
+        return HandSide[str(value).strip().upper()]
+    except KeyError:
+        raise ConfigError(unknown_choice('hand side', value,
+                                         [s.name.lower() for s in HandSide])) from None
 
 
 def _applied(change: FrameChange) -> FrameChange | None:
@@ -875,13 +930,16 @@ def read_source(
     axes: AxesMap | str | None = None,
     frame: SourceFrame | str = SourceFrame.WORLD,
     place: Placement | str | None = None,
+    side: HandSide | str | None = None,
 ) -> BimanualMotion:
     """Read any supported source file (kind detected from its entries when not given); the
-    axes, frame and placement as in :func:`load_source`.
+    axes, frame, placement and the side of a one-hand keypoints file as in
+    :func:`load_source`.
 
     Raises:
         DataSourceError: The file cannot be read; when the kind cannot be detected, the
             message lists every kind and the entries it needs.
         MotionFormatError: A ``motion`` file is unreadable or of another format version.
     """
-    return load_source(path, kind, up_axis=up_axis, axes=axes, frame=frame, place=place).motion
+    return load_source(path, kind, up_axis=up_axis, axes=axes, frame=frame, place=place,
+                       side=side).motion

@@ -15,6 +15,15 @@ Frames and conventions:
 * ``keypoints`` are in the world frame, in the 21-keypoint order of
   :data:`~handx_gen.hand.topology.KEYPOINT_NAMES`.
 
+One hand may be absent for the whole clip (a hand tracker that sees one hand): ``present``
+(2,) bool says which hands the clip holds. An absent hand is a state of the motion, not
+missing data: its arrays hold the *rest hand* (:func:`rest_hand`: flat, palm down, fingers
+forward, its wrist on the canonical spot of its side, still), whatever was given for it, so
+array code runs unchanged and every frame of it is the same; what it must not do is make
+claims about that hand, which is why stages that judge, describe, generate or retarget a hand
+read ``present`` first. A hand that is absent only in some frames is a dropout, a matter of
+the reader (``handx data convert --fill-invalid``), not of this container.
+
 Dtypes: keypoints are stored as float32 (as in the file format); MANO parameters and betas as
 float64, so that rotation conversions, interpolation and forward kinematics lose no precision
 before features are built.
@@ -30,8 +39,9 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -51,6 +61,8 @@ from handx_gen.rates import MAX_FRAMES, check_clip_size, check_fps
 __all__ = [
     'MOTION_FORMAT',
     'BimanualMotion',
+    'RestHand',
+    'rest_hand',
     'swap_left_right_words',
 ]
 
@@ -82,11 +94,13 @@ class BimanualMotion:
         annotation: JSON-compatible dict, or ``None``. Stored in its JSON form (a JSON round
             trip), so tuples read back as lists and keys as strings; every access returns a
             fresh copy.
+        present: (2,) bool, read-only: which hands the clip holds (module doc). An absent
+            hand's parameters and keypoints are the :func:`rest_hand` in every frame.
     """
 
     __slots__ = (
         '_fps', '_global_orient', '_hand_pose', '_transl', '_keypoints', '_betas', '_texts',
-        '_annotation_json',
+        '_annotation_json', '_present',
     )
 
     def __init__(
@@ -100,6 +114,7 @@ class BimanualMotion:
         betas: np.ndarray | None = None,
         texts: Iterable[str] | str = (),
         annotation: Mapping[str, Any] | None = None,
+        present: Sequence[bool] | np.ndarray | None = None,
     ) -> None:
         """Validate and copy a motion.
 
@@ -112,22 +127,37 @@ class BimanualMotion:
             betas: Optional (2, 10) MANO shape coefficients, left first.
             texts: Descriptions; a single string counts as one text.
             annotation: Optional JSON-compatible mapping.
+            present: (2,) bools, left first: which hands the clip holds; default both. At
+                least one. What is given for an absent hand (anything, NaN included) is
+                replaced by the :func:`rest_hand`.
 
         Raises:
             MotionError: A shape, value or type is invalid; the message names the field, the
-                shape received and the shape expected.
+                shape received and the shape expected. A present hand must be finite.
         """
         self._fps = check_fps(fps)
         num_frames_given = np.shape(global_orient)[0] if np.ndim(global_orient) else 0
         check_clip_size(num_frames_given, self._fps, what='motion')
-        global_orient = _float_array('global_orient', global_orient, np.float64)
+        self._present = _frozen(_check_present(present))
+        finite = self._present
+        global_orient = _float_array('global_orient', global_orient, np.float64, finite)
         num_frames = _frame_count('global_orient', global_orient, (2, 3))
-        self._global_orient = _frozen(global_orient)
-        self._hand_pose = _frozen(_checked(
-            'hand_pose', hand_pose, (num_frames, 2, NUM_POSE_JOINTS, 3), np.float64))
-        self._transl = _frozen(_checked('transl', transl, (num_frames, 2, 3), np.float64))
-        self._keypoints = _frozen(_checked(
-            'keypoints', keypoints, (num_frames, 2, NUM_KEYPOINTS, 3), np.float32))
+        arrays = {
+            'global_orient': global_orient,
+            'hand_pose': _checked('hand_pose', hand_pose, (num_frames, 2, NUM_POSE_JOINTS, 3),
+                                  np.float64, finite),
+            'transl': _checked('transl', transl, (num_frames, 2, 3), np.float64, finite),
+            'keypoints': _checked('keypoints', keypoints, (num_frames, 2, NUM_KEYPOINTS, 3),
+                                  np.float32, finite),
+        }
+        for side in HandSide:
+            if not finite[side]:
+                for name, value in rest_hand(side)._asdict().items():
+                    arrays[name][:, side] = value
+        self._global_orient = _frozen(arrays['global_orient'])
+        self._hand_pose = _frozen(arrays['hand_pose'])
+        self._transl = _frozen(arrays['transl'])
+        self._keypoints = _frozen(arrays['keypoints'])
         self._betas = None if betas is None else _frozen(
             _checked('betas', betas, (2, NUM_BETAS), np.float64))
         self._texts = _check_texts(texts)
@@ -147,6 +177,7 @@ class BimanualMotion:
         skeletons: Sequence[HandSkeleton] | None = None,
         texts: Iterable[str] | str = (),
         annotation: Mapping[str, Any] | None = None,
+        present: Sequence[bool] | np.ndarray | None = None,
     ) -> BimanualMotion:
         """Build a motion from MANO parameters, computing keypoints by forward kinematics.
 
@@ -161,6 +192,9 @@ class BimanualMotion:
             skeletons: (left, right) skeletons; default ``default_skeleton(side)`` per side.
             texts: Descriptions.
             annotation: Optional JSON-compatible mapping.
+            present: (2,) bools, which hands the clip holds (default both); an absent
+                hand's parameters may be anything, NaN included: it is the
+                :func:`rest_hand`.
 
         Returns:
             The motion, with float32 keypoints from :func:`~handx_gen.hand.kinematics.
@@ -169,15 +203,21 @@ class BimanualMotion:
         Raises:
             MotionError: Invalid shapes or values, or skeletons of the wrong side or count.
         """
-        global_orient = _float_array('global_orient', global_orient, np.float64)
+        finite = _check_present(present)
+        global_orient = _float_array('global_orient', global_orient, np.float64, finite)
         num_frames = _frame_count('global_orient', global_orient, (2, 3))
         hand_pose = _checked(
-            'hand_pose', hand_pose, (num_frames, 2, NUM_POSE_JOINTS, 3), np.float64)
-        transl = _checked('transl', transl, (num_frames, 2, 3), np.float64)
+            'hand_pose', hand_pose, (num_frames, 2, NUM_POSE_JOINTS, 3), np.float64, finite)
+        transl = _checked('transl', transl, (num_frames, 2, 3), np.float64, finite)
+        for side in HandSide:
+            if not finite[side]:  # the rest hand's parameters, so forward kinematics runs
+                rest = rest_hand(side)
+                global_orient[:, side], hand_pose[:, side] = rest.global_orient, rest.hand_pose
+                transl[:, side] = rest.transl
         keypoints = _forward_kinematics(global_orient, hand_pose, transl, _skeletons(skeletons))
         return cls(
             fps, global_orient, hand_pose, transl, keypoints, betas=betas, texts=texts,
-            annotation=annotation)
+            annotation=annotation, present=finite)
 
     @classmethod
     def concatenate(
@@ -189,7 +229,8 @@ class BimanualMotion:
     ) -> BimanualMotion:
         """Join motions end to end in time.
 
-        All motions must share the frame rate and the betas (all ``None`` or all equal).
+        All motions must share the frame rate, the betas (all ``None`` or all equal) and the
+        hands present (a hand absent in part of a clip is a dropout, not an absent hand).
 
         Args:
             motions: One or more motions.
@@ -202,7 +243,7 @@ class BimanualMotion:
             A motion with the sum of the frame counts.
 
         Raises:
-            MotionError: No motions, a non-motion, or mismatching fps or betas.
+            MotionError: No motions, a non-motion, or mismatching fps, betas or hands present.
         """
         motions = list(motions)
         if not motions:
@@ -221,6 +262,11 @@ class BimanualMotion:
             if (motion.betas is None) != (first.betas is None) or (
                     first.betas is not None and not np.array_equal(motion.betas, first.betas)):
                 raise MotionError(f'concatenate: motion {index} has other betas than motion 0')
+            if not np.array_equal(motion.present, first.present):
+                raise MotionError(
+                    f'concatenate: motion {index} holds {motion.hands_present()}, motion 0 '
+                    f'{first.hands_present()}; a hand absent from part of a clip is a dropout '
+                    f'(`handx data convert --fill-invalid` fills it from the nearest frames)')
         if texts is None:
             same = all(m.texts == first.texts for m in motions)
             texts = first.texts if same else ()
@@ -233,7 +279,7 @@ class BimanualMotion:
             np.concatenate([m.hand_pose for m in motions]),
             np.concatenate([m.transl for m in motions]),
             np.concatenate([m.keypoints for m in motions]),
-            betas=first.betas, texts=texts, annotation=annotation)
+            betas=first.betas, texts=texts, annotation=annotation, present=first.present)
 
     # ------------------------------------------------------------------ fields
 
@@ -272,6 +318,26 @@ class BimanualMotion:
         return json.loads(self._annotation_json)
 
     @property
+    def present(self) -> np.ndarray:  # (2,) bool
+        return self._present
+
+    @property
+    def present_sides(self) -> tuple[HandSide, ...]:
+        """The hands the clip holds, left first."""
+        return tuple(side for side in HandSide if self._present[side])
+
+    @property
+    def absent_sides(self) -> tuple[HandSide, ...]:
+        """The hands absent from the whole clip (at most one), left first."""
+        return tuple(side for side in HandSide if not self._present[side])
+
+    def hands_present(self) -> str:
+        """In words: ``'both hands'``, ``'the right hand only'``."""
+        if not self.absent_sides:
+            return 'both hands'
+        return f'the {self.present_sides[0].name.lower()} hand only'
+
+    @property
     def num_frames(self) -> int:
         return int(self._global_orient.shape[0])
 
@@ -290,6 +356,8 @@ class BimanualMotion:
         is told apart (``handx sim --motion``)."""
         hasher = hashlib.sha256(f'{self._fps!r} {self._keypoints.shape}'.encode())
         hasher.update(np.ascontiguousarray(self._keypoints, dtype='<f4').tobytes())
+        if self.absent_sides:  # two-hand clips keep the fingerprints they always had
+            hasher.update(f' present {self._present.tolist()}'.encode())
         return hasher.hexdigest()[:16]
 
     def __repr__(self) -> str:
@@ -297,7 +365,8 @@ class BimanualMotion:
             f'BimanualMotion(frames={self.num_frames}, fps={self._fps:g}, '
             f'duration_s={self.duration_s:.3f}, texts={len(self._texts)}, '
             f'betas={"yes" if self._betas is not None else "no"}, '
-            f'annotation={"yes" if self._annotation_json is not None else "no"})')
+            f'annotation={"yes" if self._annotation_json is not None else "no"}'
+            + ('' if not self.absent_sides else f', hands={self.hands_present()!r}') + ')')
 
     # ------------------------------------------------------------------ derived motions
 
@@ -311,6 +380,7 @@ class BimanualMotion:
             'betas': self._betas,
             'texts': self._texts,
             'annotation': self.annotation,
+            'present': self._present,
         }
         fields.update(changes)
         return BimanualMotion(**fields)
@@ -380,7 +450,8 @@ class BimanualMotion:
         the mirror image of the right hand, forward kinematics of the mirrored parameters
         gives the mirrored keypoints, and mirroring twice is the identity.
 
-        Betas swap rows with their hands. The words 'left' and 'right' in the texts are
+        Betas and presence swap rows with their hands (an absent right hand becomes an absent
+        left hand, the rest hand of its side). The words 'left' and 'right' in the texts are
         swapped (:func:`swap_left_right_words`). The annotation is dropped, since it may
         describe either hand by side; attach a mirrored one with :meth:`with_annotation`.
         """
@@ -393,7 +464,7 @@ class BimanualMotion:
             kinematics.mirror_points(self._keypoints[:, swap]),
             betas=None if self._betas is None else self._betas[swap],
             texts=tuple(swap_left_right_words(text) for text in self._texts),
-            annotation=None)
+            annotation=None, present=self._present[swap])
 
     def swap_hands(self) -> BimanualMotion:
         """Give each hand's motion to the other hand; the same as :meth:`mirrored`.
@@ -480,7 +551,11 @@ class BimanualMotion:
         Entries: ``format`` (str), ``fps`` (float64), ``keypoints`` (T, 2, 21, 3) float32,
         ``global_orient`` (T, 2, 3), ``transl`` (T, 2, 3) and ``hand_pose`` (T, 2, 15, 3)
         float64, ``texts`` (array of str, possibly empty), and when present ``betas``
-        (2, 10) float64 and ``annotation`` (a JSON string). The file is written to a
+        (2, 10) float64 and ``annotation`` (a JSON string). A clip with an absent hand also
+        holds ``present`` (2,) bool, and NaN in every frame entry of that hand, so that a
+        reader that does not know ``present`` refuses the file rather than take the rest
+        hand for a real one; a file without ``present`` holds both hands (every file written
+        before it was added). The file is written to a
         temporary name beside ``path`` and moved into place, so a crash never leaves a
         half-written file under ``path``. ``path`` is used as given (no suffix is added);
         missing parent folders are created.
@@ -498,6 +573,12 @@ class BimanualMotion:
             'hand_pose': self._hand_pose,
             'texts': np.array(self._texts, dtype=np.str_).reshape(len(self._texts)),
         }
+        if self.absent_sides:
+            entries['present'] = self._present
+            for name in _FRAME_ENTRIES:
+                value = entries[name].copy()
+                value[:, ~self._present] = np.nan
+                entries[name] = value
         if self._betas is not None:
             entries['betas'] = self._betas
         if self._annotation_json is not None:
@@ -508,7 +589,8 @@ class BimanualMotion:
     def load(cls, path: PathLike) -> BimanualMotion:
         """Read a ``handx-motion/1`` ``.npz`` file (never unpickles).
 
-        Unknown extra entries are ignored.
+        Unknown extra entries are ignored. ``present`` (optional, (2,) bool) says which hands
+        the file holds; without it, both.
 
         Raises:
             MotionFormatError: The file is missing, not an ``.npz`` archive, corrupt or
@@ -529,7 +611,7 @@ class BimanualMotion:
             except MotionError as exc:
                 raise MotionFormatError(f'{source}: {exc}') from exc
             entries.update(archive.read_all(_FRAME_ENTRIES, max_frames=MAX_FRAMES))
-            entries.update(archive.read_all(('betas',), max_bytes=_MAX_SCALAR_BYTES))
+            entries.update(archive.read_all(('betas', 'present'), max_bytes=_MAX_SCALAR_BYTES))
             entries.update(archive.read_all(('texts',), max_bytes=MAX_JSON_BYTES))
             entries.update(archive.read_all(('annotation',), max_bytes=MAX_JSON_BYTES))
         return cls._from_entries(entries, source)
@@ -551,18 +633,71 @@ class BimanualMotion:
         if 'annotation' in entries:
             annotation = decode_json(entries['annotation'], 'annotation', source,
                                      MotionFormatError)
+        present = entries.get('present')
+        if present is not None and (present.dtype != np.bool_ or present.shape != (2,)):
+            raise MotionFormatError(
+                f'{source}: "present" must be (2,) bool (left, right), got dtype '
+                f'{present.dtype} shape {present.shape}')
         try:
             return cls(
                 fps, entries['global_orient'], entries['hand_pose'], entries['transl'],
                 entries['keypoints'], betas=entries.get('betas'), texts=texts,
-                annotation=annotation)
+                annotation=annotation, present=present)
         except MotionError as exc:
             raise MotionFormatError(f'{source}: {exc}') from exc
 
 
 _FRAME_ENTRIES = ('keypoints', 'global_orient', 'transl', 'hand_pose')
 _REQUIRED_ENTRIES = ('fps', *_FRAME_ENTRIES)
-_MAX_SCALAR_BYTES = 4096  # format, fps, betas: a few numbers or a short string
+_MAX_SCALAR_BYTES = 4096  # format, fps, betas, present: a few numbers or a short string
+
+
+# ---------------------------------------------------------------------- the rest hand
+
+
+class RestHand(NamedTuple):
+    """What an absent hand holds in every frame (:func:`rest_hand`).
+
+    Attributes:
+        global_orient: (3,) axis-angle.
+        hand_pose: (15, 3) zeros: the flat hand.
+        transl: (3,) metres.
+        keypoints: (21, 3) world keypoints, metres (the default skeleton's).
+    """
+
+    global_orient: np.ndarray
+    hand_pose: np.ndarray
+    transl: np.ndarray
+    keypoints: np.ndarray
+
+
+# The right hand's wrist frame in the world for the rest hand: fingers forward (canonical -x
+# to world +y), palm down (canonical -y to world -z), so the thumb (canonical +z) points to
+# the body's midline (world -x). Columns are the world images of the canonical x, y, z.
+_R_WORLD_REST_RIGHT = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+@cache
+def rest_hand(side: HandSide | int) -> RestHand:
+    """The pose an absent hand holds (module doc): the flat default hand, palm down, fingers
+    forward, its wrist on the canonical spot of its side
+    (:data:`~handx_gen.data.workspace.CANONICAL_WRIST_M`, where wrist-centred data are
+    placed); the left hand is the mirror image of the right. Arrays are read-only."""
+    from handx_gen.data.workspace import CANONICAL_WRIST_M
+
+    side = HandSide(side)
+    R = _R_WORLD_REST_RIGHT
+    if side is HandSide.LEFT:
+        mirror = np.diag([-1.0, 1.0, 1.0])
+        R = mirror @ R @ mirror
+    global_orient = rotations.matrix_to_axis_angle(R)
+    skeleton = default_skeleton(side)
+    transl = np.asarray(CANONICAL_WRIST_M[side], dtype=np.float64) - skeleton.joints_rest[0]
+    hand_pose = np.zeros((NUM_POSE_JOINTS, 3))
+    keypoints = np.asarray(kinematics.forward_kinematics(global_orient, hand_pose, transl,
+                                                         skeleton))
+    return RestHand(*(_frozen(np.array(a, dtype=np.float64))
+                      for a in (global_orient, hand_pose, transl, keypoints)))
 
 
 def _fps_entry(fps: np.ndarray, source: str) -> float:
@@ -601,8 +736,10 @@ def swap_left_right_words(text: str) -> str:
 # ---------------------------------------------------------------------- validation
 
 
-def _float_array(name: str, value: object, dtype: type) -> np.ndarray:
-    """Copy ``value`` into a finite float array of ``dtype``."""
+def _float_array(name: str, value: object, dtype: type,
+                 present: np.ndarray | None = None) -> np.ndarray:
+    """Copy ``value`` into a float array of ``dtype``, finite but for the absent hands of
+    ``present`` (2,) (on axis 1; all hands must be finite when it is ``None``)."""
     if hasattr(value, 'detach'):  # torch tensor
         value = value.detach().cpu().numpy()
     raw = np.asarray(value)
@@ -610,8 +747,11 @@ def _float_array(name: str, value: object, dtype: type) -> np.ndarray:
         raise MotionError(
             f'{name} must be a numeric array, got dtype {raw.dtype} with shape {raw.shape}')
     array = np.array(raw, dtype=dtype, copy=True)
-    if not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array))
+    finite = np.isfinite(array)
+    if present is not None and array.ndim >= 2 and array.shape[1] == 2:
+        finite[:, ~present] = True
+    if not np.all(finite):
+        bad = np.argwhere(~finite)
         first = tuple(int(i) for i in bad[0])
         raise MotionError(
             f'{name} has {len(bad)} non-finite values (first at index {first}), '
@@ -629,8 +769,9 @@ def _frame_count(name: str, array: np.ndarray, tail: tuple[int, ...]) -> int:
     return int(array.shape[0])
 
 
-def _checked(name: str, value: object, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    array = _float_array(name, value, dtype)
+def _checked(name: str, value: object, shape: tuple[int, ...], dtype: type,
+             present: np.ndarray | None = None) -> np.ndarray:
+    array = _float_array(name, value, dtype, present)
     if array.shape != shape:
         raise MotionError(f'{name}: expected shape {shape}, got {array.shape}')
     return array
@@ -640,6 +781,19 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     array.setflags(write=False)
     return array
+
+
+def _check_present(present: Sequence[bool] | np.ndarray | None) -> np.ndarray:
+    """(2,) bool from ``present`` (default both hands), at least one hand."""
+    if present is None:
+        return np.ones(2, dtype=bool)
+    raw = np.asarray(present)
+    if raw.shape != (2,) or raw.dtype != np.bool_:
+        raise MotionError(f'present must be two bools (left, right), got dtype {raw.dtype} '
+                          f'shape {raw.shape}')
+    if not raw.any():
+        raise MotionError('present: a motion holds at least one hand, got neither')
+    return raw.copy()
 
 
 def _check_texts(texts: Iterable[str] | str) -> tuple[str, ...]:

@@ -20,6 +20,14 @@ its target within it lags and says so (``BimanualFrame.velocity_limited``); a cl
 ``RobotTrajectory.info['lag']`` counts the lagging frames, the longest lagging stretch and the
 largest fingertip residual and wrist error while lagging.
 
+A hand absent from the clip (``BimanualMotion.present``, a tracker that sees one hand) is not
+retargeted: its robot hand holds a fixed rest pose, its joints constant at their neutral
+values (zero clipped to the limits) and, for a pair, its floating base on the rest hand's
+wrist (:func:`~handx_gen.motion.container.rest_hand`: in front of the chest on its side); a
+humanoid's absent arm holds its neutral pose too. Nothing is solved for it, so it never
+converges badly or lags; contacts between the hands are not kept (there is no human contact
+to keep), and the clip's ``info['absent']`` names the hand.
+
 A humanoid wrist further than ``RetargetConfig.reach_tolerance_m`` from its target (out of
 the arm's reach, or behind the body the arm keeps clear of) is flagged: ``info['reach']`` says
 per hand on how many frames, how far at worst and when (:func:`reach_summary`), and
@@ -125,6 +133,17 @@ def _controller_names(spec: RobotSpec, names: tuple[str, ...]) -> list[str]:
     return [spec.controller_names.get(name, name) for name in names]
 
 
+def _present(present: Any) -> np.ndarray:
+    """(2,) bool of a ``present`` argument (default both hands), at least one hand."""
+    if present is None:
+        return np.ones(2, dtype=bool)
+    flags = np.asarray(present)
+    if flags.shape != (2,) or flags.dtype != np.bool_ or not flags.any():
+        raise RetargetError(f'present must be two bools (left, right), at least one true; got '
+                            f'{flags.tolist()!r}')
+    return flags
+
+
 def _check_frame(keypoints: Any, R_world_wrist: Any, p_world_wrist: Any
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
@@ -198,8 +217,8 @@ class _TwoHands:
         return np.clip(np.zeros(len(self.joint_names)), lower, upper)
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
-             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
-             ) -> BimanualFrame:
+             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None,
+             present: np.ndarray | None = None) -> BimanualFrame:
         raise NotImplementedError
 
     def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any] | None:
@@ -253,11 +272,15 @@ class _TwoHands:
                         ) -> RobotTrajectory:
         """Retarget a whole clip (resets first).
 
+        A hand absent from the clip holds its rest pose (module doc); ``info['absent']``
+        lists it (``[]`` when both hands are present) and ``info['contact']`` is ``None``.
+
         Raises:
             RetargetError: Non-finite keypoints (the frames are listed).
         """
         if not isinstance(motion, BimanualMotion):
             raise RetargetError(f'expected a BimanualMotion, got {type(motion).__name__}')
+        present = np.asarray(motion.present)
         R, p = wrist_poses_from_motion(motion)
         keypoints = np.asarray(motion.keypoints, dtype=np.float64)
         bad = np.flatnonzero(~np.all(np.isfinite(keypoints), axis=(1, 2, 3)))
@@ -271,12 +294,12 @@ class _TwoHands:
             from tqdm import tqdm
 
             iterator = tqdm(iterator, desc=f'retarget {self.spec.name}', unit='frame')
-        keeper = self.contact
+        keeper = self.contact if present.all() else None  # one hand: no contact to keep
         human = keeper.human_distance(keypoints) if keeper is not None \
             else np.full(motion.num_frames, np.inf)  # (T,) in one batch: far cheaper
         for t in iterator:
             frames.append(self.step(keypoints[t], R[t], p[t],
-                                    human_distance_m=float(human[t])))
+                                    human_distance_m=float(human[t]), present=present))
         qpos = np.array([f.qpos for f in frames])
         poses = None if frames[0].base_poses is None else np.array([f.base_poses
                                                                     for f in frames])
@@ -298,6 +321,7 @@ class _TwoHands:
                 [f.contact for f in frames], keeper.targets.human_touch_m),
             'time_s': times.tolist(),
             'texts': list(motion.texts),
+            'absent': [side.name.lower() for side in motion.absent_sides],
         }
         reach = self._reach(wrist_error, motion.fps)
         if reach is not None:
@@ -462,32 +486,39 @@ class PairRetargeter(_TwoHands):
         self._p_base_wrist = np.stack([hand.p_base_wrist for hand in self.hands])
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
-             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
-             ) -> BimanualFrame:
+             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None,
+             present: np.ndarray | None = None) -> BimanualFrame:
         """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3).
 
         ``human_distance_m``: the human hands' surface distance, when the caller computed
         it for many frames at once (:meth:`ContactKeeper.human_distance`); else it is
-        computed here when contacts are kept.
+        computed here when contacts are kept. ``present``: (2,) bool, which hands are there
+        (default both); an absent hand's robot hand holds its joints
+        (:meth:`HandRetargeter.hold`), its base on the given wrist pose, and contacts are
+        not kept.
 
         Raises:
             RetargetError: Bad shapes or values; the retargeters' state is unchanged.
         """
         start = time.perf_counter()
+        present = _present(present)
         kp, R, p = _check_frame(keypoints, R_world_wrist, p_world_wrist)
         kp_wrist = keypoints_in_wrist_frame(kp, R, p)  # (2, 21, 3)
         poses = base_poses(R, p, self._R_base_hand, self._p_base_wrist)  # (2, 7)
         for i, hand in enumerate(self.hands):
-            hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
+            if present[i]:
+                hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
         results = []
         if self._dex is not None:
-            results = [self._dex_step(i, kp_wrist[i]) for i in range(2)]
+            results = [self._dex_step(i, kp_wrist[i]) if present[i] else self._dex_hold(i)
+                       for i in range(2)]
         elif self._colliders is None:
-            results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
+            results = [hand.step(kp_wrist[i]) if present[i] else hand.hold()
+                       for i, hand in enumerate(self.hands)]
         else:
-            results = self._step_avoiding(kp_wrist, poses)
+            results = self._step_avoiding(kp_wrist, poses, present)
         correction = None
-        if self.contact is not None:
+        if self.contact is not None and present.all():
             if human_distance_m is None:
                 human_distance_m = float(self.contact.human_distance(kp))
             correction = self.contact.correct([r.qpos for r in results],
@@ -512,6 +543,14 @@ class PairRetargeter(_TwoHands):
         return [(member, hand.chain)
                 for member, hand in zip(self.members, self.hands, strict=True)]
 
+    def _dex_hold(self, side: int) -> FrameResult:
+        """An absent hand under the dex backend: held where it was (or at the rest pose)."""
+        result = self.hands[side].hold()
+        if self._dex_prev[side] is not None:
+            result = dataclasses.replace(result, qpos=self._dex_prev[side].copy())
+        self._dex_prev[side] = result.qpos
+        return result
+
     def _dex_step(self, side: int, kp_wrist: np.ndarray) -> FrameResult:
         """A dex-retargeting solve, reported like ours: NLopt failures count as not
         converged, the residual comes from our kinematics. dex knows no velocity limits: its
@@ -533,7 +572,8 @@ class PairRetargeter(_TwoHands):
                            iterations=int(result.evaluations),
                            time_s=time.perf_counter() - start, velocity_limited=limited)
 
-    def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray) -> list[FrameResult]:
+    def _step_avoiding(self, kp_wrist: np.ndarray, poses: np.ndarray,
+                       present: np.ndarray) -> list[FrameResult]:
         """Left hand first against the right hand's previous pose, then the right hand
         against the left hand's new pose; each also avoids its own links. The first frame of
         a clip starts each hand from its solution without collision terms: from the rest pose,
@@ -542,11 +582,14 @@ class PairRetargeter(_TwoHands):
         from handx_ros.retarget import collision
 
         for i, hand in enumerate(self.hands):
-            if not hand.started:
+            if not hand.started and present[i]:
                 hand.reset(hand.preview(kp_wrist[i]))
         T_world_base = [_se3(pose) for pose in poses]
         results: list[FrameResult] = []
         for i, hand in enumerate(self.hands):
+            if not present[i]:  # held; the other hand avoids it where it holds
+                results.append(hand.hold())
+                continue
             other = 1 - i
             u_other = results[other].qpos if other < len(results) else \
                 self.hands[other]._u_prev
@@ -620,6 +663,14 @@ class _ArmIK:
         self.u = self.chain.neutral()
         self.started = False
         self._before = (self.u, self.started)
+
+    def hold(self) -> tuple[np.ndarray, bool, float, bool]:
+        """An absent hand's arm: the joints stay where they are (the neutral pose before the
+        first solved frame), as :meth:`solve` returns them: joints, converged, wrist error 0
+        (there is no target), not lagging."""
+        self._before = (self.u, self.started)
+        self.started = True
+        return self.u.copy(), True, 0.0, False
 
     def wrist_pose(self, u: np.ndarray) -> pin.SE3:
         """The wrist frame's pose in the world for arm joints ``u``."""
@@ -774,22 +825,30 @@ class HumanoidRetargeter(_TwoHands):
         return targets
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
-             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None
-             ) -> BimanualFrame:
-        """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3)."""
+             p_world_wrist: np.ndarray, *, human_distance_m: float | None = None,
+             present: np.ndarray | None = None) -> BimanualFrame:
+        """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3).
+
+        ``present``: (2,) bool, which hands are there (default both); an absent hand's arm
+        and hand hold their joints (the neutral pose before any frame was solved), its wrist
+        error is 0, and contacts are not kept."""
         start = time.perf_counter()
+        present = _present(present)
         kp, R, p = _check_frame(keypoints, R_world_wrist, p_world_wrist)
         kp_wrist = keypoints_in_wrist_frame(kp, R, p)
         for i, hand in enumerate(self.hands):
-            hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
+            if present[i]:
+                hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
         # Hands first: their solve does not depend on the arms, and the arm IK keeps the
         # fingers, where they now are, clear of the body.
-        hand_results = [hand.step(kp_wrist[i]) for i, hand in enumerate(self.hands)]
+        hand_results = [hand.step(kp_wrist[i]) if present[i] else hand.hold()
+                        for i, hand in enumerate(self.hands)]
         targets = self.wrist_targets(R, p)
-        arm_results = [arm.solve(target, hand.qpos) for arm, target, hand in
-                       zip(self.arms, targets, hand_results, strict=True)]
+        arm_results = [arm.solve(target, hand.qpos) if present[i] else arm.hold()
+                       for i, (arm, target, hand) in
+                       enumerate(zip(self.arms, targets, hand_results, strict=True))]
         correction = None
-        if self.contact is not None:
+        if self.contact is not None and present.all():
             # The shift from where the arms put the wrists (an arm may miss its target by
             # millimetres and degrees, which matters between two hands), then each arm again:
             # for where it put the wrist, moved by the shift; or, when it lags its target at

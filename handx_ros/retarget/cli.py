@@ -142,7 +142,7 @@ def _run_retarget(args: argparse.Namespace) -> int:
     from handx_ros.retarget.bimanual import build_retargeter
     from handx_ros.retarget.report import trajectory_report
     from handx_ros.retarget.retargeter import RetargetConfig
-    from handx_ros.retarget.spec import load_robot_folder, load_robot_spec
+    from handx_ros.retarget.spec import RobotKind, load_robot_folder, load_robot_spec
 
     check_outputs([('--out', args.out), ('--report', args.report)],
                   [('MOTION.npz', args.motion), ('--config', args.config)])
@@ -179,6 +179,11 @@ def _run_retarget(args: argparse.Namespace) -> int:
     if report.get('wrist_error_median_mm') is not None:
         print(f'wrist position error median {report["wrist_error_median_mm"]:.2f} mm, max '
               f'{report["wrist_error_max_mm"]:.2f} mm')
+    for side in trajectory.info.get('absent', []):
+        what = 'arm and hand hold' if spec.kind is RobotKind.HUMANOID else 'hand holds'
+        print(f'the {side} hand is absent from the clip: its robot {what} a rest pose (joints '
+              f'constant, largest change {report["absent_joint_motion_rad"]:.1e} rad); contacts '
+              f'between the hands are not kept')
     contact = trajectory.info.get('contact')
     if contact and contact['human_touch_frames']:
         low, high = contact['robot_distance_m_touching']

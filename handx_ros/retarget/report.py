@@ -5,7 +5,10 @@ the written joint angles, not the solver's own numbers), so it judges any backen
 fingertip error at robot scale, joint-limit violations, self- and inter-hand collisions
 (signed distances on the collision geometry), normalised jerk, convergence and time; for a
 humanoid also the wrist position error, where a wrist could not reach its target (``reach``)
-and how close the arms came to the body.
+and how close the arms came to the body. A hand absent from the clip has no target: fingertip
+errors are of the present hand, ``absent`` names the other, whose joints the report checks
+for staying still (``absent_joint_motion_rad``: the largest change of any of its joints over
+the clip, 0 when it held); limits, jerk and collisions count every joint and link.
 """
 
 from __future__ import annotations
@@ -40,11 +43,17 @@ def trajectory_report(retargeter: PairRetargeter | HumanoidRetargeter,
     names = list(trajectory.joint_names)
     tips: list[np.ndarray] = []
     hand_q: list[np.ndarray] = []
+    absent_motion = 0.0
     for side, hand in enumerate(retargeter.hands):
         columns = [names.index(_controller(retargeter, side, joint))
                    for joint in hand.joint_names]
-        q = trajectory.qpos[:, columns]  # (T, n)
+        columns += _arm_columns(retargeter, side, names)
+        q = trajectory.qpos[:, columns[:len(hand.joint_names)]]  # (T, n)
         hand_q.append(q)
+        if not motion.present[side]:  # nothing to track: how still did it hold?
+            held = trajectory.qpos[:, columns]
+            absent_motion = max(absent_motion, float(np.abs(held - held[0]).max()))
+            continue
         fingertips = list(hand.hand.fingertips)
         index = [KEYPOINT_NAMES.index(k) for k in fingertips]
         errors = np.empty((trajectory.num_frames, len(fingertips)))
@@ -78,6 +87,7 @@ def trajectory_report(retargeter: PairRetargeter | HumanoidRetargeter,
         converged=trajectory.converged, time_s=time_s if time_s.size else None)
     report: dict[str, Any] = {
         'robot': trajectory.robot,
+        'absent': [side.name.lower() for side in motion.absent_sides],
         'backend': trajectory.info.get('backend'),
         'objective': trajectory.info.get('objective'),
         'frames': trajectory.num_frames,
@@ -94,12 +104,15 @@ def trajectory_report(retargeter: PairRetargeter | HumanoidRetargeter,
         'metrics': summary.to_dict(),
         **collision,
     }
+    if motion.absent_sides:
+        report['absent_joint_motion_rad'] = absent_motion
     wrist = trajectory.info.get('wrist_error_m_per_hand')
     if isinstance(retargeter, HumanoidRetargeter) and wrist is not None:
         wrist = np.asarray(wrist)
-        report['wrist_error_median_mm'] = float(np.median(wrist) * 1e3)
-        report['wrist_error_p95_mm'] = float(np.percentile(wrist, 95) * 1e3)
-        report['wrist_error_max_mm'] = float(wrist.max() * 1e3)
+        tracked = wrist[:, np.asarray(motion.present)]  # an absent hand's arm has no target
+        report['wrist_error_median_mm'] = float(np.median(tracked) * 1e3)
+        report['wrist_error_p95_mm'] = float(np.percentile(tracked, 95) * 1e3)
+        report['wrist_error_max_mm'] = float(tracked.max() * 1e3)
         report['reach'] = reach_summary(wrist, retargeter.config.reach_tolerance_m,
                                         trajectory.fps)
         if collisions:
@@ -121,6 +134,15 @@ def _arm_body_clearance(retargeter: HumanoidRetargeter, trajectory: RobotTraject
         d = min(arm.body.min_distance(q) for q in trajectory.qpos[:, columns])
         best = d if best is None else min(best, d)
     return None if best is None else float(best * 1e3)
+
+
+def _arm_columns(retargeter: PairRetargeter | HumanoidRetargeter, side: int,
+                 names: list[str]) -> list[int]:
+    """Trajectory columns of a humanoid's arm on ``side`` (none for a pair)."""
+    if not isinstance(retargeter, HumanoidRetargeter):
+        return []
+    chain = retargeter.arms[side].chain
+    return [names.index(retargeter.spec.controller_names.get(j, j)) for j in chain.joint_names]
 
 
 def _controller(retargeter: PairRetargeter | HumanoidRetargeter, side: int, joint: str) -> str:

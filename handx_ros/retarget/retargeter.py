@@ -285,6 +285,8 @@ class FrameResult:
         velocity_limited: Some joint ended on its velocity bound (``max_velocity * dt`` from
             the previous frame): the frame lags its target, and ``residual_m`` says by how
             much.
+        held: The hand is absent: nothing was solved and the joints stay where they were
+            (:meth:`HandRetargeter.hold`); ``converged`` is true and ``residual_m`` 0.
     """
 
     qpos: np.ndarray
@@ -293,6 +295,7 @@ class FrameResult:
     iterations: int
     time_s: float
     velocity_limited: bool = False
+    held: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -461,6 +464,15 @@ class HandRetargeter:
         return FrameResult(qpos=u, converged=converged, residual_m=residual,
                            iterations=iterations, time_s=time.perf_counter() - start,
                            velocity_limited=limited)
+
+    def hold(self) -> FrameResult:
+        """A frame of an absent hand: its joints stay where they are (the previous frame's,
+        or the rest pose, the neutral, before the first), at zero velocity. The next solved
+        frame starts from there within the velocity bound, as from any other frame."""
+        self._u_prev2 = self._u_prev
+        self._started = True
+        return FrameResult(qpos=self._u_prev.copy(), converged=True, residual_m=0.0,
+                           iterations=0, time_s=0.0, held=True)
 
     def _prior(self, u_pred: np.ndarray) -> tuple[np.ndarray, float]:
         """The velocity, hold and posture terms as one quadratic ``0.5 weight |u - centre|^2``

@@ -669,7 +669,8 @@ def _check_qpos(model: mujoco.MjModel, qpos_frames: np.ndarray) -> np.ndarray:
 def _motion_keypoints(motion: BimanualMotion, fps: float, num_frames: int,
                       source_frames: np.ndarray | None = None) -> np.ndarray:
     """(T, 2, 21, 3) keypoints of ``motion`` at ``fps``, checked against the frame count, or
-    placed at ``source_frames`` (T,) of a retimed clip (linear between frames)."""
+    placed at ``source_frames`` (T,) of a retimed clip (linear between frames); NaN for a hand
+    absent from the motion (not drawn)."""
     if not isinstance(motion, BimanualMotion):
         raise SimulationError(f'motion must be a BimanualMotion, got {type(motion).__name__}')
     resampled = motion if math.isclose(motion.fps, fps, rel_tol=1e-9) else motion.resample(fps)
@@ -685,13 +686,17 @@ def _motion_keypoints(motion: BimanualMotion, fps: float, num_frames: int,
         i = np.minimum(np.floor(source).astype(int), max(kp.shape[0] - 2, 0))
         j = np.minimum(i + 1, kp.shape[0] - 1)
         w = (source - i)[:, None, None, None]
-        return (1.0 - w) * kp[i] + w * kp[j]
+        placed = (1.0 - w) * kp[i] + w * kp[j]
+        placed[:, ~motion.present] = np.nan
+        return placed
     if resampled.num_frames != num_frames:
         detail = '' if resampled is motion else f' after resampling from {motion.fps:g} fps'
         raise SimulationError(f'the motion has {resampled.num_frames} frames at {fps:g} fps'
                               f'{detail}, the robot clip {num_frames}: pass the motion the '
                               f'clip was retargeted from')
-    return np.asarray(resampled.keypoints, dtype=np.float64)
+    keypoints = np.array(resampled.keypoints, dtype=np.float64)
+    keypoints[:, ~motion.present] = np.nan
+    return keypoints
 
 
 def _prepare_folder(path: Path) -> None:
