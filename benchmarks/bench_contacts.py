@@ -21,7 +21,6 @@ the most the AR model can reach, as it only writes tokens.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -30,20 +29,10 @@ from pathlib import Path
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from common import machine, save_report  # noqa: E402
+from common import machine, save_report, wilson  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'training'))
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
 
 
 def prompts(corpus: Path, granularity: str, limit: int | None, split: str = 'test'
