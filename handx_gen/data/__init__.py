@@ -13,8 +13,8 @@ from handx_gen.lazy import lazy_exports
 # module -> the names re-exported from it, imported on first use (handx_gen.lazy)
 _EXPORTS = {
     'handx_gen.data.filters': (
-        'DroppedSegment', 'DropReason', 'FilterConfig', 'FilterResult', 'Segment', 'filter_motion',
-        'filter_reading',
+        'DEFAULT_CHECKS', 'DroppedSegment', 'DropReason', 'FilterConfig', 'FilterResult',
+        'Segment', 'filter_motion', 'filter_reading',
     ),
     'handx_gen.data.tracker_noise': (
         'Implausible', 'TrackedClip', 'TrackerNoiseConfig', 'inject_implausible', 'track',
@@ -44,6 +44,7 @@ __all__ = [
     'AxesMap',
     'BODY_CHAIN_TO_WRIST',
     'CANONICAL_WRIST_M',
+    'DEFAULT_CHECKS',
     'BodyPose',
     'Direction',
     'DropReason',
