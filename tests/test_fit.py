@@ -197,6 +197,9 @@ def test_bad_input_and_config_raise():
         collapsed = keypoints.copy()
         collapsed[:, 6] = collapsed[:, 5]
         fit_hand(collapsed, HandSide.RIGHT)
+    # Keypoints in the wrong unit (or garbage) give a fit, not a solver error.
+    far = np.random.default_rng(9).normal(scale=1e6, size=(4, 21, 3))
+    assert np.all(np.isfinite(fit_hand(far, HandSide.RIGHT).keypoints))
     with pytest.raises(ConfigError, match='tip_weight'):
         FitConfig(tip_weight=0.0)
     with pytest.raises(ConfigError, match='rounds'):

@@ -123,8 +123,8 @@ class FilterConfig:
             (15 deg): the ranges are population ranges, and MANO fits / IK of real captures
             routinely overshoot them by several degrees; beyond 15 deg the pose is implausible
             (a finger bent backwards is 60+ deg out).
-        joint_limit_window_s: 0.3 s: each joint's violation is a centred moving median over
-            this window (9 frames at 30 fps). Poses solved from tracked keypoints carry
+        joint_limit_window_s: 0.3 s: each anatomical angle is judged as a centred moving
+            median over this window (9 frames at 30 fps). Poses solved from tracked keypoints carry
             per-frame noise that no solver removes: a flexion angle is the angle between two
             short bones, so 2 mm of keypoint noise per axis scatters a straight finger's PIP by
             ~9 deg and its DIP by ~13 deg from frame to frame, past the tolerance beyond the
@@ -134,7 +134,7 @@ class FilterConfig:
             for frame; shorter glitches move keypoints fast and are the spike criteria's. 0
             checks single frames. On tracker keypoints (3 mm jitter, depth errors of 20 %) the
             fit's moving medians stay within 16 degrees of the ranges (the largest of 24
-            hands); a finger bent backwards 90 degrees at a glitch is fitted 20-45 degrees
+            hands); a finger bent backwards 90 degrees at a glitch is fitted 19-47 degrees
             past its range.
         max_bone_length_deviation: 0.15 (15 %) of the bone's median length. Keypoint detectors
             and marker-based capture keep bone lengths within a few percent; a 15 % change of a

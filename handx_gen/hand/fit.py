@@ -528,8 +528,12 @@ def _fit_fingers(kp: np.ndarray, skeleton: HandSkeleton, rot_root: np.ndarray,
         sub = problem.take(active)
         j, res = jac[active], r[active]
         jt = np.swapaxes(j, -1, -2)
-        delta = -np.linalg.solve(jt @ j + (damping[active, None, None] + _MIN_DAMPING) * eye,
-                                 jt @ res[..., None])[..., 0]
+        normal = jt @ j  # (n, 9, 9)
+        # Damping in proportion to the system's scale, so that keypoints in any unit (or
+        # absurdly far away) still give a solvable system.
+        scale = np.trace(normal, axis1=-2, axis2=-1)[:, None, None] / 9.0 + 1e-30
+        delta = -np.linalg.solve(normal + (damping[active, None, None] + _MIN_DAMPING) * scale
+                                 * eye, jt @ res[..., None])[..., 0]
         candidate = x[active] + delta
         r_new, jac_new = sub.residuals(candidate, jacobian=True)
         cost_new = np.sum(r_new * r_new, axis=1)
