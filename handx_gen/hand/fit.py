@@ -157,7 +157,7 @@ class HandFit(NamedTuple):
         skeleton: The clip's skeleton (palm shape and bone lengths from the data).
         global_orient: (T, 3) root rotation, axis-angle.
         hand_pose: (T, 15, 3) local rotations, axis-angle, MANO order.
-        transl: (T, 3) translation, metres (``wrist = J[0] + transl`` at zero root rotation).
+        transl: (T, 3) translation, metres (the fitted wrist is ``J[0] + transl``).
         keypoints: (T, 21, 3) forward kinematics of the fit.
         residual_m: (T, 21) distance of each fitted keypoint from the observed one, metres.
     """
