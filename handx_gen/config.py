@@ -13,6 +13,7 @@ that is not a mapping) into one :class:`ConfigError` line naming the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,7 +54,11 @@ def config_kwargs(cls: type, values: Mapping[str, Any] | None, what: str) -> dic
     valid = [field.name for field in dataclasses.fields(cls)]
     for key in values:
         if key not in valid:
-            raise ConfigError(unknown_choice(f'{what} config key', key, valid))
+            # The keys most like the unknown one first: a long list is cut short on one line.
+            close = difflib.get_close_matches(str(key), valid, n=3)
+            options = close + sorted(name for name in valid if name not in close)
+            raise ConfigError(f'unknown {what} config key {key!r}; valid options: '
+                              f'{", ".join(repr(name) for name in options)}')
     return dict(values)
 
 

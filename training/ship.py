@@ -11,9 +11,10 @@
    encoder frozen, two cosine cycles), then ``train_ar.py`` on it (the tokens are those of the
    plain tokenizer), beside the diffusion run's second cosine cycle (:data:`SECOND_CYCLE`)
    and its contact fine-tuning (``diffusion_contacts_<size>``, ``--init``, two cosine
-   cycles). The fine-tuning
-   stages run where their configs exist (``small``). Run folders under ``runs/``; an
-   interrupted run resumes where it stopped when this is run again.
+   cycles); last, both models' users' register fine-tuning (``diffusion_request_<size>``,
+   ``ar_request_<size>``, ``--init``: the corpus' request texts, how people phrase what they
+   ask for). The fine-tuning stages run where their configs exist (``small``). Run folders
+   under ``runs/``; an interrupted run resumes where it stopped when this is run again.
 3. ``train_evaluator.py`` (the text-motion evaluator of ``handx eval``) on the same corpus
    once the others are done.
 4. The usable weights (``model.pt``, EMA for the diffusion model) in float16 into
@@ -133,9 +134,12 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
     written = []
     rows = []
     for name, fmt in (('diffusion', DIFFUSION_FORMAT), ('ar', AR_FORMAT)):
-        run = runs / f'{name}_{size}'
-        if name == 'diffusion' and (runs / f'diffusion_contacts_{size}' / 'model.pt').is_file():
-            run = runs / f'diffusion_contacts_{size}'  # the fine-tuned third cycle
+        # the last stage that ran: the users' register fine-tuning, the contact fine-tuning
+        # (diffusion), the model's own run
+        stages = [f'{name}_request_{size}', *([f'diffusion_contacts_{size}']
+                                              if name == 'diffusion' else []), f'{name}_{size}']
+        run = next((runs / stage for stage in stages if (runs / stage / 'model.pt').is_file()),
+                   runs / f'{name}_{size}')
         checkpoint = load_checkpoint(run / 'model.pt', fmt, name)
         out = WEIGHTS / f'{name}_{size}.pt'
         save_checkpoint(half_precision(checkpoint), out)
@@ -178,6 +182,11 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
         lines += ['', f"The {name}_{size} run went to its config's steps, then was "
                   f'resumed to {steps:,} steps in all (a second cosine cycle; '
                   '`SECOND_CYCLE` in training/ship.py).']
+    if any((runs / f'{n}_request_{size}' / 'model.pt').is_file() for n in ('diffusion', 'ar')):
+        lines += ['', "Both models were then fine-tuned on the same corpus with its users' "
+                  f'register texts (`diffusion_request_{size}.yaml`, `ar_request_{size}.yaml`, '
+                  '`--init`): a short cycle at a low learning rate, so the text side learns '
+                  'how people phrase requests.']
     if len(_chain(rows[-1][1]['train'])) > 1:
         lines += ['', f'The tokenizer got a bimanual decoder stage after its own run '
                   f'(`tokenizer_joint_{size}.yaml`, `--init`): its encoder frozen, so the '
@@ -260,7 +269,17 @@ def main() -> int:
         _wait(train('train_diffusion.py', 'diffusion_contacts', '--init',
                     str(args.runs / f'diffusion_{args.size}' / 'model.pt')))
         _second_cycle(train, 'train_diffusion.py', 'diffusion_contacts', args.size)
+    if _has_config('diffusion_request', args.size):  # the users' register fine-tuning
+        last = 'diffusion_contacts' if _has_config('diffusion_contacts', args.size) \
+            else 'diffusion'
+        diffusion = train('train_diffusion.py', 'diffusion_request', '--init',
+                          str(args.runs / f'{last}_{args.size}' / 'model.pt'))
     _wait(ar)
+    if _has_config('ar_request', args.size):
+        ar_file = str(args.runs / f'ar_{args.size}' / 'model.pt')
+        _wait(train('train_ar.py', 'ar_request', '--no-progress', '--init', ar_file,
+                    '--tokenizer', ar_file))
+    _wait(diffusion)
     export(args.runs, args.size, corpus, command)
     _wait(train('train_evaluator.py', 'evaluator', '--no-progress'))
     export_evaluator(args.runs, args.size, command)

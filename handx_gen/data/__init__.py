@@ -3,8 +3,9 @@
 Every source is converted to a :class:`~handx_gen.motion.BimanualMotion` (bodies through the
 52-joint :class:`UnifiedMotion`), in the world frame (its axes, frame and placement:
 :mod:`handx_gen.data.frames`; where hands usually are: :mod:`handx_gen.data.workspace`), then
-:func:`filter_motion` keeps its clean segments. The ``handx data`` commands live in
-:mod:`handx_gen.data.cli`.
+:func:`filter_motion` keeps its clean segments. What a hand tracker does to a clean motion,
+for tests and benchmarks of the readers and the filter: :mod:`handx_gen.data.tracker_noise`.
+The ``handx data`` commands live in :mod:`handx_gen.data.cli`.
 """
 
 from handx_gen.lazy import lazy_exports
@@ -12,8 +13,11 @@ from handx_gen.lazy import lazy_exports
 # module -> the names re-exported from it, imported on first use (handx_gen.lazy)
 _EXPORTS = {
     'handx_gen.data.filters': (
-        'DroppedSegment', 'DropReason', 'FilterConfig', 'FilterResult', 'Segment', 'filter_motion',
-        'filter_reading',
+        'DEFAULT_CHECKS', 'DroppedSegment', 'DropReason', 'FilterConfig', 'FilterResult',
+        'Segment', 'filter_motion', 'filter_reading',
+    ),
+    'handx_gen.data.tracker_noise': (
+        'Implausible', 'TrackedClip', 'TrackerNoiseConfig', 'inject_implausible', 'track',
     ),
     'handx_gen.data.smplh': (
         'BODY_CHAIN_TO_WRIST', 'HAND_SLICES', 'LEFT_HAND_SLICE', 'LEFT_WRIST', 'NUM_BODY_JOINTS',
@@ -40,6 +44,7 @@ __all__ = [
     'AxesMap',
     'BODY_CHAIN_TO_WRIST',
     'CANONICAL_WRIST_M',
+    'DEFAULT_CHECKS',
     'BodyPose',
     'Direction',
     'DropReason',
@@ -48,6 +53,7 @@ __all__ = [
     'FilterResult',
     'FrameChange',
     'HAND_SLICES',
+    'Implausible',
     'LEFT_HAND_SLICE',
     'LEFT_WRIST',
     'NUM_BODY_JOINTS',
@@ -63,6 +69,8 @@ __all__ = [
     'SourceFrame',
     'SourceKind',
     'SourceReading',
+    'TrackedClip',
+    'TrackerNoiseConfig',
     'UnifiedMotion',
     'UpAxis',
     'WORKSPACE',
@@ -77,6 +85,7 @@ __all__ = [
     'filter_reading',
     'format_frame_ranges',
     'from_bimanual',
+    'inject_implausible',
     'load_source',
     'move_motion',
     'move_points',
@@ -87,5 +96,6 @@ __all__ = [
     'read_mano_sequence',
     'read_source',
     'to_bimanual',
+    'track',
     'wrist_global_rotations',
 ]

@@ -345,6 +345,9 @@ def _filter(args: argparse.Namespace) -> int:
     for segment in result.kept:
         print(f'  kept    frames {segment.start}-{segment.stop} '
               f'({segment.start_s:.2f}-{segment.stop_s:.2f} s)')
+    if result.bridged_frames:
+        print(f'  bridged {result.bridged_frames} frame(s) without observations in gaps of at '
+              f'most {config.max_gap_s:g} s (filled by the reader)')
     for dropped in result.dropped:
         segment = dropped.segment
         reasons = ','.join(r.value for r in dropped.reasons)

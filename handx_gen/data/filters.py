@@ -1,26 +1,45 @@
 """Quality filters: flag bad frames, cut a clip into its clean segments, say why the rest went.
 
+Every judgement is made on the motion as it will be used: its MANO parameters and their
+forward kinematics (for a keypoint source, the fit of :func:`handx_gen.hand.fit.fit_hand`),
+not on raw tracker output, whose bone lengths vary by tens of percent along the camera's
+view axis (:mod:`handx_gen.data.tracker_noise`). Every dropped run names what it found: the
+hand, the joint, keypoint or bone, the value and the bound it broke (``right index_pip
+flexion -1.04 rad outside [-0.26, 2.18] rad``).
+
 Each criterion (:class:`DropReason`) flags frames independently (vectorised over frames):
 
 ``NON_FINITE``
-    Source data not finite (frames marked by a reader, or NaN/inf in the observations).
+    Frames without observations (marked by a reader, or NaN/inf in the observations), per
+    hand. A gap of at most ``max_gap_s`` with observations on both sides is bridged, not
+    dropped: a tracker loses a hand for a frame or two all the time, and a keypoint reader
+    fills such frames by interpolating the keypoints around them (parameter readers hold the
+    nearest frame); the result counts them (:attr:`FilterResult.bridged_frames`).
 ``JOINT_LIMITS``
-    A finger joint outside its anatomical range (:func:`handx_gen.hand.limits.limit_violation`,
-    as a moving median over ``joint_limit_window_s``) by more than ``joint_limit_tolerance_rad``.
+    A finger joint's anatomical angle (:func:`handx_gen.hand.limits.pose_to_anatomical`:
+    flexion, abduction, twist), as a moving median over ``joint_limit_window_s``, outside its
+    range (:data:`handx_gen.hand.limits.JOINT_RANGES`) by more than
+    ``joint_limit_tolerance_rad``.
 ``BONE_LENGTH_DRIFT``
-    A keypoint bone's length, as a moving median over ``bone_length_window_s``, off its median
+    Not applied by default (see :class:`FilterConfig` ``checks``): a keypoint bone's length
+    in the raw observations, as a moving median over ``bone_length_window_s``, off its median
     over the clip by more than ``max_bone_length_deviation`` of that median or
-    ``bone_length_floor_m``, whichever is larger. Bones are rigid, so this catches tracking that
-    swaps or loses joints; the moving median and the floor keep per-frame keypoint noise (which
-    on a short distal bone is as large as 15 % of it) from counting as drift. Meaningful for
-    keypoint input; MANO-derived keypoints never drift.
+    ``bone_length_floor_m``, whichever is larger. Real trackers' bones change length with the
+    hand's orientation to the camera, so this drops good data; a lost or swapped joint shows
+    in the fit instead (``FIT_RESIDUAL``, ``JOINT_LIMITS``).
+``FIT_RESIDUAL``
+    An observed keypoint further than ``max_fit_residual_m`` from the fitted hand (moving
+    median over ``fit_residual_window_s``): observations no hand of the clip's skeleton can
+    make (a mirrored or collapsed hand, fingers swapped by the tracker). Only for readings
+    with observations (keypoint sources).
 ``VELOCITY_SPIKE`` / ``ACCELERATION_SPIKE``
     A keypoint faster than ``max_speed_m_s`` or accelerating harder than
     ``max_acceleration_m_s2`` (finite differences): teleports and jitter.
 ``INTERPENETRATION``
     The two hands overlapping: every keypoint bone is a capsule of radius ``capsule_radius_m``,
-    and a frame is flagged when two capsules of different hands overlap by more than
-    ``max_penetration_m`` (``2 r - distance``).
+    and a frame is flagged when two capsules of different hands overlap (``2 r - distance``,
+    the deepest pair, as a moving median over ``penetration_window_s``) by more than
+    ``max_penetration_m``.
 ``INACTIVE``
     Neither hand moves over a window of ``inactive_window_s`` centred on the frame: for both
     hands the finger articulation range, the wrist travel and the wrist rotation range are all
@@ -37,7 +56,7 @@ import dataclasses
 import enum
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +64,14 @@ import numpy as np
 
 from handx_gen.config import config_from_yaml, config_kwargs
 from handx_gen.errors import ConfigError, DataSourceError, unknown_choice
-from handx_gen.hand.topology import KEYPOINT_PARENTS, NUM_KEYPOINTS, HandSide, bone_lengths
+from handx_gen.hand.topology import (
+    KEYPOINT_FROM_MANO_JOINT,
+    KEYPOINT_NAMES,
+    KEYPOINT_PARENTS,
+    NUM_KEYPOINTS,
+    HandSide,
+    bone_lengths,
+)
 
 if TYPE_CHECKING:
     from handx_gen.data.sources import SourceReading
@@ -53,6 +79,7 @@ if TYPE_CHECKING:
     from handx_gen.motion import BimanualMotion
 
 __all__ = [
+    'DEFAULT_CHECKS',
     'DropReason',
     'DroppedSegment',
     'FilterConfig',
@@ -69,6 +96,7 @@ class DropReason(enum.Enum):
     NON_FINITE = 'non_finite'
     JOINT_LIMITS = 'joint_limits'
     BONE_LENGTH_DRIFT = 'bone_length_drift'
+    FIT_RESIDUAL = 'fit_residual'
     VELOCITY_SPIKE = 'velocity_spike'
     ACCELERATION_SPIKE = 'acceleration_spike'
     INTERPENETRATION = 'interpenetration'
@@ -79,6 +107,9 @@ class DropReason(enum.Enum):
 # The criteria that flag frames (TOO_SHORT is decided after segmentation).
 FRAME_CRITERIA: tuple[DropReason, ...] = tuple(
     r for r in DropReason if r is not DropReason.TOO_SHORT)
+# The criteria applied unless a config says otherwise: all but the raw bone lengths.
+DEFAULT_CHECKS: tuple[DropReason, ...] = tuple(
+    r for r in FRAME_CRITERIA if r is not DropReason.BONE_LENGTH_DRIFT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +117,14 @@ class FilterConfig:
     """Thresholds of :func:`filter_motion`. Defaults and where they come from:
 
     Attributes:
-        checks: Criteria to apply (default: all of them).
+        checks: Criteria to apply (default: all but ``bone_length_drift``, which judges raw
+            tracker bone lengths).
         joint_limit_tolerance_rad: Allowed excess over the anatomical joint ranges, 0.26 rad
             (15 deg): the ranges are population ranges, and MANO fits / IK of real captures
             routinely overshoot them by several degrees; beyond 15 deg the pose is implausible
             (a finger bent backwards is 60+ deg out).
-        joint_limit_window_s: 0.3 s: each joint's violation is a centred moving median over
-            this window (9 frames at 30 fps). Poses solved from tracked keypoints carry
+        joint_limit_window_s: 0.3 s: each anatomical angle is judged as a centred moving
+            median over this window (9 frames at 30 fps). Poses solved from tracked keypoints carry
             per-frame noise that no solver removes: a flexion angle is the angle between two
             short bones, so 2 mm of keypoint noise per axis scatters a straight finger's PIP by
             ~9 deg and its DIP by ~13 deg from frame to frame, past the tolerance beyond the
@@ -100,7 +132,10 @@ class FilterConfig:
             2.4 times less. A real out-of-range pose (a finger bent backwards, a swapped finger)
             that lasts more than half the window (5 frames at 30 fps) is still flagged, frame
             for frame; shorter glitches move keypoints fast and are the spike criteria's. 0
-            checks single frames.
+            checks single frames. On tracker keypoints (3 mm jitter, depth errors of 20 %) the
+            fit's moving medians stay within 16 degrees of the ranges (the largest of 24
+            hands); a finger bent backwards 90 degrees at a glitch is fitted 19-47 degrees
+            past its range.
         max_bone_length_deviation: 0.15 (15 %) of the bone's median length. Keypoint detectors
             and marker-based capture keep bone lengths within a few percent; a 15 % change of a
             rigid bone means a mislabelled or lost joint.
@@ -117,6 +152,15 @@ class FilterConfig:
             follows a mislabelled joint that lasts more than half the window (4 frames at
             30 fps); shorter glitches move keypoints fast and are the spike criteria's. 0
             compares single frames.
+        max_fit_residual_m: 0.04 m: the farthest an observed keypoint may be from the fitted
+            hand (moving median). The fit puts fingertips first, so a tracker's depth errors
+            (bones 20 % longer or shorter along the view axis) leave up to 30 mm at the middle
+            joints of a finger pointing at the camera; fingers swapped by the tracker leave
+            35-50 mm, a mirrored or collapsed hand several centimetres.
+        fit_residual_window_s: 0.2 s, the moving median of the residual (7 frames at 30 fps):
+            single-frame glitches are the spike criteria's.
+        max_gap_s: 0.1 s: the longest run of frames without observations that is bridged
+            (3 frames at 30 fps: a dropout, not a lost hand); 0 bridges nothing.
         max_speed_m_s: 5 m/s per keypoint. Fast everyday reaching peaks near 1.5-3 m/s at the
             hand and fast finger tapping stays under about 1-2 m/s; 5 m/s leaves headroom for
             rapid gestures (ballistic throws, well outside this data, go higher) while catching
@@ -127,9 +171,16 @@ class FilterConfig:
         capsule_radius_m: 0.009 m: adult finger widths are about 16-20 mm, so bones are
             capsules of 8-10 mm radius (palm bones are thinner than the real palm, which only
             makes the test more lenient).
-        max_penetration_m: 0.008 m of capsule overlap. Touching hands overlap by a few mm in
-            fitted data (skin compresses, fits are off by ~5 mm); 8 mm means the two bone axes
-            are within 1 cm of each other: one hand passes through the other.
+        max_penetration_m: 0.015 m of capsule overlap: the two bone axes within 3 mm of each
+            other, one hand through the other. Touching hands overlap by a few mm in clean
+            fitted data (skin compresses, fits are off by ~5 mm; the synthetic corpus' contacts
+            by up to 7.4 mm); seen by a tracker (3 mm jitter on both hands, depth errors) the
+            deepest of the 400 bone pairs overlaps by 9-12 mm (moving median; 16 mm in 1 of 40
+            clips), since the deepest pair picks the noise that brings two bones closer.
+        penetration_window_s: 0.3 s: the overlap is a centred moving median over this window
+            (9 frames at 30 fps): single frames of touching hands seen by a tracker overlap by
+            up to 17 mm; one hand passing through the other lasts longer than half the window.
+            0 judges single frames.
         inactive_window_s: 2.0 s, the length of a training clip: a window that long with no
             motion teaches nothing.
         inactive_finger_range_rad: 0.15 rad (~9 deg): the largest change of any finger joint
@@ -143,16 +194,20 @@ class FilterConfig:
         min_segment_s: 2.0 s: the shortest clean run kept (a training clip is 2 s).
     """
 
-    checks: tuple[DropReason, ...] = FRAME_CRITERIA
+    checks: tuple[DropReason, ...] = DEFAULT_CHECKS
     joint_limit_tolerance_rad: float = 0.26
     joint_limit_window_s: float = 0.3
     max_bone_length_deviation: float = 0.15
     bone_length_floor_m: float = 0.006
     bone_length_window_s: float = 0.2
+    max_fit_residual_m: float = 0.04
+    fit_residual_window_s: float = 0.2
+    max_gap_s: float = 0.1
     max_speed_m_s: float = 5.0
     max_acceleration_m_s2: float = 150.0
     capsule_radius_m: float = 0.009
-    max_penetration_m: float = 0.008
+    max_penetration_m: float = 0.015
+    penetration_window_s: float = 0.3
     inactive_window_s: float = 2.0
     inactive_finger_range_rad: float = 0.15
     inactive_wrist_travel_m: float = 0.03
@@ -185,7 +240,9 @@ class FilterConfig:
             value = float(value)
             allow_zero = field.name in ('dilate_s', 'min_segment_s', 'joint_limit_tolerance_rad',
                                         'max_penetration_m', 'bone_length_floor_m',
-                                        'bone_length_window_s', 'joint_limit_window_s')
+                                        'bone_length_window_s', 'joint_limit_window_s',
+                                        'fit_residual_window_s', 'max_gap_s',
+                                        'penetration_window_s')
             if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
                 bound = '>= 0' if allow_zero else '> 0'
                 raise ConfigError(f'filter config {field.name!r} must be finite and {bound}, '
@@ -280,6 +337,8 @@ class FilterResult:
         flags: Per criterion applied, the (T,) frames it flagged (before dilation).
         num_frames: Frames of the clip.
         fps: Its frame rate.
+        bridged_frames: Frames without observations in gaps short enough to keep
+            (``max_gap_s``).
     """
 
     kept: list[Segment]
@@ -287,6 +346,7 @@ class FilterResult:
     flags: dict[DropReason, np.ndarray]
     num_frames: int
     fps: float
+    bridged_frames: int = 0
 
     @property
     def kept_fraction(self) -> float:
@@ -306,19 +366,51 @@ class FilterResult:
             'kept': [s.to_dict() for s in self.kept],
             'dropped': [d.to_dict() for d in self.dropped],
             'flagged_frames': {r.value: int(f.sum()) for r, f in self.flags.items()},
+            'bridged_frames': self.bridged_frames,
         }
 
 
 @dataclasses.dataclass
 class _Flag:
-    """One criterion's per-frame verdict and the value it came from."""
+    """One criterion's per-frame verdict, and how to say what it found.
 
-    flagged: np.ndarray  # (T,) bool
-    value: np.ndarray  # (T,) float, the measured quantity (for the detail text)
-    describe: str  # format with {peak}: how the value compares with its limit
+    Attributes:
+        flagged: (T,) bool.
+        value: (T,) how bad each frame is (the dropped run's worst frame is described).
+        describe: What was found at a frame: the hand, the joint, keypoint or bone, the value
+            and its bound.
+    """
+
+    flagged: np.ndarray
+    value: np.ndarray
+    describe: Callable[[int], str]
 
 
 # ---------------------------------------------------------------------------- criteria
+
+_AXES = ('flexion', 'abduction', 'twist')
+
+
+def _hand(side: int) -> str:
+    return HandSide(int(side)).name.lower()
+
+
+def _joint_name(row: int) -> str:
+    """Anatomical name of a ``hand_pose`` row: the keypoint at the joint (``index_pip``)."""
+    return KEYPOINT_NAMES[KEYPOINT_FROM_MANO_JOINT[row + 1]]
+
+
+def _bone_name(bone: int) -> str:
+    """A keypoint bone by its two ends (``index_mcp-index_pip``)."""
+    return f'{KEYPOINT_NAMES[KEYPOINT_PARENTS[bone + 1]]}-{KEYPOINT_NAMES[bone + 1]}'
+
+
+def _worst(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the largest finite entry of ``values`` (T, ...) (-inf where none) and its
+    flat index into the trailing axes."""
+    flat = np.where(np.isfinite(values), values, -np.inf).reshape(values.shape[0], -1)
+    index = flat.argmax(axis=1)
+    return flat[np.arange(flat.shape[0]), index], index
 
 
 def _finite_max(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
@@ -353,6 +445,61 @@ def _moving_nanmedian(values: np.ndarray, half_width: int,
     return out
 
 
+def _unobserved(observed: np.ndarray, invalid: np.ndarray, fps: float, config: FilterConfig,
+                absent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames without observations, per hand, and which of them are bridged; a hand
+    ``absent`` (2,) from the whole clip is never missing (nothing was to be observed).
+
+    Returns:
+        (T, 2) bool hands without observations, (T,) bool frames flagged (a gap longer than
+        ``max_gap_s`` or at an end of the clip), (T,) bool frames bridged.
+    """
+    missing = ~np.isfinite(observed).all(axis=(-2, -1))  # (T, 2)
+    missing[:, absent] = False
+    if not missing.any():  # no observations to tell the hands apart: both, where invalid
+        missing = np.repeat(invalid[:, None], 2, axis=1)
+        missing[:, absent] = False
+    any_missing = missing.any(axis=1)
+    longest = int(math.floor(config.max_gap_s * fps + 1e-9))
+    bridged = np.zeros_like(any_missing)
+    for start, stop, gap in _runs(any_missing):
+        if gap and start > 0 and stop < any_missing.shape[0] and stop - start <= longest:
+            bridged[start:stop] = True
+    return missing, any_missing & ~bridged, bridged
+
+
+def _non_finite(missing: np.ndarray, flagged: np.ndarray, observed_given: bool, fps: float,
+                config: FilterConfig) -> _Flag:
+    def describe(frame: int) -> str:
+        run = _run_at(flagged, frame)
+        count = run.stop - run.start
+        if run.start == 0 or run.stop == flagged.shape[0]:
+            why = 'at an end of the clip'
+        else:
+            why = f'longer than {config.max_gap_s:g} s'
+        what = 'keypoints' if observed_given else 'source data'
+        text = f'a gap of {count} frame(s) ({count / fps:.2f} s) without {what}, {why}'
+        if observed_given:
+            lost = missing[run]
+            hands = [f'{_hand(side)} {int(lost[:, side].sum())}' for side in HandSide
+                     if lost[:, side].any()]
+            text += f' (frames lost per hand: {", ".join(hands)})'
+        return text
+
+    return _Flag(flagged, flagged.astype(float), describe)
+
+
+def _run_at(mask: np.ndarray, frame: int) -> slice:
+    """The maximal run of True in ``mask`` through ``frame``."""
+    start = frame
+    while start > 0 and mask[start - 1]:
+        start -= 1
+    stop = frame + 1
+    while stop < mask.shape[0] and mask[stop]:
+        stop += 1
+    return slice(start, stop)
+
+
 def _bone_drift(keypoints: np.ndarray, fps: float, config: FilterConfig) -> _Flag:
     lengths = bone_lengths(keypoints)  # (T, 2, 20), NaN where unobserved
     lengths = np.where(np.isfinite(lengths), lengths, np.nan)
@@ -366,35 +513,69 @@ def _bone_drift(keypoints: np.ndarray, fps: float, config: FilterConfig) -> _Fla
     limit = np.maximum(config.max_bone_length_deviation * median, config.bone_length_floor_m)
     with np.errstate(invalid='ignore'):
         over = offset > limit  # NaN compares False
-    relative = offset / np.maximum(median, 1e-6)
-    value = _finite_max(np.where(over, relative, np.nan), (1, 2))  # (T,) largest flagged
-    return _Flag(over.any(axis=(1, 2)), value,
-                 f'bone length ({config.bone_length_window_s:g} s moving median) off its clip '
-                 f'median by up to {{peak:.0%}} (limit {config.max_bone_length_deviation:.0%}, '
-                 f'at least {config.bone_length_floor_m * 1000:g} mm)')
+        relative = offset / np.maximum(median, 1e-6)
+    value, index = _worst(np.where(over, relative, np.nan))
+
+    def describe(frame: int) -> str:
+        side, bone = np.unravel_index(index[frame], (2, NUM_KEYPOINTS - 1))
+        return (f'{_hand(side)} bone {_bone_name(bone)} {local[frame, side, bone] * 1000:.0f} '
+                f'mm ({config.bone_length_window_s:g} s moving median of the raw keypoints), '
+                f'{relative[frame, side, bone]:.0%} off its clip median '
+                f'{median[side, bone] * 1000:.0f} mm (limit '
+                f'{config.max_bone_length_deviation:.0%}, at least '
+                f'{config.bone_length_floor_m * 1000:g} mm)')
+
+    return _Flag(over.any(axis=(1, 2)), value, describe)
+
+
+def _fit_residual(keypoints: np.ndarray, observed: np.ndarray, fps: float,
+                  config: FilterConfig) -> _Flag:
+    residual = np.linalg.norm(keypoints - observed, axis=-1)  # (T, 2, 21), NaN unobserved
+    half_width = int(round(config.fit_residual_window_s * fps / 2.0))
+    local = _moving_nanmedian(residual, half_width)
+    local[np.isnan(residual)] = np.nan
+    with np.errstate(invalid='ignore'):
+        over = local > config.max_fit_residual_m
+    value, index = _worst(np.where(over, local, np.nan))
+
+    def describe(frame: int) -> str:
+        side, point = np.unravel_index(index[frame], (2, NUM_KEYPOINTS))
+        return (f'{_hand(side)} {KEYPOINT_NAMES[point]} observed '
+                f'{local[frame, side, point] * 1000:.0f} mm from the fitted hand '
+                f'({config.fit_residual_window_s:g} s moving median), above '
+                f'{config.max_fit_residual_m * 1000:g} mm')
+
+    return _Flag(over.any(axis=(1, 2)), value, describe)
 
 
 def _speed_and_acceleration(keypoints: np.ndarray, fps: float,
                             config: FilterConfig) -> tuple[_Flag, _Flag]:
     num_frames = keypoints.shape[0]
-    speed = np.zeros(num_frames)
-    accel = np.zeros(num_frames)
+    speed = np.full((num_frames, 2, NUM_KEYPOINTS), np.nan)
+    accel = np.full((num_frames, 2, NUM_KEYPOINTS), np.nan)
     if num_frames >= 2:
         step = np.linalg.norm(np.diff(keypoints, axis=0), axis=-1) * fps  # (T-1, 2, 21) m/s
-        step_max = _finite_max(step, (1, 2))  # (T-1,)
         # A frame's speed: the faster of its two adjacent steps.
-        speed[:-1] = step_max
-        speed[1:] = np.maximum(speed[1:], step_max)
+        speed[:-1] = step
+        speed[1:] = np.fmax(speed[1:], step)
     if num_frames >= 3:
         second = keypoints[2:] - 2.0 * keypoints[1:-1] + keypoints[:-2]  # (T-2, 2, 21, 3)
-        accel[1:-1] = _finite_max(np.linalg.norm(second, axis=-1) * fps * fps, (1, 2))
-    return (
-        _Flag(speed > config.max_speed_m_s, speed,
-              f'keypoint speed up to {{peak:.3g}} m/s (limit {config.max_speed_m_s:g})'),
-        _Flag(accel > config.max_acceleration_m_s2, accel,
-              f'keypoint acceleration up to {{peak:.3g}} m/s^2 '
-              f'(limit {config.max_acceleration_m_s2:g})'),
-    )
+        accel[1:-1] = np.linalg.norm(second, axis=-1) * fps * fps
+    flags = []
+    for values, limit, what, unit in ((speed, config.max_speed_m_s, 'speed', 'm/s'),
+                                      (accel, config.max_acceleration_m_s2, 'acceleration',
+                                       'm/s^2')):
+        worst, index = _worst(values)
+        flagged = worst > limit
+
+        def describe(frame: int, index=index, values=values, limit=limit, what=what,
+                     unit=unit) -> str:
+            side, point = np.unravel_index(index[frame], (2, NUM_KEYPOINTS))
+            return (f'{_hand(side)} {KEYPOINT_NAMES[point]} {what} '
+                    f'{values[frame, side, point]:.3g} {unit} above {limit:g} {unit}')
+
+        flags.append(_Flag(flagged, np.where(flagged, worst, 0.0), describe))
+    return flags[0], flags[1]
 
 
 def _segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray,
@@ -430,10 +611,11 @@ def _segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray,
     return np.linalg.norm(closest1 - closest2, axis=-1)
 
 
-def _interpenetration(keypoints: np.ndarray, config: FilterConfig,
+def _interpenetration(keypoints: np.ndarray, fps: float, config: FilterConfig,
                       chunk_frames: int = 256) -> _Flag:
     num_frames = keypoints.shape[0]
     depth = np.zeros(num_frames)
+    pair = np.zeros(num_frames, dtype=np.int64)  # left bone * 20 + right bone
     reach = 2.0 * config.capsule_radius_m
     for start in range(0, num_frames, chunk_frames):
         kp = keypoints[start:start + chunk_frames]  # (C, 2, 21, 3)
@@ -449,12 +631,20 @@ def _interpenetration(keypoints: np.ndarray, config: FilterConfig,
         right_p = kp[:, 1, _BONE_PARENTS][:, None]  # (n, 1, 20, 3)
         right_q = kp[:, 1, _BONE_CHILDREN][:, None]
         distance = _segment_distances(left_p, left_q, right_p, right_q)  # (n, 20, 20)
-        overlap = reach - distance
-        depth[start + near] = _finite_max(overlap, (1, 2))
-    return _Flag(depth > config.max_penetration_m, depth,
-                 f'hands overlap by up to {{peak_mm:.1f}} mm (bone capsules r = '
-                 f'{config.capsule_radius_m * 1000:g} mm, limit '
-                 f'{config.max_penetration_m * 1000:g} mm)')
+        worst, index = _worst(reach - distance)
+        depth[start + near] = np.maximum(worst, 0.0)
+        pair[start + near] = index
+    half_width = int(round(config.penetration_window_s * fps / 2.0))
+    local = _moving_nanmedian(depth, half_width)  # (T,)
+
+    def describe(frame: int) -> str:
+        left, right = np.unravel_index(pair[frame], (NUM_KEYPOINTS - 1, NUM_KEYPOINTS - 1))
+        return (f'left bone {_bone_name(left)} and right bone {_bone_name(right)} overlap by '
+                f'{local[frame] * 1000:.1f} mm ({config.penetration_window_s:g} s moving '
+                f'median), above {config.max_penetration_m * 1000:g} mm (bone capsules r = '
+                f'{config.capsule_radius_m * 1000:g} mm)')
+
+    return _Flag(local > config.max_penetration_m, local, describe)
 
 
 def _window_span(values: np.ndarray, window: int) -> np.ndarray:
@@ -483,31 +673,48 @@ def _inactivity(motion: BimanualMotion, config: FilterConfig) -> _Flag:
         rotation_range / config.inactive_wrist_rotation_rad,
         travel / config.inactive_wrist_travel_m,
     ]).max(axis=-1)  # (T,)
-    return _Flag(activity < 1.0, activity,
-                 f'no motion over {config.inactive_window_s:g} s windows (largest change '
-                 f'{{peak:.0%}} of a threshold: finger {config.inactive_finger_range_rad:g} rad, '
-                 f'wrist {config.inactive_wrist_travel_m:g} m / '
-                 f'{config.inactive_wrist_rotation_rad:g} rad)')
+    flagged = activity < 1.0
+
+    def describe(frame: int) -> str:
+        run = _run_at(flagged, frame)
+        return (f'no motion over {config.inactive_window_s:g} s windows (largest change '
+                f'{activity[run].max():.0%} of a threshold: finger '
+                f'{config.inactive_finger_range_rad:g} rad, wrist '
+                f'{config.inactive_wrist_travel_m:g} m / {config.inactive_wrist_rotation_rad:g} '
+                f'rad)')
+
+    # The most inactive frame is described (its run's largest change is what is said).
+    return _Flag(flagged, 1.0 - np.minimum(activity, 1.0), describe)
 
 
 def _joint_limits(motion: BimanualMotion, skeletons: Sequence[HandSkeleton],
-                  invalid: np.ndarray, config: FilterConfig) -> _Flag:
-    from handx_gen.hand.limits import limit_violation
+                  unjudged: np.ndarray, config: FilterConfig) -> _Flag:
+    from handx_gen.hand.limits import anatomical_bounds, pose_to_anatomical
 
-    hand_pose = np.asarray(motion.hand_pose)
-    violation = np.stack([
-        np.asarray(limit_violation(hand_pose[:, side], skeletons[side]))
-        for side in HandSide
-    ], axis=1)  # (T, 2, 15) radians
+    hand_pose = np.asarray(motion.hand_pose, dtype=np.float64)
+    angles = np.stack([np.asarray(pose_to_anatomical(hand_pose[:, side], skeletons[side]))
+                       for side in HandSide], axis=1)  # (T, 2, 15, 3) radians
     # Frames a reader filled (copies of a neighbour) are no evidence either way; their own
     # verdict comes from the frames around them.
-    violation[invalid] = np.nan
+    angles[unjudged] = np.nan
     half_width = int(round(config.joint_limit_window_s * motion.fps / 2.0))
-    value = _finite_max(_moving_nanmedian(violation, half_width), (1, 2))  # (T,)
-    return _Flag(value > config.joint_limit_tolerance_rad, value,
-                 f'joint up to {{peak_deg:.0f}} deg outside its range '
-                 f'({config.joint_limit_window_s:g} s moving median; tolerance '
-                 f'{math.degrees(config.joint_limit_tolerance_rad):.0f} deg)')
+    median = _moving_nanmedian(angles, half_width)  # (T, 2, 15, 3)
+    lower, upper = anatomical_bounds()
+    low, high = lower - config.joint_limit_tolerance_rad, upper + config.joint_limit_tolerance_rad
+    with np.errstate(invalid='ignore'):
+        excess = np.maximum(low - median, median - high)  # > 0 outside, NaN unjudged
+    value, index = _worst(excess)
+    flagged = value > 0.0
+
+    def describe(frame: int) -> str:
+        side, row, axis = np.unravel_index(index[frame], excess.shape[1:])
+        return (f'{_hand(side)} {_joint_name(row)} {_AXES[axis]} '
+                f'{median[frame, side, row, axis]:.2f} rad outside [{low[row, axis]:.2f}, '
+                f'{high[row, axis]:.2f}] rad (its range widened by '
+                f'{config.joint_limit_tolerance_rad:g} rad; {config.joint_limit_window_s:g} s '
+                f'moving median)')
+
+    return _Flag(flagged, np.where(flagged, value, 0.0), describe)
 
 
 # ---------------------------------------------------------------------------- segmentation
@@ -531,14 +738,12 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
 
 def _detail(reason: DropReason, flag: _Flag, frames: slice) -> str:
     """Describe one criterion's flags inside a dropped run (a maximal run of dilated flags
-    always contains the flagged frames it grew from)."""
+    always contains the flagged frames it grew from): how many, and the worst."""
     hit = flag.flagged[frames]
     count = int(hit.sum())
-    if reason is DropReason.NON_FINITE:
-        return f'{reason.value}: {count} frame(s) with non-finite source data'
-    peak = float(flag.value[frames][hit].max())
-    text = flag.describe.format(peak=peak, peak_mm=peak * 1000.0, peak_deg=math.degrees(peak))
-    return f'{reason.value}: {count} frame(s), {text}'
+    values = np.where(hit, flag.value[frames], -np.inf)
+    worst = frames.start + int(np.argmax(values))
+    return f'{reason.value}: {count} frame(s), {flag.describe(worst)}'
 
 
 def _default_skeletons() -> tuple[HandSkeleton, HandSkeleton]:
@@ -558,16 +763,17 @@ def filter_motion(
     """Flag bad frames of a motion and split it into clean segments.
 
     Args:
-        motion: The clip. A hand absent from it (``motion.present``) is not judged by any
-            criterion; the present hand is.
+        motion: The clip (for a keypoint source, its fit). A hand absent from it
+            (``motion.present``) is not judged by any criterion; the present hand is.
         config: Thresholds; defaults if None.
         observed_keypoints: (T, 2, 21, 3) raw observations of a keypoint source (may hold
-            NaN). When given, non-finite frames, bone-length drift and speed / acceleration
-            spikes are measured on them instead of on the motion's keypoints.
+            NaN). When given, frames without observations are found per hand, the fit's
+            residual is judged, and (if asked for) raw bone-length drift; every other
+            criterion judges the motion, leaving out the frames without observations.
         invalid_frames: (T,) bool frames whose source data were not finite (a reader filled
-            them); flagged ``NON_FINITE``.
-        skeletons: (left, right) skeletons for the joint-limit frames; default skeletons if
-            None.
+            them); flagged ``NON_FINITE`` unless bridged (``max_gap_s``).
+        skeletons: (left, right) skeletons of the motion (the joint angles are measured in
+            their frames); default skeletons if None.
 
     Returns:
         The :class:`FilterResult`.
@@ -600,24 +806,32 @@ def filter_motion(
         observed = observed.copy()
         observed[:, absent] = np.nan
 
+    missing, unobserved, bridged = _unobserved(observed, invalid, fps, config, absent)
+    # The motion as judged: frames without observations that are not bridged (filled copies
+    # of a neighbour) are no evidence either way.
+    judged = keypoints.copy()
+    judged[unobserved] = np.nan
     flags: dict[DropReason, _Flag] = {}
     checks = config.checks
     if DropReason.NON_FINITE in checks:
-        non_finite = invalid | ~np.isfinite(observed[:, ~absent].reshape(num_frames, -1)).all(
-            axis=1)
-        flags[DropReason.NON_FINITE] = _Flag(non_finite, non_finite.astype(float), '')
+        flags[DropReason.NON_FINITE] = _non_finite(missing, unobserved,
+                                                   observed_keypoints is not None, fps, config)
     if DropReason.JOINT_LIMITS in checks:
-        flags[DropReason.JOINT_LIMITS] = _joint_limits(motion, skeletons, invalid, config)
+        flags[DropReason.JOINT_LIMITS] = _joint_limits(motion, skeletons, unobserved, config)
     if DropReason.BONE_LENGTH_DRIFT in checks:
         flags[DropReason.BONE_LENGTH_DRIFT] = _bone_drift(observed, fps, config)
+    if DropReason.FIT_RESIDUAL in checks:  # nothing to compare with but observations
+        flags[DropReason.FIT_RESIDUAL] = (
+            _fit_residual(judged, observed, fps, config) if observed_keypoints is not None
+            else _Flag(np.zeros(num_frames, dtype=bool), np.zeros(num_frames), str))
     if DropReason.VELOCITY_SPIKE in checks or DropReason.ACCELERATION_SPIKE in checks:
-        speed, accel = _speed_and_acceleration(observed, fps, config)
+        speed, accel = _speed_and_acceleration(judged, fps, config)
         if DropReason.VELOCITY_SPIKE in checks:
             flags[DropReason.VELOCITY_SPIKE] = speed
         if DropReason.ACCELERATION_SPIKE in checks:
             flags[DropReason.ACCELERATION_SPIKE] = accel
     if DropReason.INTERPENETRATION in checks:
-        flags[DropReason.INTERPENETRATION] = _interpenetration(keypoints, config)
+        flags[DropReason.INTERPENETRATION] = _interpenetration(keypoints, fps, config)
     if DropReason.INACTIVE in checks:
         flags[DropReason.INACTIVE] = _inactivity(motion, config)
 
@@ -651,6 +865,7 @@ def filter_motion(
         flags={reason: flag.flagged.copy() for reason, flag in flags.items()},
         num_frames=num_frames,
         fps=fps,
+        bridged_frames=int(bridged.sum()),
     )
 
 

@@ -27,20 +27,20 @@ One file at a time (nothing keeps a corpus in memory). Supported kinds (:class:`
     21 keypoints are all exactly zero in a frame is not observed there (trackers write zeros
     for a hand they lost), as if they were NaN; a hand observed in no frame at all is
     *absent*: the motion holds the other hand only
-    (:attr:`~handx_gen.motion.BimanualMotion.present`). A skeleton is fitted per hand
-    (:func:`handx_gen.hand.ik.fit_skeleton`) and MANO parameters are solved by
-    :func:`handx_gen.hand.ik.inverse_kinematics`; the motion's keypoints are the forward
-    kinematics of that fit, the raw observations stay in :attr:`SourceReading.observed_keypoints`.
-    Noisy keypoints (a tracker's) are solved with hinge PIP/DIP joints, exact ones (forward
-    kinematics of a hand model, rigid bones) with the swing-only IK, which reproduces them
-    whatever their PIP/DIP joints do (see ``hinge_fingers`` of :func:`load_source`).
+    (:attr:`~handx_gen.motion.BimanualMotion.present`). Each present hand's skeleton (palm
+    shape and bone lengths, per clip) and MANO parameters are fitted by
+    :func:`handx_gen.hand.fit.fit_hand`, which puts the fingertips first and keeps the joints
+    in their ranges unless the keypoints insist; the motion's keypoints are the forward
+    kinematics of that fit, the raw observations stay in
+    :attr:`SourceReading.observed_keypoints`.
 
 Frames whose data are not finite (NaN, inf) are reported (an absent hand's are not a fault):
 by default the read fails with a
 :class:`~handx_gen.errors.DataSourceError` listing them; with ``fill_invalid=True`` each bad
-frame holds the nearest good frame's values and is marked in
+frame holds the nearest good frame's values (a keypoint source: each hand's keypoints
+interpolated between its good frames around it, then fitted) and is marked in
 :attr:`SourceReading.invalid_frames`, so :func:`handx_gen.data.filters.filter_motion` can cut
-it out (``handx data filter`` does this).
+it out, or keep it inside a short gap (``handx data filter`` does this).
 
 Axes, frame and placement (:mod:`handx_gen.data.frames`): every kind can be read in other
 axes (``axes``, e.g. ``'left,down,back'``: where the file's x, y, z point in the world), as
@@ -91,11 +91,12 @@ from handx_gen.data.smplh import (
     to_bimanual,
 )
 from handx_gen.errors import ConfigError, DataSourceError, HandxError, unknown_choice
-from handx_gen.hand.topology import NUM_KEYPOINTS, NUM_POSE_JOINTS, HandSide, bone_lengths
+from handx_gen.hand.topology import NUM_KEYPOINTS, NUM_POSE_JOINTS, HandSide
 from handx_gen.npz import NpzArchive
 from handx_gen.rates import MAX_FRAMES, check_clip_size, check_fps
 
 if TYPE_CHECKING:
+    from handx_gen.hand.fit import FitConfig
     from handx_gen.hand.skeleton import HandSkeleton
     from handx_gen.motion import BimanualMotion
 
@@ -147,10 +148,11 @@ class SourceReading:
         kind: The kind the file was read as.
         path: The file.
         invalid_frames: (T,) bool, frames whose source data were not finite and hold the
-            nearest good frame's values instead.
+            nearest good frame's values instead (keypoint sources: interpolated keypoints).
         observed_keypoints: (T, 2, 21, 3) raw keypoints of a keypoint source (non-finite
             values kept), else ``None``.
-        ik_residual_m: (T, 2) per-hand inverse-kinematics residual of a keypoint source, metres,
+        ik_residual_m: (T, 2) per-hand mean distance of the fitted keypoints from the observed
+            ones of a keypoint source, metres,
             else ``None``.
         unified: The 52-joint form of a body source, else ``None``.
         skeletons: (left, right) skeletons the motion's keypoints were computed with, when
@@ -285,6 +287,24 @@ def _nearest_valid_index(valid: np.ndarray) -> np.ndarray:
     left = np.clip(right - 1, 0, valid_idx.size - 1)
     use_left = np.abs(frames - valid_idx[left]) <= np.abs(valid_idx[right] - frames)
     return np.where(use_left, valid_idx[left], valid_idx[right])
+
+
+def _interpolate_gaps(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(T, ...) ``points`` with every invalid frame linearly interpolated between the valid
+    frames around it (the nearest valid frame's values before the first and after the last)."""
+    valid_idx = np.flatnonzero(valid)
+    frames = np.arange(valid.shape[0])
+    right = np.clip(np.searchsorted(valid_idx, frames), 0, valid_idx.size - 1)
+    left = np.clip(right - 1, 0, valid_idx.size - 1)
+    right = np.where(valid, frames, valid_idx[right])
+    left = np.where(valid, frames, valid_idx[left])
+    span = right - left
+    weight = np.where(span > 0, (frames - left) / np.maximum(span, 1), 0.0)
+    weight = np.clip(weight, 0.0, 1.0).reshape((-1,) + (1,) * (points.ndim - 1))
+    out = (1.0 - weight) * points[left] + weight * points[right]
+    before, after = frames < valid_idx[0], frames > valid_idx[-1]
+    out[before], out[after] = points[valid_idx[0]], points[valid_idx[-1]]
+    return out
 
 
 def _fill_invalid(
@@ -621,10 +641,9 @@ def read_keypoint_sequence(path: PathLike, *, side: HandSide | str | None = None
                            ) -> BimanualMotion:
     """Read a 21-keypoint sequence and fit MANO parameters to it.
 
-    Per hand: :func:`~handx_gen.hand.ik.fit_skeleton` on the finite frames, then
-    :func:`~handx_gen.hand.ik.inverse_kinematics` on every frame (hinge fingers unless the
-    keypoints are exact, as ``load_source(hinge_fingers=None)``). The residuals and raw
-    observations are available through :func:`load_source`.
+    Per hand: :func:`~handx_gen.hand.fit.fit_hand`, its skeleton from the finite frames, a pose
+    for every frame. The residuals and raw observations are available through
+    :func:`load_source`.
 
     Args:
         path: The file (``keypoints`` (T, 2, 21, 3) or (T, 42, 3), or (T, 21, 3) of the
@@ -642,27 +661,10 @@ def read_keypoint_sequence(path: PathLike, *, side: HandSide | str | None = None
     return load_source(path, SourceKind.KEYPOINTS, side=side).motion
 
 
-# Keypoints whose bone lengths scatter less than this over the frames (a robust standard
-# deviation per bone, the median over the bones) count as exact, in the automatic choice of the
-# finger IK (``load_source(hinge_fingers=None)``). Tracker noise of sigma per axis scatters a
-# bone's length by ~1.4 sigma; the swing-only IK turns sigma = 2 mm into up to ~40 deg of false
-# PIP/DIP abduction at a fist, and sigma = 0.35 mm (scatter 0.5 mm) into a few degrees, inside
-# the joints' ranges. Forward kinematics of a hand model scatters by float rounding only.
-_EXACT_KEYPOINT_SCATTER_M = 0.0005
-
-
-def _bone_length_scatter_m(keypoints: np.ndarray) -> float:
-    """Median over the 20 bones of the robust (MAD) standard deviation of each bone's length
-    over the (T, 21, 3) ``keypoints``."""
-    lengths = bone_lengths(keypoints)  # (T, 20)
-    mad = np.median(np.abs(lengths - np.median(lengths, axis=0)), axis=0)  # (20,)
-    return float(np.median(1.4826 * mad))
-
-
-def _read_keypoints(entries: _Entries, fill_invalid: bool, hinge_fingers: bool | None,
+def _read_keypoints(entries: _Entries, fill_invalid: bool, fit_config: FitConfig | None,
                     axes: AxesMap, frame: SourceFrame, place: Placement,
                     one_side: HandSide | None) -> dict[str, Any]:
-    from handx_gen.hand.ik import fit_skeleton, inverse_kinematics
+    from handx_gen.hand.fit import fit_hand
     from handx_gen.hand.skeleton import default_skeleton
 
     raw = entries.numeric('keypoints', entries.require('keypoints', '(T, 2, 21, 3) metres'))
@@ -704,6 +706,9 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool, hinge_fingers: bool |
     invalid = ~valid_hand[:, present].all(axis=1)
     _report_invalid(entries, invalid, fill_invalid, 'keypoints')
     filled = np.full_like(raw, np.nan)
+    for side in HandSide:
+        if present[side]:
+            filled[:, side] = _interpolate_gaps(raw[:, side], valid_hand[:, side])
     skeletons = []
     orient = np.full((num_frames, 2, 3), np.nan)
     hand_pose = np.full((num_frames, 2, NUM_POSE_JOINTS, 3), np.nan)
@@ -714,18 +719,13 @@ def _read_keypoints(entries: _Entries, fill_invalid: bool, hinge_fingers: bool |
             if not present[side]:
                 skeletons.append(default_skeleton(side))
                 continue
-            filled[:, side] = raw[_nearest_valid_index(valid_hand[:, side]), side]
-            observed = raw[valid_hand[:, side], side].astype(np.float64)  # (T_valid, 21, 3)
-            skeleton = fit_skeleton(observed, side)
-            hinge = hinge_fingers
-            if hinge is None:
-                hinge = _bone_length_scatter_m(observed) > _EXACT_KEYPOINT_SCATTER_M
-            result = inverse_kinematics(filled[:, side], skeleton, hinge_fingers=hinge)
-            skeletons.append(skeleton)
+            result = fit_hand(filled[:, side], side, valid=valid_hand[:, side],
+                              config=fit_config)
+            skeletons.append(result.skeleton)
             orient[:, side] = result.global_orient
             hand_pose[:, side] = result.hand_pose
             transl[:, side] = result.transl
-            residual[:, side] = result.residual_m
+            residual[:, side] = result.residual_m.mean(axis=-1)
     except HandxError as exc:
         if isinstance(exc, DataSourceError):
             raise
@@ -790,7 +790,7 @@ def load_source(
     fill_invalid: bool = False,
     up_axis: UpAxis | str | None = None,
     skeletons: Sequence[HandSkeleton] | None = None,
-    hinge_fingers: bool | None = None,
+    fit_config: FitConfig | None = None,
     axes: AxesMap | str | None = None,
     frame: SourceFrame | str = SourceFrame.WORLD,
     place: Placement | str | None = None,
@@ -807,13 +807,8 @@ def load_source(
             ``'y'``: ``'right,up,back'``); default z.
         skeletons: (left, right) hand skeletons for parameter sources (default skeletons if
             None); keypoint sources fit their own.
-        hinge_fingers: Finger IK of a ``keypoints`` source
-            (:func:`~handx_gen.hand.ik.inverse_kinematics`): True solves the PIP and DIP joints
-            as hinges in the finger's observed flexion plane (robust to tracker noise, which
-            the swing-only IK turns into large false abduction at flexed fingers); False gives
-            every joint the swing-only rotation (reproduces any exact keypoints, but amplifies
-            noise). None (default) chooses per hand: hinges unless the keypoints are exact,
-            i.e. their bone lengths scatter by less than 0.5 mm over the frames.
+        fit_config: Weights of the fit of a ``keypoints`` source
+            (:class:`~handx_gen.hand.fit.FitConfig`); the defaults if None.
         axes: Where the file's x, y and z axes point in the world
             (:class:`~handx_gen.data.frames.AxesMap` or e.g. ``'left,down,back'``); in place of
             ``up_axis``. A reflection (left-handed file axes) only for ``keypoints`` files.
@@ -849,7 +844,7 @@ def load_source(
             raise entries.error(f'side {hand.name.lower()} is for a keypoints file of one hand '
                                 f'(keypoints (T, 21, 3)); this is a {source_kind.value} file')
         if source_kind is SourceKind.KEYPOINTS:
-            fit = _read_keypoints(entries, fill_invalid, hinge_fingers, axes_map, source, where,
+            fit = _read_keypoints(entries, fill_invalid, fit_config, axes_map, source, where,
                                   hand)
             motion = _build(entries, BimanualMotion.from_mano, fit['fps'], fit['global_orient'],
                             fit['hand_pose'], fit['transl'], skeletons=fit['skeletons'],

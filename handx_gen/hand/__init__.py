@@ -1,4 +1,4 @@
-"""Hand model: topology, surface parts, rotations, skeleton, FK, joint limits and IK.
+"""Hand model: topology, surface parts, rotations, skeleton, FK, joint limits, IK and fitting.
 
 MANO model files (``handx_gen.hand.mano``: the chumpy-free loader, converter and smplx layer) are
 imported from their module directly, since that module loads torch.
@@ -12,6 +12,7 @@ from handx_gen.lazy import lazy_exports
 
 # module -> the names re-exported from it, imported on first use (handx_gen.lazy)
 _EXPORTS = {
+    'handx_gen.hand.fit': ('FitConfig', 'HandFit', 'fit_hand'),
     'handx_gen.hand.ik': ('PALM_MANO_JOINTS', 'IKResult', 'fit_skeleton', 'inverse_kinematics'),
     'handx_gen.hand.kinematics': (
         'forward_kinematics', 'forward_kinematics_torch', 'joint_world_rotations',
@@ -46,6 +47,8 @@ __all__ = [
     'FINGER_MANO_JOINTS',
     'FINGER_PARTS',
     'Finger',
+    'FitConfig',
+    'HandFit',
     'HandPart',
     'HandSide',
     'HandSkeleton',
@@ -75,6 +78,7 @@ __all__ = [
     'clamp_to_limits',
     'default_skeleton',
     'finger_keypoints',
+    'fit_hand',
     'fit_skeleton',
     'forward_kinematics',
     'forward_kinematics_torch',

@@ -152,6 +152,20 @@ def _deg(flexion: tuple[float, float], abduction: tuple[float, float],
 # [Bar]   Barakat, Field & Taylor (2013), "The range of movement of the thumb", Hand 8(2):
 #         IP flexion 88 (80-90) / extension 12 (0-45); MCP flexion 60 (43-70) / extension 8
 #         (0-15); CMC anteposition (palmar abduction) 61 (50-71), radial abduction 63 (53-71).
+# [Yosh]  Yoshida, House, Patterson, Shah & Viegas (2003), "Motion and morphology of the thumb
+#         metacarpophalangeal joint", J Hand Surg Am 28(5): 200 thumbs of 100 volunteers,
+#         passive MCP flexion 77 (40-126), hyperextension 35 (0-72), total arc 55-176: it
+#         varies widely between people.
+# [Holl]  Hollister, Giurintano, Buford, Myers & Novick (1995), "The axes of rotation of the
+#         thumb interphalangeal and metacarpophalangeal joints", Clin Orthop Relat Res 320:
+#         188-193: the IP axis is oblique to the phalanx, so IP flexion comes with ulnar
+#         deviation and pronation; the MCP turns about two axes (flexion-extension,
+#         abduction-adduction), neither perpendicular to the phalanges.
+# [IProt] "Rotation in the interphalangeal thumb joint in vivo" (176 thumbs of 88 volunteers):
+#         pronation of 0-12 at 40 degrees of IP flexion.
+# [Coon]  Cooney, Lucca, Chao & Linscheid (1981), "The kinesiology of the thumb
+#         trapeziometacarpal joint", J Bone Joint Surg Am 63(9):1371-1381: in vivo total arcs of
+#         53 flexion-extension and 42 abduction-adduction (inside the CMC ranges below).
 # [Model] Modelling tolerance, not a measured range: the angle is (nearly) fixed anatomically,
 #         and the tolerance absorbs keypoint noise and the mismatch between our geometric axes
 #         and the true joint axes (PIP/DIP are hinges; MCP axial rotation is small and mostly
@@ -186,13 +200,17 @@ _RANGES: dict[str, JointRange] = {
     # 61-70 [Bar, AAOS] minus the 10 at rest -> 60; retroposition -15. twist: the metacarpal
     # pronates during opposition (negative twist here) -> -40..15 [Model].
     'thumb1': _deg((-25.0, 60.0), (-15.0, 60.0), (-40.0, 15.0)),
-    # Thumb MCP (tau = 45 deg): flexion 60 (43-70) / extension 8 (0-15) [Bar], AAOS 50;
-    # abduction (lateral deviation) and twist +-15 [Model], wider than the fingers' because the
-    # thumb's true axes are oblique to ours.
-    'thumb2': _deg((-15.0, 60.0), (-15.0, 15.0), (-15.0, 15.0)),
-    # Thumb IP (tau = 45 deg): flexion 88 (80-90) / extension 12 [Bar], AAOS 80 / 20;
-    # abduction and twist +-10 [Model].
-    'thumb3': _deg((-15.0, 85.0), (-10.0, 10.0), (-10.0, 10.0)),
+    # Thumb MCP (tau = 45 deg): the range real thumbs reach, not the average: flexion to 90
+    # (mean 77, 40-126 [Yosh]; 60, 43-70 [Bar]; AAOS 50), hyperextension to 35 (the mean of
+    # [Yosh], 0-72; 8, 0-15 actively [Bar]). abduction (lateral deviation, about the MCP's
+    # second axis [Holl]) and twist +-15 [Model], wider than the fingers' because the thumb's
+    # true axes are oblique to ours.
+    'thumb2': _deg((-35.0, 90.0), (-15.0, 15.0), (-15.0, 15.0)),
+    # Thumb IP (tau = 45 deg): flexion to 90 (88, 80-90 [Bar]; AAOS 80), hyperextension to 45
+    # (12, 0-45 [Bar]; AAOS 20). abduction +-15: the oblique axis turns part of the flexion
+    # sideways [Holl] [Model]. twist -15..10: pronation up to 12 at 40 deg of flexion [IProt]
+    # (negative twist is pronation), 10 of supination [Model].
+    'thumb3': _deg((-45.0, 90.0), (-15.0, 15.0), (-15.0, 10.0)),
 }
 JOINT_RANGES: Mapping[str, JointRange] = types.MappingProxyType(
     {name: _RANGES[name] for name in POSE_JOINT_NAMES})
