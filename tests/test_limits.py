@@ -285,3 +285,17 @@ def test_invalid_inputs_raise_hand_model_error():
         anatomical_to_pose(np.zeros((15, 3)), 'right')
     with pytest.raises(HandModelError, match='HandSkeleton'):
         joint_frames(None)
+
+
+def test_synthesis_bounds_keep_the_average_thumb_inside_the_reachable_ranges():
+    from handx_gen.hand.limits import anatomical_bounds, synthesis_bounds
+
+    reach, synth = anatomical_bounds(), synthesis_bounds()
+    thumb = [POSE_JOINT_NAMES.index(name) for name in ('thumb2', 'thumb3')]
+    others = [i for i in range(len(POSE_JOINT_NAMES)) if i not in thumb]
+    np.testing.assert_array_equal(synth.lower[others], reach.lower[others])
+    np.testing.assert_array_equal(synth.upper[others], reach.upper[others])
+    assert np.all(synth.lower[thumb] >= reach.lower[thumb])
+    assert np.all(synth.upper[thumb] <= reach.upper[thumb])
+    assert np.degrees(synth.upper[thumb[0], 0]) == pytest.approx(60.0)  # MCP flexion
+    assert np.degrees(reach.upper[thumb[0], 0]) == pytest.approx(90.0)

@@ -13,7 +13,7 @@ Motion types (registered with :func:`handx_gen.data.synth_base.register`):
 **Postures** (importable by the other synthesizers): :class:`Posture` names hand shapes and
 :func:`posture` returns a shape as (15, 3) anatomical angles ``[flexion, abduction, twist]``
 (radians, rows in MANO pose order, the same for both hands), inside
-:func:`handx_gen.hand.limits.anatomical_bounds`. Finger flexion follows the usual coupling
+:func:`handx_gen.hand.limits.synthesis_bounds`. Finger flexion follows the usual coupling
 (DIP about 2/3 of PIP, Rijpkema and Girard 1991) and a relaxed hand's cascade (the little
 finger the most flexed); thumb placements (across the fist, against the index tip in the OK
 sign and the pinch) were solved for the default skeleton and scale with it.

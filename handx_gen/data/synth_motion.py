@@ -22,7 +22,7 @@ Postures (anatomical angles ``(15, 3)`` ``[flexion, abduction, twist]`` in MANO 
 * :func:`set_thumb` -- the thumb's CMC flexion/abduction/twist and MCP/IP flexion.
 * :func:`couple_fingers` -- finger coupling on a whole track: DIP = 2/3 PIP, and ring and
   little each flexed at least a fraction of the other (they share tendon interconnections).
-* :func:`clip_to_bounds` -- angles clipped into :func:`handx_gen.hand.limits.anatomical_bounds`.
+* :func:`clip_to_bounds` -- angles clipped into :func:`handx_gen.hand.limits.synthesis_bounds`.
 * :func:`finger_flexion` -- (...) mean flexion of a finger's three joints.
 * :func:`schedule_finger_actions` -- the plan's bend/extend/hold entries of every finger of
   both hands, read off a :class:`Schedule` and the angle track it produced.
@@ -53,7 +53,7 @@ import numpy as np
 
 from handx_gen.errors import ConfigError
 from handx_gen.hand.kinematics import forward_kinematics
-from handx_gen.hand.limits import anatomical_bounds, anatomical_to_pose
+from handx_gen.hand.limits import anatomical_to_pose, synthesis_bounds
 from handx_gen.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from handx_gen.hand.skeleton import HandSkeleton
 from handx_gen.hand.topology import FINGER_MANO_JOINTS, Finger, HandSide
@@ -330,8 +330,9 @@ def couple_fingers(angles: np.ndarray, dip_ratio: float | None = DIP_PIP_RATIO,
 
 
 def clip_to_bounds(angles: np.ndarray, margin_rad: float = 1e-3) -> np.ndarray:
-    """Angles (..., 15, 3) clipped into the anatomical bounds shrunk by ``margin_rad``."""
-    bounds = anatomical_bounds()
+    """Angles (..., 15, 3) clipped into the synthesis bounds
+    (:func:`~handx_gen.hand.limits.synthesis_bounds`) shrunk by ``margin_rad``."""
+    bounds = synthesis_bounds()
     return np.clip(angles, bounds.lower + margin_rad, bounds.upper - margin_rad)
 
 

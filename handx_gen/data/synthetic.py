@@ -80,7 +80,7 @@ from handx_gen.data.plan import (
 from handx_gen.data.synth_base import PRIMITIVES, PrimitiveClip, SynthContext, get_primitive
 from handx_gen.errors import ConfigError, HandxError, SynthesisError, unknown_choice
 from handx_gen.hand.kinematics import forward_kinematics
-from handx_gen.hand.limits import POSE_JOINT_NAMES, anatomical_bounds, anatomical_to_pose
+from handx_gen.hand.limits import POSE_JOINT_NAMES, anatomical_to_pose, synthesis_bounds
 from handx_gen.hand.rotations import (
     matrix_to_axis_angle,
     matrix_to_quaternion,
@@ -470,7 +470,7 @@ def _check_primitive(name: str, clip: object) -> PrimitiveClip:
     if error > 1e-6 or np.any(np.linalg.det(rot) <= 0.0):
         raise SynthesisError(f'motion type {name!r}: R_world_wrist is not a rotation '
                              f'(|R^T R - I| up to {error:.2g})')
-    bounds = anatomical_bounds()
+    bounds = synthesis_bounds()
     excess = np.maximum(bounds.lower - angles, angles - bounds.upper).max(axis=(0, 1))  # (15,3)
     if excess.max() > _ANGLE_TOLERANCE_RAD:
         joint, axis = np.unravel_index(int(np.argmax(excess)), excess.shape)
@@ -713,7 +713,7 @@ def _relaxed_posture(rng: np.random.Generator) -> np.ndarray:
         for level, base in zip((1, 2, 3), (5.0, 10.0, 10.0), strict=True):
             angles[side, POSE_JOINT_NAMES.index(f'thumb{level}'), 0] = math.radians(
                 base + rng.normal(0.0, 3.0))
-    bounds = anatomical_bounds()
+    bounds = synthesis_bounds()
     return np.clip(angles, bounds.lower, bounds.upper)
 
 

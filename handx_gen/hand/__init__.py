@@ -21,7 +21,7 @@ _EXPORTS = {
     'handx_gen.hand.limits': (
         'JOINT_RANGES', 'POSE_JOINT_NAMES', 'THUMB_FLEXION_TILT_RAD', 'AnatomicalBounds',
         'JointRange', 'anatomical_bounds', 'anatomical_to_pose', 'clamp_to_limits', 'joint_frames',
-        'limit_violation', 'pose_to_anatomical',
+        'limit_violation', 'pose_to_anatomical', 'synthesis_bounds',
     ),
     'handx_gen.hand.parts': ('FINGER_PARTS', 'FINGERTIP_PARTS', 'HandPart', 'PartRef'),
     'handx_gen.hand.rotations': (
@@ -101,4 +101,5 @@ __all__ = [
     'rot6d_to_axis_angle',
     'rot6d_to_matrix',
     'rotation_between_vectors',
+    'synthesis_bounds',
 ]

@@ -234,6 +234,25 @@ def anatomical_bounds() -> AnatomicalBounds:
     return AnatomicalBounds(_LOWER.copy(), _UPPER.copy())
 
 
+# The synthetic corpus draws its thumbs inside the average active ranges [Bar] (MCP -15..60,
+# IP -15..85 with +-10 sideways and twist), narrower than what real thumbs reach (the ranges
+# above, for fitting and judging recorded hands): a generator should make the typical thumb,
+# and the shipped corpus and models were built with these bounds.
+_SYNTHESIS = {'thumb2': _deg((-15.0, 60.0), (-15.0, 15.0), (-15.0, 15.0)),
+              'thumb3': _deg((-15.0, 85.0), (-10.0, 10.0), (-10.0, 10.0))}
+
+
+def synthesis_bounds() -> AnatomicalBounds:
+    """The bounds the synthetic corpus keeps its angles in: :func:`anatomical_bounds` with
+    the thumb's MCP and IP at their average active ranges (see ``_SYNTHESIS``)."""
+    lower, upper = _LOWER.copy(), _UPPER.copy()
+    for name, r in _SYNTHESIS.items():
+        row = POSE_JOINT_NAMES.index(name)
+        lower[row] = [r.flexion[0], r.abduction[0], r.twist[0]]
+        upper[row] = [r.flexion[1], r.abduction[1], r.twist[1]]
+    return AnatomicalBounds(lower, upper)
+
+
 # Abduction direction of each finger: +1 = radial (towards the thumb), -1 = ulnar.
 _AWAY_FROM_MIDDLE = {Finger.INDEX: 1.0, Finger.MIDDLE: 1.0, Finger.RING: -1.0,
                      Finger.LITTLE: -1.0}
