@@ -12,7 +12,8 @@ from handx_gen.lazy import lazy_exports
 
 # module -> the names re-exported from it, imported on first use (handx_gen.lazy)
 _EXPORTS = {
-    'handx_gen.models.ar': ('ARConfig', 'AROutput', 'HandTokenGPT', 'condition_token_mask'),
+    'handx_gen.models.ar': ('ARConfig', 'AROutput', 'HandTokenGPT', 'condition_token_mask',
+                            'frame_token_mask'),
     'handx_gen.models.diffusion': ('DiffusionConfig', 'GaussianDiffusion', 'MotionDenoiser'),
     'handx_gen.models.fsq': ('FSQ', 'FSQConfig', 'HandTokenizer'),
     'handx_gen.models.mask_mode': ('MaskMode',),
@@ -49,6 +50,7 @@ __all__ = [
     'apply_condition',
     'condition_token_mask',
     'bundled_minilm_path',
+    'frame_token_mask',
     'make_mask',
     'sample_masks',
     'validate_prompt',
