@@ -398,6 +398,41 @@ def test_a_stream_continues_an_endless_given_hand(generator: Generator) -> None:
         generator.stream(PROMPT, side='right', window=WindowSettings(window_frames=90))
 
 
+def test_cli_reacts_to_a_long_file_and_takes_part_of_it(checkpoints: dict[str, Path],
+                                                        tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    given_path = tmp_path / 'take.npz'
+    given = _motion(24, LONG)
+    given.save(given_path)
+    out = tmp_path / 'reaction.npz'
+    base = ['generate', 'The left hand answers.', '--model', 'ar', '--checkpoint',
+            str(checkpoints['ar']), '--mode', 'reaction', '--side', 'right', '--given',
+            str(given_path), '--out', str(out)]
+    assert cli.main(base) == 0
+    reaction = BimanualMotion.load(out)
+    assert reaction.num_frames == LONG
+    _same_hand(reaction, BimanualMotion.load(given_path), 1)
+    capsys.readouterr()
+    assert cli.main([*base, '--start', '2', '--end', '12.5', '--json']) == 0
+    summary = json.loads(capsys.readouterr().out)
+    part = BimanualMotion.load(out)
+    assert part.num_frames == summary['clips'][0]['frames'] == 315  # frames [60, 375)
+    _same_hand(part, BimanualMotion.load(given_path)[60:375], 1)
+    assert part.annotation['generated']['given']['frames'] == [60, 375]
+    assert cli.main([*base, '--start', '19']) == 0  # to the end: 30 frames, one window
+    assert BimanualMotion.load(out).num_frames == 30
+    for options, message in [
+            (['--start', '15', '--end', '30'], 'frames [450, 900) are not a non-empty part of '
+                                               'the clip, 600 frames (20.000 s at 30 fps)'),
+            (['--start', '5', '--end', '5'], 'frames [150, 150) are not a non-empty part'),
+            (['--start', '-1'], '--start must be a number >= 0'),
+            (['--end', 'nan'], '--end must be a number >= 0')]:
+        assert cli.main([*base, *options]) == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(['generate', PROMPT, '--start', '1', '--out', str(out)]) == 2
+    assert '--start takes part of --given; there is no --given' in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------- shipped models
 
 
