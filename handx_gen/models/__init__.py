@@ -2,7 +2,8 @@
 
 :mod:`~handx_gen.models.masking` defines which parts of a clip are given (per hand, per frame,
 per feature group); :mod:`~handx_gen.models.text_encoder` turns prompts into token-level and
-pooled features (``transformers`` is imported only when an encoder is loaded);
+pooled features (MiniLM in plain torch, :mod:`~handx_gen.models.minilm`; ``transformers`` is
+imported only for other encoders);
 :mod:`~handx_gen.models.diffusion` is the masked-conditioning diffusion model;
 :mod:`~handx_gen.models.fsq` the per-hand FSQ tokenizer and :mod:`~handx_gen.models.ar` the
 autoregressive model over interleaved left/right tokens.
