@@ -25,15 +25,15 @@ How a window joins what was made before it (:class:`MotionStream`, :class:`Windo
   them and continues them as it continues any prefix). The frames before them are made again
   and dropped: they give the model a past of its own to continue from. The context is short
   on purpose: the AR model continues a hand held still with probability 0.9997 a token (a
-  hand that rests while the other gestures is common in its corpus), so a window given a
-  second of a still hand kept it still to the end of a 20 s clip; one token joins the motion
-  and lets each window decide anew.
-* **Fading the step.** A model does not quite continue the known frames (the shipped
-  models step 4-12 cm there). The step is measured as the difference between where the known
-  frames were heading (their last frame moved on at their last velocity) and where the new
-  frames start (:func:`join_step`), and added to the new frames with a weight falling from 1
-  to 0 over ``blend_frames`` frames (a raised cosine). Frames once kept never change: a
-  stream has published them.
+  hand that rests while the other gestures is common in its corpus), so windows given the
+  22-30 frames they shared with the ones before kept a still hand still to the end of a 20 s
+  clip; one token joins the motion and lets each window decide anew.
+* **Fading the step.** A model does not quite continue the known frames (unfaded, the
+  shipped models' reacting wrist stepped 1-17 cm into a window's first new frame). The step
+  is measured as the difference between where the known frames were heading (their last
+  frame moved on at their last velocity) and where the new frames start (:func:`join_step`),
+  and added to the new frames with a weight falling from 1 to 0 over ``blend_frames`` frames
+  (a raised cosine). Frames once kept never change: a stream has published them.
 * **The given parts.** Features the mode gives (a reaction's given hand, in-betweening's ends)
   are then set to the given values, and a hand given whole at a frame takes the given
   motion's parameters and keypoints: a reaction's given hand is the given motion's, bit for

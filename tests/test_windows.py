@@ -40,7 +40,7 @@ def _reaction_mask(num_frames: int) -> np.ndarray:
 
 class _StandIn:
     """A model that renders a motion shifted away from the known frames, as the real models
-    do (they step 4-12 cm at a join): the left hand's features are those of ``truth`` plus
+    do (they step up to 17 cm at a join): the left hand's features are those of ``truth`` plus
     ``offset``; it records what it was given."""
 
     def __init__(self, truth: BimanualMotion, offset: float = 0.05) -> None:
