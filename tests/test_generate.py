@@ -23,6 +23,7 @@ from handx_gen.models.fsq import FSQConfig, HandTokenizer
 from handx_gen.models.masking import ConditionMask
 from handx_gen.models.text_encoder import TextEncoderConfig
 from handx_gen.motion import FEATURE_LAYOUT, BimanualMotion, FeatureGroup, Normalizer
+from handx_gen.windows import WindowSettings
 from handx_ros import cli
 
 FPS = 30.0
@@ -196,7 +197,9 @@ def test_batch_reproduces_single_calls(generator: Generator) -> None:
     ({'model': 'gan'}, ConfigError, "'gan'.*'diffusion'"),
     ({'mode': 'reaction'}, ModelError, 'needs a given motion'),
     ({'seconds': 0}, ConfigError, 'positive'),
-    ({'seconds': 60}, ModelError, 'the model makes 2 to 40 frames'),
+    ({'seconds': 0.01}, ModelError, '2 frames or more'),
+    ({'seconds': 4000}, ModelError, 'at most 108000'),
+    ({'window': {'overlap_frames': 3}}, ConfigError, 'WindowSettings'),
     ({'seed': -1}, ConfigError, 'seed'),
     ({'model': 'ar', 'mode': 'keyframes', 'frames': [1]}, ModelError, 'cannot serve'),
 ])
@@ -214,9 +217,8 @@ def test_given_motion_of_the_wrong_rate_length_or_type(generator: Generator) -> 
     with pytest.raises(ModelError, match='60 fps.*30 fps.*`handx data resample FILE OUT.npz '
                                          '--fps 30`'):
         generator.generate(PROMPT, mode='reaction', side='left', given=_motion(1, fps=60.0))
-    with pytest.raises(ModelError, match='300 frames.*2 to 40.*`handx data slice FILE OUT.npz '
-                                         '--end 1.33333`'):
-        generator.generate(PROMPT, mode='reaction', side='left', given=_motion(1, 300))
+    with pytest.raises(ModelError, match='1 frame; the model takes 2 or more'):
+        generator.generate(PROMPT, mode='reaction', side='left', given=_motion(1, 1))
     with pytest.raises(ModelError, match='does not match'):
         generator.generate(PROMPT, mode='inbetween', k=3, given=_motion(1), seconds=3.0)
     with pytest.raises(ModelError, match='BimanualMotion'):
@@ -393,6 +395,94 @@ def test_cli_prompts_file_loads_the_model_and_text_encoder_once(
     assert sorted(loads) == ['encoder_from_description', 'load_checkpoint']
 
 
+# ---------------------------------------------------------------------- long motion
+
+LONG = 20 * int(FPS)  # a 20 s given motion; the test models make 40 frames at once
+
+
+def _same_hand(a: BimanualMotion, b: BimanualMotion, side: int) -> None:
+    for name in ('keypoints', 'transl', 'global_orient', 'hand_pose'):
+        np.testing.assert_array_equal(getattr(a, name)[:, side], getattr(b, name)[:, side])
+
+
+@pytest.mark.parametrize('model', ['diffusion', 'ar'])
+def test_a_twenty_second_hand_gets_a_twenty_second_reaction(generator: Generator,
+                                                            model: str) -> None:
+    given = _motion(21, LONG)
+    calls: list[tuple[int, int]] = []
+    out = generator.generate(PROMPT, model=model, mode='reaction', given=given, side='left',
+                             seed=4, progress=lambda done, total: calls.append((done, total)))
+    plan = generator.plan(model, mode='reaction', given=given)
+    assert out.num_frames == LONG and len(plan) > 10
+    assert calls == [(i + 1, len(plan)) for i in range(len(plan))]
+    _same_hand(out, given, 0)  # the given hand, bit for bit
+    assert np.isfinite(out.keypoints).all()
+    windows = out.annotation['generated']['windows']
+    assert windows['count'] == len(plan) and windows['window_frames'] == FRAMES
+    again = generator.generate(PROMPT, model=model, mode='reaction', given=given, side='left',
+                               seed=4)
+    np.testing.assert_array_equal(out.keypoints, again.keypoints)
+
+
+def test_long_inbetween_and_text_clips_are_made_in_windows(generator: Generator) -> None:
+    given = _motion(22, 150)
+    out = generator.generate(PROMPT, mode='inbetween', given=given, k=6)
+    assert out.num_frames == 150
+    for part in (slice(0, 6), slice(144, 150)):
+        np.testing.assert_array_equal(out.keypoints[part], given.keypoints[part])
+        np.testing.assert_array_equal(out.hand_pose[part], given.hand_pose[part])
+    clip = generator.generate(PROMPT, model='ar', seconds=5.0)
+    assert clip.num_frames == 150 and clip.annotation['generated']['windows']['count'] > 1
+
+
+def test_a_stream_continues_an_endless_given_hand(generator: Generator) -> None:
+    given = _motion(23, 100)
+    stream = generator.stream(PROMPT, side='right', seed=2)
+    first = stream.extend(0, 30, given=given[0:30])
+    second = stream.extend(15, 45, given=given[15:45])  # frames [30, 45) are new
+    assert (first.num_frames, second.num_frames, stream.end) == (30, 15, 45)
+    _same_hand(BimanualMotion.concatenate([first, second]), given[0:45], 1)
+    with pytest.raises(ModelError, match='keyframes'):
+        generator.stream(PROMPT, mode='keyframes')
+    with pytest.raises(ConfigError, match='longer than the model makes'):
+        generator.stream(PROMPT, side='right', window=WindowSettings(window_frames=90))
+
+
+def test_cli_reacts_to_a_long_file_and_takes_part_of_it(checkpoints: dict[str, Path],
+                                                        tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    given_path = tmp_path / 'take.npz'
+    given = _motion(24, LONG)
+    given.save(given_path)
+    out = tmp_path / 'reaction.npz'
+    base = ['generate', 'The left hand answers.', '--model', 'ar', '--checkpoint',
+            str(checkpoints['ar']), '--mode', 'reaction', '--side', 'right', '--given',
+            str(given_path), '--out', str(out)]
+    assert cli.main(base) == 0
+    reaction = BimanualMotion.load(out)
+    assert reaction.num_frames == LONG
+    _same_hand(reaction, BimanualMotion.load(given_path), 1)
+    capsys.readouterr()
+    assert cli.main([*base, '--start', '2', '--end', '12.5', '--json']) == 0
+    summary = json.loads(capsys.readouterr().out)
+    part = BimanualMotion.load(out)
+    assert part.num_frames == summary['clips'][0]['frames'] == 315  # frames [60, 375)
+    _same_hand(part, BimanualMotion.load(given_path)[60:375], 1)
+    assert part.annotation['generated']['given']['frames'] == [60, 375]
+    assert cli.main([*base, '--start', '19']) == 0  # to the end: 30 frames, one window
+    assert BimanualMotion.load(out).num_frames == 30
+    for options, message in [
+            (['--start', '15', '--end', '30'], 'frames [450, 900) are not a non-empty part of '
+                                               'the clip, 600 frames (20.000 s at 30 fps)'),
+            (['--start', '5', '--end', '5'], 'frames [150, 150) are not a non-empty part'),
+            (['--start', '-1'], '--start must be a number >= 0'),
+            (['--end', 'nan'], '--end must be a number >= 0')]:
+        assert cli.main([*base, *options]) == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(['generate', PROMPT, '--start', '1', '--out', str(out)]) == 2
+    assert '--start takes part of --given; there is no --given' in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------- shipped models
 
 
@@ -418,3 +508,39 @@ def test_shipped_models_generate_a_four_second_clip(model: str) -> None:
     # two hands of a plausible size in front of the body, not collapsed or exploded
     span = np.ptp(clip.keypoints.reshape(-1, 3), axis=0)
     assert 0.05 < span.max() < 1.5
+
+
+def _palm_frame_tips(keypoints: np.ndarray) -> np.ndarray:
+    """(T, 5, 3) fingertips in the palm's frame (wrist to middle base, index to little base)."""
+    kp = keypoints.astype(np.float64)
+    x = kp[:, 9] - kp[:, 0]
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    y = kp[:, 5] - kp[:, 17]
+    y -= (y * x).sum(-1, keepdims=True) * x
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    rotation = np.stack([x, y, np.cross(x, y)], axis=-1)  # (T, 3, 3) palm axes as columns
+    return np.einsum('tji,tkj->tki', rotation, kp[:, [4, 8, 12, 16, 20]] - kp[:, :1])
+
+
+@pytest.mark.parametrize('model', ['diffusion', 'ar'])
+def test_shipped_models_join_windows_and_keep_the_reacting_hand_moving(model: str) -> None:
+    """A 20 s take, the left hand given: the windows join without a jump and the right hand
+    keeps moving (the AR model held it still for the whole take when each window was given
+    a second of context: its fingers moved 2-3 mm)."""
+    from handx_gen.data.synthetic import SynthConfig, clip_seeds, synthesize_clip
+
+    config = SynthConfig(clip_duration_s=(20.0, 21.0), primitives_per_clip=(5, 6))
+    given = synthesize_clip(config, *clip_seeds(1, 1)).motion[:600]
+    generator = Generator()
+    out = generator.generate('The right hand mirrors the left hand.', model=model,
+                             mode='reaction', given=given, side='left', seed=0,
+                             **({'steps': 5} if model == 'diffusion' else {}))
+    assert out.num_frames == 600
+    _same_hand(out, given, 0)
+    plan = generator.plan(model, mode='reaction', given=given)
+    seams = [w.stop - WindowSettings().hold_frames - 1 for w in plan[:-1]]  # steps into them
+    steps = np.linalg.norm(np.diff(out.keypoints[:, 1, 0].astype(np.float64), axis=0), axis=-1)
+    inside = np.delete(steps, seams)
+    assert steps[seams].max() <= max(1.5 * inside.max(), 0.01), (steps[seams], inside.max())
+    tips = _palm_frame_tips(out.keypoints[:, 1])
+    assert np.linalg.norm(tips - tips.mean(axis=0), axis=-1).mean() > 0.01

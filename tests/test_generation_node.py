@@ -239,20 +239,33 @@ def test_one_observed_hand_gives_reaction_clips(ros: Harness) -> None:
     assert ros.counters()['reactions_failed'] == 0
     ros.spin_until(lambda: len(ros.motions) >= before + 2, 5.0)
     clips = ros.motions[before:]
+    # The clips follow each other frame by frame on the session's grid (the observed stamps
+    # here): the first covers the session so far, each later one the frames after it.
+    next_frame = 0
+    joined = []
     for msg in clips:
         clip = conversions.motion_from_msg(msg)
         stamp = conversions.stamp_to_s(msg.header.stamp)
-        assert clip.num_frames == STRIDE_FRAMES
         last = int(round((stamp - stamps[0]) * FPS))
         assert stamp == pytest.approx(stamps[last], abs=1e-6)  # an observed frame's stamp
+        assert last - clip.num_frames + 1 == next_frame, 'a gap or an overlap between clips'
+        assert clip.num_frames >= STRIDE_FRAMES
+        next_frame = last + 1
         # the clip's last frame is that frame; the given hand is the observed one
-        expected = keypoints[last - STRIDE_FRAMES + 1:last + 1]  # (15, 21, 3)
+        expected = keypoints[last - clip.num_frames + 1:last + 1]  # (n, 21, 3)
         error = np.linalg.norm(clip.keypoints[:, side] - expected, axis=-1).max()
         assert error < 1e-3, f'given hand off by {error * 1e3:.2f} mm'
         other = clip.keypoints[:, side.other]
         assert np.isfinite(other).all()
         assert np.linalg.norm(other - expected, axis=-1).mean() > 0.01  # generated, not copied
+        joined.append(other)
     assert conversions.stamp_to_s(clips[-1].header.stamp) == pytest.approx(stamps[-1], abs=1e-6)
+    # the reacting hand continues from one clip into the next (the windows are joined; the
+    # shipped model at 2 DDIM steps moves its wrist centimetres a frame anyway)
+    wrist = np.concatenate(joined)[:, 0]  # (T, 3)
+    steps = np.linalg.norm(np.diff(wrist, axis=0), axis=-1)
+    seams = np.cumsum([len(o) for o in joined])[:-1] - 1  # step from a clip's last frame
+    assert steps[seams].max() <= max(1.5 * np.delete(steps, seams).max(), 0.01)
     latency = ros.counters()['last_reaction_latency_s']
     assert 0.0 < latency < 10.0
     # the stream stops: the session ends and its buffer clears
@@ -325,12 +338,11 @@ def test_resample_keeps_observed_frames_and_fills_gaps() -> None:
     stamps = 100.0 + np.array([0, 1, 2, 4, 5]) / FPS  # frame 3 missing
     values = np.arange(5, dtype=float)[:, None, None] * np.ones((5, 21, 3))
     values[3:] += 1.0  # value = frame index at each stamp
-    out = _resample(stamps, values, FPS, max_frames=60)
+    out = _resample(stamps, values, 100.0 + np.arange(6) / FPS)
     assert out.shape == (6, 21, 3)
     np.testing.assert_allclose(out[:, 0, 0], np.arange(6), atol=1e-6)
-    assert _resample(stamps, values, FPS, max_frames=4).shape == (4, 21, 3)  # newest kept
-    np.testing.assert_allclose(_resample(stamps, values, FPS, 4)[:, 0, 0], [2, 3, 4, 5],
-                               atol=1e-6)
+    np.testing.assert_allclose(_resample(stamps, values, 100.0 + np.array([2.5, 7]) / FPS)[
+        :, 0, 0], [2.5, 5], atol=1e-6)  # between frames, and held after the last
 
 
 @pytest.mark.parametrize('overrides', [

@@ -141,3 +141,49 @@ def test_prompt_limits(encoder):
         validate_prompt('x' * 2001)
     with pytest.raises(ModelError, match='at least one prompt'):
         encoder.encode([])
+
+
+PROMPTS = ['Both hands clap twice.', 'The left hand grasps the right wrist.',
+           'Crème brûlée über naïve café — 日本語のテキスト! ✋🤚', 'x' * 3000,
+           'count on fingers ' * 40, '  spaced   out\ttabs\n',
+           "don't stop; it's (fine) [ok] {yes} #1 @home 3.5cm"]
+
+
+def test_plain_minilm_gives_the_features_of_transformers(encoder):
+    """The plain-torch MiniLM (handx_gen.models.minilm) the encoder runs is BERT as
+    transformers builds it: the same token ids (accents, CJK, emoji, truncation) and the same
+    token features to float rounding."""
+    import transformers
+
+    from handx_gen.models.minilm import BertEncoder, WordPieceTokenizer
+
+    assert isinstance(encoder._model, BertEncoder)
+    assert isinstance(encoder._tokenizer, WordPieceTokenizer)
+    path = bundled_minilm_path()
+    reference_tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    reference = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
+    ours = encoder._tokenizer(PROMPTS, padding=True, truncation=True, max_length=64,
+                              return_tensors='pt')
+    theirs = reference_tokenizer(PROMPTS, padding=True, truncation=True, max_length=64,
+                                 return_tensors='pt')
+    assert torch.equal(ours['input_ids'], theirs['input_ids'])
+    assert torch.equal(ours['attention_mask'], theirs['attention_mask'])
+    with torch.no_grad():
+        a = encoder._model(input_ids=ours['input_ids'],
+                           attention_mask=ours['attention_mask']).last_hidden_state
+        b = reference(input_ids=theirs['input_ids'],
+                      attention_mask=theirs['attention_mask']).last_hidden_state
+    real = ours['attention_mask'].bool()
+    assert (a - b)[real].abs().max() < 1e-5
+
+
+def test_the_default_encoder_does_not_import_transformers():
+    import subprocess
+    import sys
+
+    code = ('import sys\nfrom handx_gen.models.text_encoder import TextEncoder\n'
+            'TextEncoder().encode(["Both hands clap twice."])\n'
+            'print("transformers" in sys.modules)\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert result.stdout.strip() == 'False'

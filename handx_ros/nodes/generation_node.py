@@ -22,13 +22,20 @@ Topics (DESIGN.md):
   ``reaction_window_s`` of them (a session), and each time the stream has advanced by
   ``reaction_stride_s`` (by the frames' stamps) it generates the other hand's reaction for the
   window (mode ``reaction``; the given hand is fitted to the observed keypoints by
-  :func:`~handx_gen.hand.fit_skeleton` and :func:`~handx_gen.hand.inverse_kinematics`) and
-  publishes the newest ``reaction_stride_s`` of it (both hands, the given hand's keypoints as
-  observed) on ``/handx/motion``, stamped with the newest observed frame's stamp: the clip's
-  last frame is that frame. At most one reaction waits while the worker is busy (a newer one
+  :func:`~handx_gen.hand.fit_skeleton` and :func:`~handx_gen.hand.inverse_kinematics`). The
+  windows lie on one frame grid per session (the model's rate from the session's first
+  stamp; each window ends at the newest grid frame not after the newest stamp, the observed
+  keypoints interpolated onto it), and each continues the reaction published before it
+  (:class:`handx_gen.windows.MotionStream`, the implementation ``handx generate`` uses for
+  long clips: the last published frames are the window's known context, the step at the
+  join faded out). The node publishes the frames not published before (both hands, the
+  given hand's keypoints as observed) on ``/handx/motion``, stamped with the time of the
+  clip's last frame: one session's clips follow each other frame by frame, the first covering
+  the session so far. At most one reaction waits while the worker is busy (a newer one
   replaces it, counted as ``reactions_skipped``), so the latency stays bounded (about one
-  stride plus one generation) and the clips keep up with the stream; the price is a gap in the
-  reaction clips while the worker was busy (e.g. generating a text clip). A frame of
+  stride plus one generation) and the clips keep up with the stream; a clip after a busy
+  worker (e.g. generating a text clip) covers the frames since the last one, up to one
+  window (beyond that the reaction starts afresh after a gap). A frame of
   another hand, a gap of more than ``reaction_timeout_s`` in the stamps, or no frame for
   ``reaction_timeout_s`` ends the session and clears the buffer. Frames with both hands are
   plain teleoperation (the retargeting node's) and are ignored here, not rejected. A frame
@@ -145,6 +152,8 @@ class _PromptJob:
 @dataclasses.dataclass(frozen=True, eq=False)
 class _ReactionJob:
     side: HandSide  # the observed (given) hand
+    session: int  # the session's number (reaction_sessions when it began)
+    anchor_s: float  # stamp of the session's first frame: frame 0 of its grid
     stamps_s: np.ndarray  # (N,) observed stamps, increasing
     keypoints: np.ndarray  # (N, 21, 3) observed keypoints of the given hand
     received_s: float  # monotonic arrival time of the newest frame
@@ -155,6 +164,8 @@ class _Session:
     """One observed one-hand stream: its recent frames and when the next reaction is due."""
 
     side: HandSide
+    number: int  # reaction_sessions when it began
+    anchor_s: float  # stamp of its first frame: frame 0 of its grid
     next_reaction_s: float  # stamp at which the next reaction is due
     last_received_s: float  # monotonic arrival time of the newest frame
     max_frames: int  # the buffer's bound by count (the window at MAX_FPS)
@@ -209,6 +220,7 @@ class GenerationNode(Node):
         self._closed = False
         self._prompt_count = 0
         self._session: _Session | None = None
+        self._stream: tuple[int, Any] | None = None  # (session, MotionStream): worker's only
         self._playback: _Playback | None = None
         self.prompts_received = self.prompts_done = self.prompts_rejected = 0
         self.prompts_failed = 0
@@ -413,10 +425,11 @@ class GenerationNode(Node):
             else:
                 stale = ''
                 if session is None:
-                    session = self._session = _Session(
-                        side, frame.stamp_s + self.params['reaction_stride_s'], now,
-                        self.buffer_frames)
                     self.reaction_sessions += 1
+                    session = self._session = _Session(
+                        side, self.reaction_sessions, frame.stamp_s,
+                        frame.stamp_s + self.params['reaction_stride_s'], now,
+                        self.buffer_frames)
                     self.get_logger().info(f'reaction session {self.reaction_sessions}: the '
                                            f'{side.name.lower()} hand is observed')
                 session.stamps_s.append(frame.stamp_s)
@@ -428,7 +441,8 @@ class GenerationNode(Node):
                     session.keypoints.popleft()
                 if frame.stamp_s >= session.next_reaction_s - 0.5 / self._fps:
                     session.next_reaction_s = frame.stamp_s + self.params['reaction_stride_s']
-                    job = _ReactionJob(side, np.asarray(session.stamps_s),
+                    job = _ReactionJob(side, session.number, session.anchor_s,
+                                       np.asarray(session.stamps_s),
                                        np.stack(session.keypoints), now)
                     if self._reaction is not None:
                         self.reactions_skipped += 1  # the worker is behind: newest wins
@@ -455,28 +469,41 @@ class GenerationNode(Node):
                 self._end_session('the stream stopped')
 
     def _generate_reaction(self, job: _ReactionJob) -> None:
-        """Worker thread: the other hand's reaction for one window, its newest stride
-        published."""
+        """Worker thread: the other hand's reaction for one window of the session's grid,
+        continuing the session's reaction; its frames not published before, published."""
+        from handx_gen.windows import WindowSettings
+
         p = self.params
         start = time.perf_counter()
-        keypoints = _resample(job.stamps_s, job.keypoints, self._fps,
-                              self._window_frames)  # (T, 21, 3)
-        given = _given_motion(keypoints, job.side, self._fps)
-        motion = self._generator.generate(
-            _reaction_text(p['reaction_prompt'], job.side), model=p['reaction_model'],
-            mode=MaskMode.REACTION, given=given, side=job.side, seed=p['seed'],
-            guidance=p['reaction_guidance'] or None, steps=p['reaction_steps'] or None)
+        fps = self._fps
+        # the session's grid: frame n at anchor + n / fps; the window ends at the newest grid
+        # frame not after the newest stamp and starts no earlier than the oldest
+        newest = int(math.floor((job.stamps_s[-1] - job.anchor_s) * fps + 1e-6))
+        oldest = int(math.ceil((job.stamps_s[0] - job.anchor_s) * fps - 1e-6))
+        first = max(oldest, newest - self._window_frames + 1)
+        if self._stream is None or self._stream[0] != job.session:
+            self._stream = (job.session, self._generator.stream(
+                _reaction_text(p['reaction_prompt'], job.side), model=p['reaction_model'],
+                mode=MaskMode.REACTION, side=job.side, seed=p['seed'],
+                guidance=p['reaction_guidance'] or None, steps=p['reaction_steps'] or None,
+                window=WindowSettings(window_frames=self._window_frames, hold_frames=0)))
+        stream = self._stream[1]
+        if newest - first < 1 or (stream.end is not None and newest < stream.end):
+            return  # fewer than two grid frames, or none after the last published one
+        times_s = job.anchor_s + np.arange(first, newest + 1) / fps  # (T,)
+        keypoints = _resample(job.stamps_s, job.keypoints, times_s)  # (T, 21, 3)
+        given = _given_motion(keypoints, job.side, fps)
+        clip = stream.extend(first, newest + 1, given=given)
         seconds = time.perf_counter() - start
-        clip = motion[max(0, motion.num_frames - self._stride_frames):]
-        self._publish(clip, float(job.stamps_s[-1]))
+        self._publish(clip, float(times_s[-1]))
         latency = time.monotonic() - job.received_s
         with self._lock:
             self.reactions_done += 1
             self.last_generation_s = seconds
             self.last_reaction_latency_s = latency
-            if self._session is not None and self._session.side is job.side:
+            if self._session is not None and self._session.number == job.session:
                 self._session.reactions += 1
-        self.get_logger().debug(f'reaction of {motion.num_frames} frames in {seconds:.3f} s, '
+        self.get_logger().debug(f'reaction of {clip.num_frames} new frames in {seconds:.3f} s, '
                                 f'latency {latency:.3f} s')
 
     # ------------------------------------------------------------------ worker
@@ -602,23 +629,20 @@ def _reaction_text(template: str, given: HandSide) -> str:
         '{other}', given.other.name.lower())
 
 
-def _resample(stamps_s: np.ndarray, keypoints: np.ndarray, fps: float,
-              max_frames: int) -> np.ndarray:
-    """Observed keypoints on a uniform ``fps`` grid that ends at the newest stamp (linear
-    interpolation between the frames around each grid time), at most ``max_frames`` long.
+def _resample(stamps_s: np.ndarray, keypoints: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """Observed keypoints at ``times_s`` by linear interpolation between the frames around
+    each time (held at the ends).
 
     Args:
         stamps_s: (N,) increasing stamps, N >= 2.
         keypoints: (N, 21, 3).
+        times_s: (T,) times.
 
     Returns:
-        (T, 21, 3), 2 <= T <= max_frames; frames at the observed stamps are kept exactly.
+        (T, 21, 3); frames at the observed stamps are kept exactly.
     """
-    span = int(np.floor((stamps_s[-1] - stamps_s[0]) * fps + 1e-3))
-    num = max(2, min(max_frames, span + 1))
-    times = stamps_s[-1] - np.arange(num - 1, -1, -1) / fps  # (T,)
-    index = np.clip(np.searchsorted(stamps_s, times, side='right') - 1, 0, len(stamps_s) - 2)
-    weight = (times - stamps_s[index]) / (stamps_s[index + 1] - stamps_s[index])  # (T,)
+    index = np.clip(np.searchsorted(stamps_s, times_s, side='right') - 1, 0, len(stamps_s) - 2)
+    weight = (times_s - stamps_s[index]) / (stamps_s[index + 1] - stamps_s[index])  # (T,)
     weight = np.clip(weight, 0.0, 1.0)[:, None, None]
     return (1.0 - weight) * keypoints[index] + weight * keypoints[index + 1]
 
