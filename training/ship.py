@@ -199,6 +199,8 @@ def export(runs: Path, size: str, corpus: Path, command: str) -> list[Path]:
               'Training configs: `training/configs/{diffusion,tokenizer,ar}_' + size + '.yaml`'
               + (f', `diffusion_contacts_{size}.yaml`, `tokenizer_joint_{size}.yaml`'
                  if _has_config('tokenizer_joint', size) else '')
+              + (f', `diffusion_request_{size}.yaml`, `ar_request_{size}.yaml`'
+                 if _has_config('ar_request', size) else '')
               + '; logs were in `runs/*/log.jsonl`.', '']
     evaluator = _evaluator_section()
     if evaluator:
