@@ -51,7 +51,7 @@ def test_clip_set_pads_with_the_last_frame_and_caches(corpus: Path) -> None:
     assert n < FRAMES  # the corpus config makes 3-4 s clips
     np.testing.assert_array_equal(clips.features[short, n:],
                                   np.repeat(clips.features[short, n - 1:n], FRAMES - n, 0))
-    assert all(len(t) == 3 for t in clips.texts)  # semantic, interaction, articulation
+    assert all(len(t) == 4 for t in clips.texts)  # semantic, interaction, articulation, request
     assert (corpus / 'cache' / f'train-{FRAMES}.npz').is_file()
     again = load_clip_set(corpus, 'train', FRAMES)
     np.testing.assert_array_equal(again.features, clips.features)
@@ -227,9 +227,44 @@ def test_diffusion_fine_tunes_from_a_checkpoint(corpus: Path, tokenizer_run: Pat
     assert 'this code reads' in _fails('train_diffusion.py', '--config', 'diffusion_tiny',
                                        *data, '--init', str(tokenizer_run / 'model.pt'),
                                        '--out', str(tmp_path / 'y'))
-    assert 'cannot start from a checkpoint' in _fails(
+    assert 'this code reads' in _fails(
         'train_ar.py', '--config', 'ar_tiny', *data, '--tokenizer',
         str(tokenizer_run / 'model.pt'), '--init', str(base), '--out', str(tmp_path / 'z'))
+
+
+def test_ar_fine_tunes_from_an_ar_checkpoint_over_its_own_tokens(
+        corpus: Path, tokenizer_run: Path, tmp_path: Path) -> None:
+    data = ['--corpus', str(corpus), '--batch-size', '4']
+    _train('train_ar.py', '--config', 'ar_tiny', *data, '--steps', '2', '--tokenizer',
+           str(tokenizer_run / 'model.pt'), '--out', str(tmp_path / 'base'))
+    base = tmp_path / 'base' / 'model.pt'
+    frozen = _config(tmp_path / 'lr0.yaml', 'model: {preset: tiny}\n'
+                     'train: {steps: 2, lr: 0.0, lr_min: 0.0, warmup_steps: 1}\n')
+    # --tokenizer may be the AR file itself: its embedded tokenizer is taken
+    result = _train('train_ar.py', '--config', frozen, *data, '--init', str(base),
+                    '--tokenizer', str(base), '--out', str(tmp_path / 'same'))
+    assert 'starting from the weights of' in result.stderr
+    a = load_checkpoint(base, AR_FORMAT, 'AR model')
+    b = load_checkpoint(tmp_path / 'same' / 'model.pt', AR_FORMAT, 'AR model')
+    assert b['train']['init']['file'] == str(base) and b['train']['init']['step'] == 2
+    for key, value in a['model'].items():
+        torch.testing.assert_close(b['model'][key], value, rtol=0, atol=0, msg=key)
+    for key, value in a['tokenizer']['model'].items():
+        torch.testing.assert_close(b['tokenizer']['model'][key], value, rtol=0, atol=0)
+    # Over the tokens of another tokenizer: refused.
+    assert 'another tokenizer' in _fails(
+        'train_ar.py', '--config', 'ar_tiny', *data, '--init', str(base), '--tokenizer',
+        str(_other_tokenizer(tokenizer_run, tmp_path)), '--out', str(tmp_path / 'w'))
+
+
+def _other_tokenizer(tokenizer_run: Path, tmp_path: Path) -> Path:
+    """The tokenizer of ``tokenizer_run`` with its first encoder weight changed."""
+    checkpoint = torch.load(tokenizer_run / 'model.pt', weights_only=True)
+    key = next(k for k in checkpoint['model'] if k.startswith('encoder'))
+    checkpoint['model'][key] = checkpoint['model'][key] + 0.5
+    path = tmp_path / 'other_tokenizer.pt'
+    torch.save(checkpoint, path)
+    return path
 
 
 def test_tokenizer_fine_tuning_keeps_its_tokens(corpus: Path, tokenizer_run: Path,
