@@ -36,6 +36,7 @@ import torch
 from handx_gen.errors import ConfigError, ModelError, unknown_choice
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.masking import ConditionMask, MaskMode
+from handx_gen.models.smoothing import Smoother, SmoothingConfig
 from handx_gen.motion.container import BimanualMotion
 from handx_gen.motion.features import FEATURE_LAYOUT, Normalizer
 
@@ -208,6 +209,7 @@ class Generator:
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
+        smoothing: SmoothingConfig | bool | None = True,
     ) -> BimanualMotion:
         """One clip for one prompt.
 
@@ -229,6 +231,12 @@ class Generator:
             guidance: Classifier-free guidance scale (default: the model's).
             steps: DDIM steps (diffusion; default: the model's).
             temperature, top_k, top_p: Token sampling (AR).
+            smoothing: Temporal smoothing of the generated parts, the given parts kept exactly
+                (:mod:`~handx_gen.models.smoothing`: each denoising step's x0 of the
+                diffusion model, then the decoded clip's features, with the generated wrists
+                kept within a step per frame): ``True`` (default) with the default
+                :class:`~handx_gen.models.smoothing.SmoothingConfig`, a config for other
+                settings, ``False`` or ``None`` for the models' raw output.
 
         Returns:
             The clip, with the prompt as its text and the request in ``annotation``.
@@ -244,6 +252,7 @@ class Generator:
         mode = MaskMode.parse(mode)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f'seed must be a non-negative integer, got {seed!r}')
+        smoothing = _smoothing_config(smoothing)
         loaded = self.load(kind)
         encoder_config = loaded.text_encoder.get('config') or {}
         text = validate_prompt(text, encoder_config.get('max_chars', DEFAULT_MAX_CHARS))
@@ -261,9 +270,14 @@ class Generator:
         generator = torch.Generator().manual_seed(int(seed))
         known = torch.from_numpy(loaded.normalizer.normalize(raw_known)).float()
         if kind is ModelKind.DIFFUSION:
+            x0_smoother = None
+            if smoothing is not None and smoothing.denoising_steps != 0:
+                x0_smoother = Smoother(smoothing, fps=loaded.fps)
             x = loaded.model.sample(features, num_frames, mask=torch.from_numpy(mask),
                                     known=known, steps=steps, guidance=guidance,
-                                    generator=generator)[0]
+                                    generator=generator, x0_smoother=x0_smoother,
+                                    x0_smoothing_steps=None if smoothing is None
+                                    else smoothing.denoising_steps)[0]
         else:
             x = self._sample_ar(loaded, features, condition, known, guidance, temperature,
                                 top_k, top_p, generator)
@@ -273,6 +287,12 @@ class Generator:
         request = {'model': kind.value, 'mode': mode.value, 'seed': int(seed),
                    'checkpoint': str(loaded.path), 'step': loaded.step,
                    'condition': condition.to_dict()}
+        if smoothing is not None:
+            request['smoothing'] = smoothing.to_dict()
+            if smoothing.final_pass:
+                smoothed = Smoother(smoothing, fps=loaded.fps).smooth_features(raw, mask)
+                raw = smoothed.features
+                request['smoothing']['wrist_step_max_m'] = smoothed.max_wrist_step_m
         if kind is ModelKind.DIFFUSION:
             request['steps'] = steps if steps is not None else loaded.model.config.sample_steps
         request['guidance'] = guidance if guidance is not None else loaded.model.config.guidance
@@ -366,6 +386,17 @@ class Generator:
         with torch.no_grad():
             x = loaded.tokenizer.decode(tokens)  # (1, T', D)
         return x[0, :frames]
+
+
+def _smoothing_config(value: SmoothingConfig | bool | None) -> SmoothingConfig | None:
+    if value is True:
+        return SmoothingConfig()
+    if value is False or value is None:
+        return None
+    if isinstance(value, SmoothingConfig):
+        return value
+    raise ConfigError(f'smoothing must be true, false, None or a SmoothingConfig, got '
+                      f'{value!r}')
 
 
 def _hand_dims(side: HandSide) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of handx_gen.models.smoothing."""
+"""Tests of handx_gen.models.smoothing, and of the smoothing in the generate path."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from handx_gen.errors import ConfigError, ModelError
+from handx_gen.generate import Generator
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.masking import ConditionMask
 from handx_gen.models.smoothing import (
@@ -177,3 +178,32 @@ def test_bad_settings_are_clear_errors() -> None:
         smoother.smooth_features(np.zeros((10, 3)), np.zeros((10, 3), dtype=bool))
     # too short to have a third difference: returned as it is
     np.testing.assert_array_equal(smoother.smooth(np.ones((3, 2))), np.ones((3, 2)))
+
+
+# ------------------------------------------------------------------ the generate path
+
+
+@pytest.fixture(scope='module')
+def shipped() -> Generator:
+    return Generator()
+
+
+@pytest.mark.parametrize('model', ['diffusion', 'ar'])
+def test_generated_clips_keep_wrist_steps_within_a_centimetre(shipped: Generator,
+                                                              model: str) -> None:
+    prompt = 'The hands move towards each other, then the palms strike together twice.'
+    clip = shipped.generate(prompt, model=model, seed=1)
+    steps = np.linalg.norm(np.diff(clip.keypoints[:, :, 0], axis=0), axis=-1)  # (T - 1, 2)
+    assert steps.max() <= 0.01 + 1e-6
+    settings = clip.annotation['generated']['smoothing']
+    assert settings['cutoff_hz'] == SmoothingConfig().cutoff_hz
+    raw = shipped.generate(prompt, model=model, seed=1, smoothing=False)
+    assert 'smoothing' not in raw.annotation['generated']
+    jerk = [np.linalg.norm(np.diff(c.keypoints, n=3, axis=0), axis=-1).mean()
+            for c in (clip, raw)]
+    assert jerk[0] < jerk[1] / 2
+
+
+def test_smoothing_option_is_checked(shipped: Generator) -> None:
+    with pytest.raises(ConfigError, match='smoothing'):
+        shipped.generate('The hands wave.', model='ar', smoothing='yes')

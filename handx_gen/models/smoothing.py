@@ -85,7 +85,7 @@ class SmoothingConfig:
 
     cutoff_hz: float = 4.0  # frequency at which the smoother halves an oscillation, Hz
     max_wrist_step_m: float | None = 0.01  # generated wrist's largest step per frame; None: any
-    denoising_steps: int | None = None  # diffusion: smooth x0 in the last N steps (None: all)
+    denoising_steps: int | None = 10  # diffusion: smooth x0 in the last N steps (None: all)
     final_pass: bool = True  # smooth the decoded clip's features (and bound the wrists)
     max_rounds: int = 40  # rounds of penalising the steps over the bound, harder each time
     growth: float = 4.0  # each round multiplies the penalty on a step still over it by this
