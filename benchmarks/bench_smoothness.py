@@ -23,6 +23,9 @@ Per row:
   8 mm (:func:`handx_gen.eval.metrics.interpenetration`), mean over clips;
 * **contacts**: share of the clips whose plan names a contact in which every named contact
   occurs in the generated clip (as ``benchmarks/bench_contacts.py`` checks it);
+* **finger actions**: the plan's bends, extensions, spreads and pinches realised in the
+  generated clip, over those stated (the evaluation's articulation score): fast finger motion
+  that smoothing could flatten;
 * **s/clip**: median seconds of one ``generate`` call (threads: ``--threads``).
 
 Run (the corpus of ``make models``, or any corpus built with ``training/configs/corpus.yaml``)::
@@ -184,13 +187,29 @@ def _given_hands(task: str, index: int, frames: int) -> np.ndarray:
     return given
 
 
-def contacts_agree(plan: Any, motion: Any) -> bool:
-    """Every contact the plan names occurs in the clip (``bench_contacts.py``'s check)."""
+def statement_of(clip: dict) -> Any:
+    """What the clip's plan states (contacts, finger actions), as the evaluation reads it."""
+    from handx_gen.annotate.features import extract_features
+    from handx_gen.eval.metrics import Statement
+
+    return Statement.from_plan(clip['plan'], extract_features(clip['motion']))
+
+
+def content_metrics(clip: dict, statement: Any, motion: Any) -> dict[str, Any]:
+    """Whether every contact the plan names occurs in ``motion`` (``bench_contacts.py``'s
+    check; ``None`` without one), and the stated finger actions realised (the evaluation's
+    articulation score): what smoothing must not take away."""
     from handx_gen.annotate.check import stated_contacts_found
     from handx_gen.annotate.features import extract_features
+    from handx_gen.eval.metrics import articulation_score
 
-    found = stated_contacts_found(plan.contacts, extract_features(motion).contacts)
-    return all(ok for _, ok in found)
+    features = extract_features(motion)
+    contacts = None
+    if clip['plan'].contacts:
+        found = stated_contacts_found(clip['plan'].contacts, features.contacts)
+        contacts = all(ok for _, ok in found)
+    done, stated = articulation_score(statement, features)
+    return {'contacts': contacts, 'actions_done': done, 'actions_stated': stated}
 
 
 def summarise(rows: list[dict], seconds: list[float] | None) -> dict[str, Any]:
@@ -208,6 +227,8 @@ def summarise(rows: list[dict], seconds: list[float] | None) -> dict[str, Any]:
         'contacts_agree': sum(r['contacts'] for r in with_contacts),
         'contact_agreement': (sum(r['contacts'] for r in with_contacts) / len(with_contacts)
                               if with_contacts else None),
+        'actions_done': sum(r['actions_done'] for r in rows),
+        'actions_stated': sum(r['actions_stated'] for r in rows),
         'per_clip': rows,
     }
     if seconds:
@@ -238,12 +259,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         'rows': [],
     }
     truth = []
-    for clip in clips:
+    statements = [statement_of(clip) for clip in clips]
+    for clip, statement in zip(clips, statements, strict=True):
         motion = clip['motion']
         row = clip_metrics(motion, np.zeros((motion.num_frames, 2), bool))
-        row['contacts'] = contacts_agree(clip['plan'], motion) if clip['plan'].contacts \
-            else None
-        truth.append({'id': clip['id'], **row})
+        truth.append({'id': clip['id'], **row, **content_metrics(clip, statement, motion)})
     report['rows'].append({'model': 'ground truth', 'task': '-', 'variant': '-',
                            **summarise(truth, None)})
     for model in args.model_list:
@@ -262,9 +282,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                              seed=index, **_condition(task, index), **options)
                     seconds.append(time.perf_counter() - start)
                     row = clip_metrics(out, _given_hands(task, index, out.num_frames))
-                    row['contacts'] = contacts_agree(clip['plan'], out) if clip['plan'].contacts \
-                        else None
-                    rows.append({'id': clip['id'], **row})
+                    rows.append({'id': clip['id'], **row,
+                                 **content_metrics(clip, statements[index], out)})
                 entry = {'model': model, 'task': task, 'variant': variant,
                          **summarise(rows, seconds)}
                 report['rows'].append(entry)
@@ -288,12 +307,14 @@ def _cells(entry: dict[str, Any], targets: dict[str, Any]) -> list[str]:
             _fmt(entry['jerk_generated'], '.0f'), _fmt(entry['jerk_given'], '.0f'),
             f'{entry["wrist_step_max_mm"]:.1f} / {entry["wrist_step_p99_mm"]:.1f}',
             f'{100 * entry["penetrating_frames"]:.1f}%', agreement,
+            f'{entry["actions_done"]}/{entry["actions_stated"]}',
             _fmt(entry.get('seconds_per_clip_p50'), '.2f'),
             '-' if entry['model'] == 'ground truth' else ('yes' if meets else 'no')]
 
 
 HEADER = ['model', 'task', 'option', 'jerk m/s³', 'gen. hands', 'given hand',
-          'wrist step max / p99 mm', 'penetrating frames', 'contacts agree', 's/clip',
+          'wrist step max / p99 mm', 'penetrating frames', 'contacts agree',
+          'finger actions', 's/clip',
           'targets met']
 
 
@@ -316,7 +337,7 @@ def text_table(report: dict[str, Any]) -> str:
 
 
 COMPARED = (('jerk', '.0f'), ('wrist_step_max_mm', '.1f'), ('penetrating_frames', '.3f'),
-            ('contact_agreement', '.2f'), ('seconds_per_clip_p50', '.2f'))
+            ('contact_agreement', '.2f'), ('actions_done', 'd'), ('seconds_per_clip_p50', '.2f'))
 
 
 def compare(report: dict[str, Any], before: dict[str, Any]) -> str:
