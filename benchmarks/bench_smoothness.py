@@ -68,8 +68,12 @@ JERK_TARGET_FACTOR = 2.0
 # 'default' is what Generator.generate does without options; the AR model has no denoising
 # steps, so for it the x0 settings do nothing.
 def _smoothing(cutoff_hz: float = 4.0, *, bound: bool = True, x0_steps: int | None = 0,
-               final: bool = True) -> dict[str, Any]:
-    return {'smoothing': SmoothingConfig(cutoff_hz, 0.01 if bound else None, x0_steps, final)}
+               final: bool = True, fingers_hz: float | None = None) -> dict[str, Any]:
+    """Smoothing at ``cutoff_hz`` (the finger joints too unless ``fingers_hz``), the wrists
+    bounded to 1 cm per frame or not, x0 smoothed in the last ``x0_steps`` DDIM steps."""
+    return {'smoothing': SmoothingConfig(cutoff_hz=cutoff_hz, finger_cutoff_hz=fingers_hz,
+                                         max_wrist_step_m=0.01 if bound else None,
+                                         denoising_steps=x0_steps, final_pass=final)}
 
 
 VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -87,6 +91,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     'x0-last10+final-4hz-bound': (('diffusion',), _smoothing(4.0, x0_steps=10)),
     'x0-all+final-4hz-bound': (('diffusion',), _smoothing(4.0, x0_steps=None)),
     'x0-all+final-3hz-bound': (('diffusion',), _smoothing(3.0, x0_steps=None)),
+    'final-4hz-bound-fingers-6hz': (MODELS, _smoothing(4.0, fingers_hz=6.0)),
     'ddim-25+default': (('diffusion',), {'steps': 25}),
 }
 

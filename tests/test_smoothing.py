@@ -119,6 +119,14 @@ def test_the_cutoff_halves_an_oscillation_at_that_frequency() -> None:
         middle, original = smoother.smooth(wave)[200:400, 0], wave[200:400, 0]
         gain = middle @ original / (original @ original)  # no phase shift: a symmetric filter
         assert gain == pytest.approx(0.5, abs=0.01)
+    # the finger joints have their own cutoff (fingers move faster than wrists)
+    wave = np.sin(2 * np.pi * 6.0 * t + 0.3)[:, None] * np.ones(FEATURE_LAYOUT.dim)
+    smoothed = Smoother(SmoothingConfig(cutoff_hz=4.0, finger_cutoff_hz=6.0),
+                        fps=FPS).smooth_features(wave, np.zeros_like(wave, dtype=bool)).features
+    fingers = FEATURE_LAYOUT.group_mask([(s, FeatureGroup.HAND_POSE) for s in HandSide])
+    gains = smoothed[200:400].T @ wave[200:400, 0] / (wave[200:400, 0] @ wave[200:400, 0])
+    np.testing.assert_allclose(gains[fingers], 0.5, atol=0.01)
+    assert (gains[~fingers] < 0.3).all()
     zigzag = (-1.0) ** np.arange(frames)[:, None]
     weight = penalty_weight(4.0, FPS)
     assert np.abs(Smoother(fps=FPS).smooth(zigzag)[200:400]).max() == pytest.approx(
@@ -164,6 +172,10 @@ def test_bad_settings_are_clear_errors() -> None:
         Smoother(SmoothingConfig(cutoff_hz=15.0), fps=FPS)
     with pytest.raises(ConfigError, match='cutoff_hz'):
         SmoothingConfig(cutoff_hz=0.0)
+    with pytest.raises(ConfigError, match='finger_cutoff_hz'):
+        SmoothingConfig(finger_cutoff_hz=float('nan'))
+    with pytest.raises(ConfigError, match='below half the frame rate'):
+        Smoother(SmoothingConfig(finger_cutoff_hz=20.0), fps=FPS)
     with pytest.raises(ConfigError, match='max_wrist_step_m'):
         SmoothingConfig(max_wrist_step_m=-0.01)
     with pytest.raises(ConfigError, match='cutoff_hz'):  # the message lists the valid keys

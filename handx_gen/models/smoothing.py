@@ -21,8 +21,11 @@ reopens the seams), it needs no padding at the clip's ends, and a polynomial of 
 third difference, so a minimum-jerk movement (a quintic) is left nearly as it is: only its
 high-frequency part, which a quintic barely has, is penalised. Frequency response away from
 the ends and the constraints: ``1 / (1 + w (2 sin(pi f / fps))^6)``; :attr:`SmoothingConfig.
-cutoff_hz` sets ``w`` so that this is one half at ``cutoff_hz``. The period-2 zigzag (15 Hz
-at 30 fps) is attenuated by ``1 / (1 + 64 w)``.
+cutoff_hz` sets ``w`` so that this is one half at ``cutoff_hz`` (4 Hz by default), and
+:attr:`SmoothingConfig.finger_cutoff_hz` the finger joints' own (6 Hz: fingers tap and count
+faster than wrists travel, and at 4 Hz a few quick bends of the test clips fell below the
+annotation's flexion threshold). The period-2 zigzag (15 Hz at 30 fps) is attenuated by
+``1 / (1 + 64 w)``.
 
 The smoother is linear and keeps constants, so smoothing normalised features and smoothing
 raw features are the same operation. It works on the features of
@@ -84,6 +87,7 @@ class SmoothingConfig:
     """Settings of the jerk-penalised smoothing of generated clips (see the module notes)."""
 
     cutoff_hz: float = 4.0  # frequency at which the smoother halves an oscillation, Hz
+    finger_cutoff_hz: float | None = 6.0  # the same for the finger joints; None: cutoff_hz
     max_wrist_step_m: float | None = 0.01  # generated wrist's largest step per frame; None: any
     denoising_steps: int | None = 10  # diffusion: smooth x0 in the last N steps (None: all)
     final_pass: bool = True  # smooth the decoded clip's features (and bound the wrists)
@@ -99,6 +103,11 @@ class SmoothingConfig:
                 raise ConfigError(f'smoothing {name} must be a positive number, got {value!r}')
         if self.growth <= 1:
             raise ConfigError(f'smoothing growth must exceed 1, got {self.growth!r}')
+        finger = self.finger_cutoff_hz
+        if finger is not None and (isinstance(finger, bool) or not isinstance(finger, (int, float))
+                                   or not math.isfinite(finger) or finger <= 0):
+            raise ConfigError(f'smoothing finger_cutoff_hz must be a positive number or None, '
+                              f'got {finger!r}')
         step = self.max_wrist_step_m
         if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))
                                  or not math.isfinite(step) or step <= 0):
@@ -248,7 +257,12 @@ class Smoother:
                               f'{type(self.config).__name__}')
         self.fps = float(fps)
         self.weight = penalty_weight(self.config.cutoff_hz, self.fps)
+        finger = self.config.finger_cutoff_hz
+        finger_weight = self.weight if finger is None else penalty_weight(finger, self.fps)
         self.layout = layout
+        # (D,) the penalty weight of each feature column: the finger joints' own
+        fingers = layout.group_mask([(side, FeatureGroup.HAND_POSE) for side in HandSide])
+        self._column_weights = np.where(fingers, finger_weight, self.weight)
 
     def smooth(self, x: Any, given: Any | None = None) -> Any:
         """Smooth every column of ``x`` over time, keeping its given entries exactly.
@@ -303,13 +317,15 @@ class Smoother:
     def _smooth_patterns(self, x: np.ndarray, given: np.ndarray) -> np.ndarray:
         """(T, C) smoothed column by column; the columns of one given pattern in one solve."""
         out = x.copy()
-        groups: dict[bytes, list[int]] = {}
+        weights = self._column_weights if x.shape[1] == self.layout.dim \
+            else np.full(x.shape[1], self.weight)
+        groups: dict[tuple[bytes, float], list[int]] = {}
         for column, key in enumerate(np.packbits(given, axis=0).T):
-            groups.setdefault(key.tobytes(), []).append(column)
-        for columns in groups.values():
+            groups.setdefault((key.tobytes(), float(weights[column])), []).append(column)
+        for (_, weight), columns in groups.items():
             pattern = given[:, columns[0]]
             if not pattern.all():
-                out[:, columns] = smooth_columns(x[:, columns], ~pattern, self.weight)
+                out[:, columns] = smooth_columns(x[:, columns], ~pattern, weight)
         return out
 
     def smooth_features(self, features: Any, given: Any) -> SmoothingResult:
