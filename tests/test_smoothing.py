@@ -167,6 +167,17 @@ def test_steps_between_given_frames_are_not_bounded() -> None:
     assert result.max_wrist_step_m <= 0.01  # the generated hand's steps only
 
 
+@pytest.mark.parametrize('frames', [2, 3, 5])
+def test_clips_too_short_to_smooth_still_keep_the_wrist_bound(frames: int) -> None:
+    x = _features(5)[:frames]
+    right = FEATURE_LAYOUT.slice(HandSide.RIGHT, FeatureGroup.TRANSL)
+    x[:, right] = [0.2, 0.3, 1.0]
+    x[1:, right] += [0.03, 0.0, 0.0]
+    result = Smoother(fps=FPS).smooth_features(x, np.zeros_like(x, dtype=bool))
+    assert result.max_wrist_step_m <= 0.01
+    assert np.isfinite(result.features).all()
+
+
 def test_bad_settings_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match='below half the frame rate'):
         Smoother(SmoothingConfig(cutoff_hz=15.0), fps=FPS)

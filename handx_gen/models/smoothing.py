@@ -193,19 +193,21 @@ def smooth_columns(x: np.ndarray, free: np.ndarray, jerk_weights: Any,
         step_weights: Weight of each first difference, (T - 1,) or one number.
 
     Returns:
-        (T, C) float64; ``x`` itself (a copy) with fewer than 4 frames or nothing free.
+        (T, C) float64; ``x`` itself (a copy) with nothing free, or with fewer than 4
+        frames and no step weights (too short for a third difference).
     """
     x = np.asarray(x, dtype=np.float64)
     free = np.asarray(free, dtype=bool)
     num_frames = x.shape[0]
     out = x.copy()
-    if num_frames <= _ORDER or not free.any():
+    steps = np.broadcast_to(np.asarray(step_weights, np.float64), (max(num_frames - 1, 0),))
+    if not free.any() or (num_frames <= _ORDER and not steps.any()):
         return out
     bands = np.zeros((_ORDER + 1, num_frames))
     bands[_ORDER] = 1.0  # the fidelity term
-    _add_penalty(bands, _JERK, np.broadcast_to(np.asarray(jerk_weights, np.float64),
-                                               (num_frames - _ORDER,)))
-    steps = np.broadcast_to(np.asarray(step_weights, np.float64), (num_frames - 1,))
+    if num_frames > _ORDER:
+        _add_penalty(bands, _JERK, np.broadcast_to(np.asarray(jerk_weights, np.float64),
+                                                   (num_frames - _ORDER,)))
     if steps.any():
         _add_penalty(bands, _STEP, steps)
     rows = np.flatnonzero(free)
@@ -377,7 +379,7 @@ class Smoother:
             return steps, float(steps.max())
 
         steps, worst = largest(y)
-        if bound is None or worst <= bound or num_frames <= _ORDER or not uniform:
+        if bound is None or worst <= bound or not uniform:
             return y, worst, 0
         step_weights = np.zeros(num_frames - 1)
         # a step's weight reaches its neighbours, tapering to nothing over `spread` steps, so
