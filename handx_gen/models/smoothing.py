@@ -17,15 +17,15 @@ so the given parts of a clip (the observed hand of a reaction, the ends of an in
 keyframes, a wrist path) come out bit-exact, and the generated frames next to them blend into
 them instead of jumping. Why this and not a Savitzky-Golay or Butterworth filter: it is one
 linear system with the constraints inside it (a filter then pasting the given frames back
-reopens the seams), it needs no padding at the clip's ends, and a polynomial of degree 2 has no
-third difference, so a minimum-jerk movement (a quintic) is left nearly as it is: only its
-high-frequency part, which a quintic barely has, is penalised. Frequency response away from
+reopens the seams), it needs no padding at the clip's ends, and away from the ends it moves a
+smooth signal by about ``w`` times its sixth difference, which a quintic, a minimum-jerk
+movement, does not have: such a movement is left nearly as it is. Frequency response away from
 the ends and the constraints: ``1 / (1 + w (2 sin(pi f / fps))^6)``; :attr:`SmoothingConfig.
 cutoff_hz` sets ``w`` so that this is one half at ``cutoff_hz`` (4 Hz by default), and
 :attr:`SmoothingConfig.finger_cutoff_hz` the finger joints' own (6 Hz: fingers tap and count
-faster than wrists travel, and at 4 Hz a few quick bends of the test clips fell below the
-annotation's flexion threshold). The period-2 zigzag (15 Hz at 30 fps) is attenuated by
-``1 / (1 + 64 w)``.
+faster than wrists travel; at 4 Hz a stated finger bend or two more of the held-out clips
+stayed under the annotation's flexion threshold). The period-2 zigzag (15 Hz at 30 fps) is
+attenuated by ``1 / (1 + 64 w)``.
 
 The smoother is linear and keeps constants, so smoothing normalised features and smoothing
 raw features are the same operation. It works on the features of
@@ -34,10 +34,11 @@ continuous 6D form (first two matrix columns; the decoder projects any 6 numbers
 rotation), so rotations are smoothed without the wrap-around of axis-angle.
 
 Where it runs (:meth:`handx_gen.Generator.generate`, on by default, ``smoothing=False`` for
-the raw output): in the diffusion sampler, on every step's x0 prediction
-(:attr:`SmoothingConfig.denoising_steps`), so the next step denoises towards a smooth clip and
-the model fills in detail the smoother took away instead of its patch seams; then once more on
-the decoded clip's features, for both models (:attr:`SmoothingConfig.final_pass`).
+the raw output): in the diffusion sampler, on the x0 prediction of its last
+:attr:`SmoothingConfig.denoising_steps` steps (10 of 50), so the next step denoises towards a
+smooth clip and the model fills in detail the smoother took away instead of its patch seams;
+then once more on the decoded clip's features, for both models
+(:attr:`SmoothingConfig.final_pass`).
 
 Wrist speed. With :attr:`SmoothingConfig.max_wrist_step_m` set, the final pass keeps every
 step of a generated wrist between two frames within it: where the smoothed wrist still steps
