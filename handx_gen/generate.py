@@ -54,6 +54,7 @@ import torch
 from handx_gen.errors import ConfigError, ModelError, unknown_choice
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.masking import ConditionMask, MaskMode
+from handx_gen.models.smoothing import Smoother, SmoothingConfig
 from handx_gen.motion.container import BimanualMotion
 from handx_gen.motion.features import FEATURE_LAYOUT, Normalizer
 from handx_gen.rates import check_clip_size
@@ -275,6 +276,7 @@ class Generator:
         top_p: float | None = None,
         window: WindowSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
+        smoothing: SmoothingConfig | bool | None = True,
     ) -> BimanualMotion:
         """One clip for one prompt, of any length.
 
@@ -304,6 +306,12 @@ class Generator:
                 :class:`~handx_gen.windows.WindowSettings`: the model's longest clip, 1 s of
                 overlap, 4 frames of context).
             progress: Called as ``progress(windows_done, windows)`` after each window.
+            smoothing: Temporal smoothing of the generated parts, the given parts kept exactly
+                (:mod:`~handx_gen.models.smoothing`: each denoising step's x0 of the
+                diffusion model, then the decoded clip's features, with the generated wrists
+                kept within a step per frame): ``True`` (default) with the default
+                :class:`~handx_gen.models.smoothing.SmoothingConfig`, a config for other
+                settings, ``False`` or ``None`` for the models' raw output.
 
         Returns:
             The clip, with the prompt as its text and the request in ``annotation``.
@@ -318,6 +326,7 @@ class Generator:
         kind = ModelKind.parse(model)
         mode = MaskMode.parse(mode)
         _check_seed(seed)
+        smoothing = _smoothing_config(smoothing)
         loaded = self.load(kind)
         text = _check_prompt(loaded, text)
         _check_model_mode(loaded, mode)
@@ -342,7 +351,10 @@ class Generator:
         stream = self._stream(loaded, text, seed=seed, guidance=guidance, steps=steps,
                               temperature=temperature, top_k=top_k, top_p=top_p,
                               window_frames=window_frames, settings=settings,
-                              skeletons=_skeletons(given, condition.mode, condition.side))
+                              skeletons=_skeletons(given, condition.mode, condition.side),
+                              smoothing=smoothing)
+        if smoothing is not None:
+            request['smoothing'] = smoothing.to_dict()
         mask = condition.array  # (T, D) bool
         parts = []
         for part in plan:
@@ -391,6 +403,7 @@ class Generator:
         top_p: float | None = None,
         window: WindowSettings | None = None,
         skeletons: Sequence[Any] | None = None,
+        smoothing: SmoothingConfig | bool | None = True,
     ) -> MotionStream:
         """Motion for a given motion that arrives over time, a window at a time, each window
         continuing the frames made before (:class:`~handx_gen.windows.MotionStream`): the
@@ -438,6 +451,7 @@ class Generator:
         return self._stream(
             loaded, text, seed=seed, guidance=guidance, steps=steps, temperature=temperature,
             top_k=top_k, top_p=top_p, window_frames=window_frames, settings=settings,
+            smoothing=_smoothing_config(smoothing),
             skeletons=skeletons if skeletons is not None or mode is MaskMode.TEXT else (
                 lambda given: _skeletons(given, condition.mode, condition.side)),
             frame_mask=lambda n: ConditionMask.make(
@@ -479,22 +493,32 @@ class Generator:
                 steps: int | None, temperature: float, top_k: int | None, top_p: float | None,
                 window_frames: int, settings: WindowSettings, skeletons: Any,
                 frame_mask: Callable[[int], np.ndarray] | None = None,
-                annotation: dict[str, Any] | None = None) -> MotionStream:
-        """A :class:`MotionStream` whose windows ``loaded`` samples for ``text``."""
+                annotation: dict[str, Any] | None = None,
+                smoothing: SmoothingConfig | None = None) -> MotionStream:
+        """A :class:`MotionStream` whose windows ``loaded`` samples for ``text``; each
+        window smoothed as ``smoothing`` says, its known frames (given parts and the context
+        kept from the window before) held exactly."""
         features = self._encoder(loaded).encode([text])
         normalizer = loaded.normalizer
+        smoother = None if smoothing is None else Smoother(smoothing, fps=loaded.fps)
 
         def sample(known: np.ndarray, mask: np.ndarray, index: int) -> np.ndarray:
             generator = torch.Generator().manual_seed(window_seed(seed, index))
             if loaded.kind is ModelKind.DIFFUSION:
+                denoising = smoother is not None and smoothing.denoising_steps != 0
                 x = loaded.model.sample(
                     features, len(known), mask=torch.from_numpy(mask),
                     known=torch.from_numpy(normalizer.normalize(known)).float(), steps=steps,
-                    guidance=guidance, generator=generator)[0]
+                    guidance=guidance, generator=generator,
+                    x0_smoother=smoother if denoising else None,
+                    x0_smoothing_steps=smoothing.denoising_steps if denoising else None)[0]
             else:
                 x = self._sample_ar(loaded, features, known, mask, guidance, temperature,
                                     top_k, top_p, generator)
-            return normalizer.denormalize(x.detach().cpu().double().numpy())  # (T, D)
+            raw = normalizer.denormalize(x.detach().cpu().double().numpy())  # (T, D)
+            if smoother is not None and smoothing.final_pass:
+                raw = smoother.smooth_features(np.where(mask, known, raw), mask).features
+            return raw
 
         return MotionStream(sample, loaded.fps, window_frames=window_frames,
                             settings=settings, align=loaded.downsample, frame_mask=frame_mask,
@@ -562,6 +586,17 @@ class Generator:
         with torch.no_grad():
             x = loaded.tokenizer.decode(tokens)  # (1, T', D)
         return x[0, :frames]
+
+
+def _smoothing_config(value: SmoothingConfig | bool | None) -> SmoothingConfig | None:
+    if value is True:
+        return SmoothingConfig()
+    if value is False or value is None:
+        return None
+    if isinstance(value, SmoothingConfig):
+        return value
+    raise ConfigError(f'smoothing must be true, false, None or a SmoothingConfig, got '
+                      f'{value!r}')
 
 
 def _hand_side(side: HandSide | int | str) -> HandSide:

@@ -17,6 +17,7 @@ from handx_gen.models.diffusion import (
     cosine_alphas_cumprod,
 )
 from handx_gen.models.masking import ConditionMask
+from handx_gen.models.smoothing import Smoother
 from handx_gen.models.text_encoder import TextFeatures
 from handx_gen.motion import FEATURE_LAYOUT, BimanualMotion, FeatureGroup, Normalizer
 
@@ -186,6 +187,29 @@ def test_given_parts_are_exact_under_every_mode(model, batch, index):
     if condition.mode.value != 'text':
         assert m.any()
         assert not torch.equal(out[~m], x0[~m])  # the rest is generated
+
+
+def test_x0_smoothing_keeps_the_given_parts_and_smooths_the_rest(model, batch):
+    _, _, x0 = batch
+    mask = ConditionMask.make('inbetween', T, k=3).tensor()
+    known = x0.clone()
+    known[:, ~mask] = float('nan')
+
+    def sample(**options) -> torch.Tensor:
+        return model.sample(_text(), T, mask=mask, known=known, steps=5,
+                            generator=torch.Generator().manual_seed(0), **options)
+
+    def jerk(x: torch.Tensor) -> float:
+        return float(x.diff(n=3, dim=1).abs().mean())
+
+    plain = sample()
+    smoothed = sample(x0_smoother=Smoother(fps=30.0))
+    m = mask.expand(B, T, D)
+    assert torch.equal(smoothed[m], x0[m])
+    assert jerk(smoothed) < jerk(plain) / 2
+    last = sample(x0_smoother=Smoother(fps=30.0), x0_smoothing_steps=1)
+    assert torch.equal(last[m], x0[m]) and jerk(last) < jerk(plain) / 2
+    assert torch.equal(sample(x0_smoother=Smoother(fps=30.0), x0_smoothing_steps=0), plain)
 
 
 def test_same_seed_same_sample(model):

@@ -6,7 +6,8 @@ pooled features (MiniLM in plain torch, :mod:`~handx_gen.models.minilm`; ``trans
 imported only for other encoders);
 :mod:`~handx_gen.models.diffusion` is the masked-conditioning diffusion model;
 :mod:`~handx_gen.models.fsq` the per-hand FSQ tokenizer and :mod:`~handx_gen.models.ar` the
-autoregressive model over interleaved left/right tokens.
+autoregressive model over interleaved left/right tokens; :mod:`~handx_gen.models.smoothing`
+smooths what either generates over time, the given parts kept exactly.
 """
 
 from handx_gen.lazy import lazy_exports
@@ -21,6 +22,9 @@ _EXPORTS = {
     'handx_gen.models.masking': (
         'ConditionMask', 'MaskBatch', 'MaskSamplerConfig', 'apply_condition', 'make_mask',
         'sample_masks',
+    ),
+    'handx_gen.models.smoothing': (
+        'Smoother', 'SmoothingConfig', 'SmoothingResult', 'penalty_weight', 'smooth_columns',
     ),
     'handx_gen.models.text_encoder': (
         'DEFAULT_MAX_CHARS', 'TextEncoder', 'TextEncoderConfig', 'TextEncoderKind', 'TextFeatures',
@@ -40,6 +44,9 @@ __all__ = [
     'HandTokenGPT',
     'HandTokenizer',
     'MotionDenoiser',
+    'Smoother',
+    'SmoothingConfig',
+    'SmoothingResult',
     'ConditionMask',
     'MaskBatch',
     'MaskMode',
@@ -53,6 +60,8 @@ __all__ = [
     'bundled_minilm_path',
     'frame_token_mask',
     'make_mask',
+    'penalty_weight',
     'sample_masks',
+    'smooth_columns',
     'validate_prompt',
 ]

@@ -62,6 +62,7 @@ from handx_gen.errors import ConfigError, ModelError
 from handx_gen.models.checkpoints import Checkpointable
 from handx_gen.models.geometry import KEYPOINT_DIMS, fk_keypoint_features, geometric_losses
 from handx_gen.models.masking import apply_condition
+from handx_gen.models.smoothing import Smoother
 from handx_gen.models.text_encoder import TextFeatures
 from handx_gen.motion.features import FEATURE_LAYOUT
 
@@ -537,6 +538,8 @@ class GaussianDiffusion(Checkpointable, nn.Module):
         guidance: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int | None = None,
+        x0_smoother: Smoother | None = None,
+        x0_smoothing_steps: int | None = None,
     ) -> torch.Tensor:
         """Generate normalised features by DDIM (eta = 0) with classifier-free guidance.
 
@@ -555,6 +558,11 @@ class GaussianDiffusion(Checkpointable, nn.Module):
             generator: CPU generator for the initial noise; the same seed gives the same
                 output.
             batch_size: B when ``text`` is ``None`` (default: from ``known``, else 1).
+            x0_smoother: Smooths each step's x0 prediction over time (given parts kept
+                exactly) before the next step, so the sampler denoises towards a smooth
+                clip; ``None``: no smoothing.
+            x0_smoothing_steps: With ``x0_smoother``, smooth in the last this many steps only
+                (default: every step).
 
         Returns:
             (B, T, D) normalised features whose given parts equal ``known`` exactly.
@@ -625,6 +633,8 @@ class GaussianDiffusion(Checkpointable, nn.Module):
         try:
             x = torch.randn(shape, generator=generator).to(device)
             timesteps = self._timesteps(steps)
+            smooth_from = 0 if x0_smoothing_steps is None \
+                else len(timesteps) - max(0, int(x0_smoothing_steps))
             for i, step in enumerate(timesteps):
                 t = torch.full((batch,), step, dtype=torch.long, device=device)
                 if guided:
@@ -634,6 +644,8 @@ class GaussianDiffusion(Checkpointable, nn.Module):
                     x0 = uncond + guidance * (cond - uncond)
                 else:
                     x0 = self.model(x, t, known_in, mask_in, memory, padding, pooled_vec)
+                if x0_smoother is not None and i >= smooth_from:
+                    x0 = x0_smoother.smooth(apply_condition(mask, known, x0), mask)
                 if consistent:
                     x0 = self.fk_consistent(x0)
                 x0 = apply_condition(mask, known, x0)  # inpainting: given parts fixed
