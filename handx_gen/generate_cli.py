@@ -81,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='AR sampling temperature (default 1; 0 = greedy)')
     parser.add_argument('--top-k', type=int, help='AR top-k sampling')
     parser.add_argument('--top-p', type=float, help='AR nucleus sampling')
+    parser.add_argument('--no-smoothing', action='store_true',
+                        help="the models' raw output: no temporal smoothing of the generated "
+                             'parts (default: smoothed, generated wrists within 1 cm per frame, '
+                             'given parts exact)')
     parser.add_argument('--checkpoint', type=Path,
                         help='checkpoint of --model (default: the shipped small one)')
     parser.add_argument('--text-encoder', type=Path, metavar='DIR',
@@ -236,7 +240,7 @@ def _generate(args: argparse.Namespace) -> int:
         model=args.model, mode=args.mode, given=given, seconds=args.seconds, side=args.side,
         k=args.k, frames=_frames(args.keyframes), include_orient=args.with_orient,
         guidance=args.guidance, steps=args.steps, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p)
+        top_k=args.top_k, top_p=args.top_p, smoothing=not args.no_smoothing)
     windows = len(generator.plan(args.model, mode=args.mode, given=given,
                                  seconds=args.seconds))
     progress = None

@@ -313,6 +313,13 @@ def test_cli_writes_clips_and_reports_errors(checkpoints: dict[str, Path], tmp_p
     assert code == 0
     clip = BimanualMotion.load(out)
     assert clip.num_frames == 30 and clip.texts == (PROMPT,)
+    assert 'smoothing' in clip.annotation['generated']
+    raw = tmp_path / 'raw.npz'
+    assert cli.main(['generate', PROMPT, '--checkpoint', str(checkpoints['diffusion']),
+                     '--seconds', '1', '--seed', '2', '--no-smoothing', '--out', str(raw)]) == 0
+    unsmoothed = BimanualMotion.load(raw)
+    assert 'smoothing' not in unsmoothed.annotation['generated']
+    assert not np.allclose(unsmoothed.keypoints, clip.keypoints)
     reaction = tmp_path / 'reaction.npz'
     given = tmp_path / 'given.npz'
     _motion(4).save(given)
