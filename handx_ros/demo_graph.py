@@ -298,6 +298,21 @@ class GraphClient:
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
         self._spin.start()
 
+    # The links between the nodes: topic -> (publishing node, subscribing node).
+    LINKS = {'/handx/motion': ('handx_generation', 'handx_retargeting'),
+             '/handx/robot_trajectory': ('handx_retargeting', 'handx_sim')}
+
+    def wired(self) -> bool:
+        """Whether this client sees every link between the nodes (each topic's publishing
+        and subscribing node): a clip published before discovery has matched the two ends is
+        lost, so a caller waits for this before sending the first prompt."""
+        for topic, (source, sink) in self.LINKS.items():
+            publishers = {info.node_name for info in self.node.get_publishers_info_by_topic(topic)}
+            readers = {info.node_name for info in self.node.get_subscriptions_info_by_topic(topic)}
+            if source not in publishers or sink not in readers:
+                return False
+        return True
+
     def now_s(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
@@ -353,7 +368,7 @@ def _drive(client: GraphClient, nodes: NodeProcesses, config: DemoGraphConfig, p
     names = [f'/{spec.name}' for spec in DEMO_NODES]
     _wait(progress, nodes, 'every node to come up (' + ', '.join(names) + ')',
           lambda: all(name in client.diagnostics for name in names)
-          and client.text.get_subscription_count() > 0, config.timeout_s)
+          and client.text.get_subscription_count() > 0 and client.wired(), config.timeout_s)
     report['startup_s'] = time.monotonic() - nodes.started_s
     progress.done(f'nodes up after {report["startup_s"]:.1f} s')
 

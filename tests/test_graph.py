@@ -36,7 +36,8 @@ def graph(tmp_path_factory):
     client = GraphClient(ROBOT)
     try:
         wait(lambda: all(f'/{s.name}' in client.diagnostics for s in DEMO_NODES)
-             and client.text.get_subscription_count() > 0, 180.0, nodes, 'the nodes')
+             and client.text.get_subscription_count() > 0 and client.wired(), 180.0, nodes,
+             'the nodes')
         yield nodes, client
     finally:
         codes = nodes.stop()
