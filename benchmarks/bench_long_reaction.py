@@ -37,23 +37,12 @@ from common import machine, save_report  # noqa: E402
 
 from handx_gen import Generator  # noqa: E402
 from handx_gen.data.synthetic import SynthConfig, clip_seeds, synthesize_clip  # noqa: E402
+from handx_gen.eval.metrics import palm_frame_tips  # noqa: E402
 from handx_gen.hand.topology import HandSide  # noqa: E402
 from handx_gen.windows import WindowSettings  # noqa: E402
 
 PROMPT = 'The {other} hand mirrors the {given} hand.'
 STILL_M = 5e-4
-
-
-def palm_frame_tips(keypoints: np.ndarray) -> np.ndarray:
-    """(T, 5, 3) fingertips in the palm's frame (wrist to middle base, index to little base)."""
-    kp = keypoints.astype(np.float64)
-    x = kp[:, 9] - kp[:, 0]
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    y = kp[:, 5] - kp[:, 17]
-    y -= (y * x).sum(-1, keepdims=True) * x
-    y /= np.linalg.norm(y, axis=-1, keepdims=True)
-    rotation = np.stack([x, y, np.cross(x, y)], axis=-1)
-    return np.einsum('tji,tkj->tki', rotation, kp[:, [4, 8, 12, 16, 20]] - kp[:, :1])
 
 
 def hand_motion(keypoints: np.ndarray) -> dict:

@@ -24,6 +24,7 @@ from handx_gen.eval.metrics import (
     matching_distance,
     mean_ci,
     multimodality,
+    palm_frame_tips,
     plausibility,
     r_precision,
 )
@@ -227,3 +228,21 @@ def test_plausibility_of_a_still_rigid_clip_and_a_jittery_bent_one() -> None:
     assert bad.limit_violation_deg > 5.0
     assert bad.jitter_m_s3 > 100.0  # 2 mm noise at 30 fps
     assert bad.bone_length_cv > 0.01
+
+
+def test_palm_frame_tips_ignore_the_wrist_and_see_the_fingers():
+    from handx_gen.hand.kinematics import forward_kinematics
+    from handx_gen.hand.rotations import axis_angle_to_matrix
+    from handx_gen.hand.skeleton import default_skeleton
+    from handx_gen.hand.topology import HandSide
+
+    rng = np.random.default_rng(0)
+    skeleton = default_skeleton(HandSide.RIGHT)
+    pose = rng.normal(scale=0.2, size=(4, 15, 3))
+    kp = np.asarray(forward_kinematics(np.zeros((4, 3)), pose, np.zeros((4, 3)), skeleton))
+    R = axis_angle_to_matrix(rng.normal(size=(4, 3)))  # a different wrist pose per frame
+    moved = np.einsum('tij,tkj->tki', R, kp) + rng.normal(size=(4, 1, 3))
+    np.testing.assert_allclose(palm_frame_tips(moved), palm_frame_tips(kp), atol=1e-9)
+    assert np.ptp(palm_frame_tips(kp), axis=0).max() > 0.005  # the fingers moved
+    with pytest.raises(EvalError, match='21, 3'):
+        palm_frame_tips(np.zeros((4, 20, 3)))

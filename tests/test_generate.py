@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from handx_gen.errors import ConfigError, ModelError
+from handx_gen.eval.metrics import palm_frame_tips
 from handx_gen.generate import DEFAULT_WEIGHTS, Generator, ModelKind, default_checkpoint
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.ar import ARConfig, HandTokenGPT
@@ -517,18 +518,6 @@ def test_shipped_models_generate_a_four_second_clip(model: str) -> None:
     assert 0.05 < span.max() < 1.5
 
 
-def _palm_frame_tips(keypoints: np.ndarray) -> np.ndarray:
-    """(T, 5, 3) fingertips in the palm's frame (wrist to middle base, index to little base)."""
-    kp = keypoints.astype(np.float64)
-    x = kp[:, 9] - kp[:, 0]
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    y = kp[:, 5] - kp[:, 17]
-    y -= (y * x).sum(-1, keepdims=True) * x
-    y /= np.linalg.norm(y, axis=-1, keepdims=True)
-    rotation = np.stack([x, y, np.cross(x, y)], axis=-1)  # (T, 3, 3) palm axes as columns
-    return np.einsum('tji,tkj->tki', rotation, kp[:, [4, 8, 12, 16, 20]] - kp[:, :1])
-
-
 @pytest.mark.parametrize('model', ['diffusion', 'ar'])
 def test_shipped_models_join_windows_and_keep_the_reacting_hand_moving(model: str) -> None:
     """A 20 s take, the left hand given: the windows join without a jump and the right hand
@@ -549,5 +538,5 @@ def test_shipped_models_join_windows_and_keep_the_reacting_hand_moving(model: st
     steps = np.linalg.norm(np.diff(out.keypoints[:, 1, 0].astype(np.float64), axis=0), axis=-1)
     inside = np.delete(steps, seams)
     assert steps[seams].max() <= max(1.5 * inside.max(), 0.01), (steps[seams], inside.max())
-    tips = _palm_frame_tips(out.keypoints[:, 1])
+    tips = palm_frame_tips(out.keypoints[:, 1])
     assert np.linalg.norm(tips - tips.mean(axis=0), axis=-1).mean() > 0.01

@@ -48,6 +48,7 @@ __all__ = [
     'matching_distance',
     'mean_ci',
     'multimodality',
+    'palm_frame_tips',
     'plausibility',
     'r_precision',
 ]
@@ -326,6 +327,22 @@ def interpenetration(keypoints: Any, hand_length_m: float | None = None,
     depth = inter_hand_penetration(*surfaces)  # (T,)
     deep = depth > tolerance_m
     return (float(depth[deep].mean()) if deep.any() else 0.0, float(deep.mean()))
+
+
+def palm_frame_tips(keypoints: Any) -> np.ndarray:
+    """(T, 5, 3) fingertips of one hand's (T, 21, 3) keypoints in the palm's frame (x: wrist
+    to middle base, y: little base to index base, made orthogonal; origin at the wrist): the
+    fingers' own motion, whatever the wrist does."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != 3 or kp.shape[1:] != (21, 3):
+        raise EvalError(f'keypoints must be (T, 21, 3), got {kp.shape}')
+    x = kp[:, 9] - kp[:, 0]
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    y = kp[:, 5] - kp[:, 17]
+    y -= (y * x).sum(-1, keepdims=True) * x
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    rotation = np.stack([x, y, np.cross(x, y)], axis=-1)  # (T, 3, 3) palm axes as columns
+    return np.einsum('tji,tkj->tki', rotation, kp[:, [4, 8, 12, 16, 20]] - kp[:, :1])
 
 
 # ============================================================================ articulation
