@@ -25,8 +25,11 @@ import re
 from collections.abc import Sequence
 
 from handx_gen.annotate.describe import (
+    _FINGER_WORD,
+    _SIDE_WORD,
     NUMBER_WORDS,
     _bin_at,
+    _join,
     _moves,
     _pointedness,
     _Rng,
@@ -47,9 +50,6 @@ from handx_gen.hand.topology import Finger, HandSide
 
 __all__ = ['label_request', 'request_text']
 
-_SIDE = {HandSide.LEFT: 'left', HandSide.RIGHT: 'right'}
-_NAME = {Finger.THUMB: 'thumb', Finger.INDEX: 'index', Finger.MIDDLE: 'middle',
-         Finger.RING: 'ring', Finger.LITTLE: 'little'}
 _LONG = (Finger.INDEX, Finger.MIDDLE, Finger.RING, Finger.LITTLE)
 
 
@@ -62,27 +62,21 @@ def _count(n: int, rng: _Rng) -> str:
     return rng.pick(options)
 
 
-def _join(words: Sequence[str]) -> str:
-    if len(words) <= 1:
-        return ''.join(words)
-    return f"{', '.join(words[:-1])} and {words[-1]}"
-
-
 def _fingers(fingers: Sequence[Finger], side: HandSide | None, rng: _Rng) -> str:
     """'your right index and middle fingers', 'your left thumb', 'all your fingers', 'the
     fingers of both hands'."""
     fingers = sorted(set(fingers))
-    whose = 'your' if side is None else f'your {_SIDE[side]}'
+    whose = 'your' if side is None else f'your {_SIDE_WORD[side]}'
     if len(fingers) == 5:
         core = 'fingers'
         if side is None:
             return rng.pick(('all your fingers', 'the fingers of both hands'))
-        return rng.pick((f'all the fingers of your {_SIDE[side]} hand',
-                         f'your {_SIDE[side]} hand'))
+        return rng.pick((f'all the fingers of your {_SIDE_WORD[side]} hand',
+                         f'your {_SIDE_WORD[side]} hand'))
     if len(fingers) == 4 and Finger.THUMB not in fingers:
         core = 'four fingers'
     else:
-        names = [_NAME[f] for f in fingers]
+        names = [_FINGER_WORD[f] for f in fingers]
         others = [f for f in fingers if f != Finger.THUMB]
         if not others:
             core = 'thumbs' if side is None else 'thumb'
@@ -97,7 +91,7 @@ def _fingers(fingers: Sequence[Finger], side: HandSide | None, rng: _Rng) -> str
 
 def _part(ref: PartRef, rng: _Rng, *, side: bool = True) -> str:
     """'your left palm', 'your right index finger', 'the back of your left hand'."""
-    sw = f'{_SIDE[ref.side]} ' if side else ''
+    sw = f'{_SIDE_WORD[ref.side]} ' if side else ''
     part = ref.part
     if part == HandPart.PALM:
         return rng.pick((f'your {sw}palm', f'your {sw}hand', f'the palm of your {sw}hand'))
@@ -105,7 +99,7 @@ def _part(ref: PartRef, rng: _Rng, *, side: bool = True) -> str:
         return f'the back of your {sw}hand'
     finger = part.finger
     assert finger is not None
-    name = _NAME[finger]
+    name = _FINGER_WORD[finger]
     if finger == Finger.THUMB:
         return rng.pick((f'your {sw}thumb', f'your {sw}thumb tip')) if part.is_tip \
             else f'your {sw}thumb'
@@ -155,7 +149,7 @@ class _Requests:
                                  'put the fingertips of both hands together',
                                  'press your fingertips against each other'))
             else:
-                names = _join([_NAME[f] for f in tips])
+                names = _join([_FINGER_WORD[f] for f in tips])
                 text = rng.pick((f'touch the tips of your {names} fingers together',
                                  f'press your {names} fingertips together'))
             steps.append(_Step(min(e.start for e in events), text))
@@ -234,8 +228,8 @@ class _Requests:
             finger = other.part.finger
             if finger is None:
                 continue
-            name = _NAME[finger]
-            sw = _SIDE[a.side]
+            name = _FINGER_WORD[finger]
+            sw = _SIDE_WORD[a.side]
             c = f' {_count(len(events), rng)}' if len(events) >= 2 else ''
             steps.append(_Step(min(e.start for e in events), rng.pick((
                 f'pinch your {sw} thumb and {name} finger together{c}',
@@ -289,7 +283,7 @@ class _Requests:
                 steps += self._finger_moves(side)
                 continue
             kind, start = shapes[side]
-            sw = _SIDE[side]
+            sw = _SIDE_WORD[side]
             if kind == 'fist':
                 text = rng.pick((f'make a fist with your {sw} hand',
                                  f'close your {sw} hand into a fist',
@@ -370,7 +364,7 @@ class _Requests:
             for rep in hand.repetitions:
                 if rep.source != RepetitionSource.WRIST:
                     continue
-                sw = _SIDE[hand.side]
+                sw = _SIDE_WORD[hand.side]
                 c = _count(rep.count, rng) if rep.count >= 2 else 'once'
                 steps.append(_Step(rep.start, rng.pick((
                     f'wave your {sw} hand {c}', f'wave with your {sw} hand',
@@ -380,7 +374,7 @@ class _Requests:
 
     def fallback(self) -> _Step:
         if len(self.w.sides) == 1:  # one hand in the clip
-            sw = _SIDE[self.w.sides[0]]
+            sw = _SIDE_WORD[self.w.sides[0]]
             still = self.f.coordination == Coordination.STILL
             return _Step(0, self.rng.pick((f'keep your {sw} hand still', f'hold your {sw} hand '
                                            'still') if still else (f'move your {sw} hand',
