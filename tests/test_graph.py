@@ -111,6 +111,11 @@ def test_prompt_reaches_the_robot_as_safe_commands(graph):
     vmax = build_retargeter(ROBOT).joint_velocity_limits().max()  # the safety filter's bound
     assert np.all(step <= ticks * vmax / RATE_HZ + 1e-9)
     assert np.median(step) <= vmax / RATE_HZ + 1e-9
+    # Nothing was published into the void on the way (a clip sent before discovery matched
+    # its consumer is lost: the nodes count it).
+    time.sleep(1.5)  # a fresh /diagnostics round
+    assert counter(client, 'handx_generation', 'clips_unheard') == 0
+    assert counter(client, 'handx_retargeting', 'unheard') == 0
 
 
 def test_hostile_messages_leave_every_node_alive_and_counted(graph):

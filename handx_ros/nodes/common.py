@@ -35,7 +35,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from handx_gen.errors import HandxError, MessageError
 
-__all__ = ['DIAGNOSTICS_TOPIC', 'Rejections', 'counters_from_diagnostics', 'run_node']
+__all__ = ['DIAGNOSTICS_TOPIC', 'Rejections', 'Unheard', 'counters_from_diagnostics', 'run_node']
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -131,6 +131,54 @@ class Rejections:
         message.header.stamp = self._node.get_clock().now().to_msg()
         message.status = [status]
         self._publisher.publish(message)
+
+
+class Unheard:
+    """Publishes on a reliable topic and counts what no subscriber was there to receive.
+
+    A volatile publisher hands a message only to the subscriptions matched at that moment:
+    one published before discovery has matched the consumer (a node just started, or not
+    running at all) is gone without a trace. :meth:`publish` still publishes, and when no
+    subscription was matched it counts the message (``count``, reported by the node on
+    ``/diagnostics``) and logs a warning naming the topic, at most once per ``throttle_s``.
+    The topics stay volatile on purpose: a latched clip would be replayed to a consumer
+    that restarts, and a robot must not repeat an old motion because a node came back.
+
+    Args:
+        node: The publishing node (its logger and clock are used).
+        publisher: The publisher to watch.
+        consumer: Who should be listening, for the warning (``'the retargeting node'``).
+        throttle_s: At most one warning in this period.
+    """
+
+    def __init__(self, node: Node, publisher: Any, consumer: str,
+                 throttle_s: float = 2.0) -> None:
+        self._node = node
+        self._publisher = publisher
+        self._consumer = consumer
+        self._throttle_s = throttle_s
+        self._lock = threading.Lock()
+        self._last_log_s: float | None = None
+        self.count = 0
+
+    def publish(self, message: Any) -> bool:
+        """Publish ``message``; False (counted, warned) when no subscription was matched."""
+        heard = self._publisher.get_subscription_count() > 0
+        self._publisher.publish(message)
+        if heard:
+            return True
+        now = self._node.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            self.count += 1
+            count = self.count
+            log = self._last_log_s is None or now - self._last_log_s >= self._throttle_s
+            if log:
+                self._last_log_s = now
+        if log:
+            self._node.get_logger().warning(
+                f'published on {self._publisher.topic_name} with no subscriber matched '
+                f'({count} so far): the message is lost; is {self._consumer} running?')
+        return False
 
 
 def counters_from_diagnostics(message: DiagnosticArray) -> dict[str, dict[str, str]]:

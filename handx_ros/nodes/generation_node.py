@@ -53,7 +53,8 @@ Topics (DESIGN.md):
   ``prompts_rejected``,
   ``prompts_failed``, ``reactions_done``, ``reactions_failed``, ``reactions_skipped``,
   ``last_generation_s``, ``last_reaction_latency_s``, ``queue_length``, ``reaction_sessions``,
-  ``reaction_frames_buffered``, ``teleop_frames_ignored``.
+  ``reaction_frames_buffered``, ``teleop_frames_ignored``, ``clips_unheard`` (clips published
+  while no subscriber of ``/handx/motion`` was matched: lost, and warned about).
 
 The models load (and run once, to warm up) when the node starts, before it spins: prompts
 that arrive meanwhile wait in the subscription's queue. A bad checkpoint or parameter stops the
@@ -93,7 +94,7 @@ from handx_gen.models.masking import MaskMode
 from handx_gen.motion import BimanualMotion
 from handx_gen.rates import MAX_FPS
 from handx_ros import conversions
-from handx_ros.nodes.common import Rejections, run_node
+from handx_ros.nodes.common import Rejections, Unheard, run_node
 from handx_ros.nodes.parameters import declare_parameters
 from handx_ros.nodes.wire import deserialize
 
@@ -230,8 +231,9 @@ class GenerationNode(Node):
 
         self.rejections = Rejections(self, extra=self._counters)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self._motion_publisher = self.create_publisher(MultiDOFJointTrajectory, MOTION_TOPIC,
-                                                       reliable)
+        self._motion_publisher = Unheard(
+            self, self.create_publisher(MultiDOFJointTrajectory, MOTION_TOPIC, reliable),
+            'the retargeting node')
         self._marker_publisher = self.create_publisher(MarkerArray, MARKERS_TOPIC, reliable)
         # Subscribed before the models load: prompts sent meanwhile wait in the reader's
         # queue until the node spins. Separate groups: checking a huge observed message never
@@ -600,6 +602,7 @@ class GenerationNode(Node):
                 'reaction_sessions': self.reaction_sessions,
                 'reaction_frames_buffered': 0 if session is None else len(session.stamps_s),
                 'teleop_frames_ignored': self.teleop_frames_ignored,
+                'clips_unheard': self._motion_publisher.count,
             }
 
     def close(self, timeout_s: float = 30.0) -> bool:

@@ -15,7 +15,8 @@ Topics (DESIGN.md):
   robot's controller joint names, then the floating wrists as virtual joints (pairs).
 * out ``/diagnostics``: rejections and ``clips_retargeted``, ``teleop_frames``,
   ``teleop_lagging_frames`` (live targets that lag their frame at the velocity limits),
-  ``last_retarget_s``, ``queue_length``.
+  ``last_retarget_s``, ``queue_length``, ``unheard`` (trajectories and live targets published
+  while no subscriber of ``/handx/robot_trajectory`` was matched: lost, and warned about).
 
 Every message is checked by :mod:`handx_ros.conversions`; a bad one (bytes that do not
 deserialize, truncated or random, included) is rejected and counted, and the node carries on:
@@ -68,7 +69,7 @@ from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 from handx_gen.errors import ConfigError, HandxError, MessageError
 from handx_gen.hand.topology import HandSide
 from handx_ros import conversions
-from handx_ros.nodes.common import Rejections, run_node
+from handx_ros.nodes.common import Rejections, Unheard, run_node
 from handx_ros.nodes.parameters import declare_parameters
 from handx_ros.nodes.wire import deserialize, sequence_length
 from handx_ros.nodes.worker import QueueWorker
@@ -161,7 +162,9 @@ class RetargetingNode(Node):
         self._last_teleop_stamp_s = float('-inf')
         self.rejections = Rejections(self, extra=self._counters)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self._publisher = self.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, reliable)
+        self._publisher = Unheard(
+            self, self.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, reliable),
+            'the sim node')
         self._worker: QueueWorker[bytes] = QueueWorker(
             'handx_retarget_clips', self._retarget_clip, self._clip_failed,
             params['queue_size'])
@@ -284,6 +287,7 @@ class RetargetingNode(Node):
                     'teleop_frames': self.teleop_frames,
                     'teleop_lagging_frames': self.teleop_lagging_frames,
                     'last_retarget_s': self.last_retarget_s,
+                    'unheard': self._publisher.count,
                     'queue_length': self._worker.pending + int(self._worker.busy)}
 
     def close(self) -> None:
