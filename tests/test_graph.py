@@ -328,3 +328,32 @@ def test_demo_report_says_whether_the_robot_hands_touched():
     apart = _touch_line({'robot_contact_events': '0', 'min_inter_hand_distance_m': '0.02'})
     assert 'never touch, closest 20.0 mm' in apart
     assert 'no contact summary' in _touch_line({})
+
+
+@pytest.mark.parametrize('rate_hz, problems, warnings', [(200.0, 0, 0), (172.0, 0, 1),
+                                                          (80.0, 1, 0)])
+def test_demo_recording_check_warns_on_a_slow_stream_and_fails_a_broken_one(
+        monkeypatch, tmp_path, rate_hz, problems, warnings):
+    from sensor_msgs.msg import JointState
+
+    import handx_ros.recorder
+    from handx_ros import conversions as cv
+    from handx_ros.demo_graph import DemoGraphConfig, _check_recording
+
+    names, _, _ = robot_limits()
+
+    def command(i: int) -> JointState:
+        message = JointState(name=names, position=[0.0] * len(names))
+        message.header.stamp = cv.stamp_from_s(100.0 + i / rate_hz)
+        return message
+
+    report = cv.sim_report_msg(robot=ROBOT, passed=True, reasons=[], summary={},
+                               stamp_s=101.0, motion_stamp_s=99.5)
+    topics = {'/handx/joint_commands': [(0.0, command(i)) for i in range(400)],
+              '/handx/sim_report': [(0.0, report)]}
+    monkeypatch.setattr(handx_ros.recorder, 'read_mcap', lambda path: topics)
+    checked = _check_recording(tmp_path, DemoGraphConfig(robot=ROBOT, rate_hz=200.0),
+                               {'text': {'motion_stamp_s': 99.5, 'gate': {'passed': True}}})
+    assert checked['joint_commands_rate_hz'] == pytest.approx(rate_hz)
+    assert (len(checked['problems']), len(checked['warnings'])) == (problems, warnings)
+    assert all('Hz' in line for line in checked['problems'] + checked['warnings'])
