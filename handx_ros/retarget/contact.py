@@ -264,6 +264,7 @@ class ContactKeeper:
         self._relative = np.zeros(3)
         self._between: np.ndarray | None = None
         self._last: tuple[list[np.ndarray], list[pin.SE3]] | None = None
+        self._crossed = False
 
     def finger_clearance(self, side: int, human_palm_m: float) -> ExtraResiduals | None:
         """The finger clearance of hand ``side`` (0 left, 1 right) for this frame, as extra
@@ -273,9 +274,13 @@ class ContactKeeper:
 
         The other hand is held where the last :meth:`correct` left it (its joints, and its
         base link shifted): this frame's is not known before the hands are solved, and two
-        hands pressed together move little between frames."""
+        hands pressed together move little between frames. Nor where the last frame's hands
+        were left crossed (links deeper than ``crossed_slack_m`` past the target: a palm that
+        cannot turn to face the other, fingers through the other hand): no finger moved
+        aside lets such hands meet palm to palm, and pushing fingers only changes which
+        links cross, from frame to frame."""
         weight = self.targets.palm_weight(float(human_palm_m))
-        if weight <= 0.0 or self._last is None:
+        if weight <= 0.0 or self._last is None or self._crossed:
             return None
         qpos, T_world_base = self._last
         other = 1 - side
@@ -326,6 +331,7 @@ class ContactKeeper:
         if hands is None or float(_gaps(hands, free).min()) > beyond:  # no link near
             self._relative = free
             self._remember(qpos, T_world_base, free)
+            self._crossed = False
             return ContactCorrection(np.stack([-0.5 * free, 0.5 * free]), float(human_m),
                                      target, math.inf, math.inf)
         relative = free  # the right wrist's shift from the left's
@@ -358,6 +364,7 @@ class ContactKeeper:
             closest = float(d.min()) if d.size else max(closest, target)
         self._relative = relative
         self._remember(qpos, T_world_base, relative)
+        self._crossed = closest < target - targets.crossed_slack_m
         shift = np.stack([-0.5 * relative, 0.5 * relative])
         return ContactCorrection(shift_m=shift, human_m=float(human_m), target_m=target,
                                  before_m=before, after_m=closest)
