@@ -166,7 +166,7 @@ def test_a_humanoid_clap_touches_from_where_the_arms_put_the_hands(clap, robot):
 def palm_press():
     load_primitives()
     config = SynthConfig(clip_duration_s=(2.0, 2.5), primitives_per_clip=(1, 1))
-    return synthesize_clip(config, 0, 0, motion_types=['press_palms']).motion
+    return synthesize_clip(config, 0, 0, motion_types=['rub_palms']).motion
 
 
 def test_finger_clearance_fades_in_as_the_human_palms_approach():
@@ -189,9 +189,9 @@ def test_human_palm_distance_is_the_palm_parts_surface_distance(palm_press):
     exact = part_distance(surfaces[0], HandPart.PALM, surfaces[1], HandPart.PALM).distance
     assert human_palm_distance(kp) == pytest.approx(exact, abs=1e-12)
     within = human_palm_distance(kp, within=0.02)
-    near = human_hand_distance(kp) <= 0.02
-    assert within[near] == pytest.approx(exact[near], abs=1e-12)
-    assert np.all(np.isinf(within[~near])) and (~near).any()
+    known = np.isfinite(within)
+    assert within[known] == pytest.approx(exact[known], abs=1e-12)
+    assert np.all(exact[~known] > 0.02) and (~known).any()
     # The palms of a palm press touch; never closer than the hands as a whole.
     assert exact.min() <= ContactTargets().human_touch_m
     assert np.all(exact >= human_hand_distance(kp) - 1e-12)
@@ -218,56 +218,3 @@ def test_only_the_links_the_joints_move_are_kept_clear():
     assert r_every.size > r_moving.size > 0
     assert A_moving.shape == (r_moving.size, left.chain.nu)
     assert np.all(np.abs(A_moving).sum(axis=1) > 0.0)  # each row moves with the joints
-
-
-@pytest.mark.parametrize('robot', ['g1_hands', 'gr1'])
-def test_palms_meet_palm_to_palm_with_the_thumbs_out_of_the_way(palm_press, robot):
-    """Where the human palms touch, the links the robot hand's joints move (a thumb standing
-    out of the palm) are kept clear of the other hand, and the hands still touch."""
-    import dataclasses
-
-    from handx_ros.retarget.contact import _Hand
-
-    kp = np.asarray(palm_press.keypoints, dtype=np.float64)
-    palms = human_palm_distance(kp)
-    pressed = palms <= ContactTargets().human_touch_m
-    assert pressed.sum() >= 10
-    out = {}
-    for weight in (0.0, ContactTargets().finger_clearance_weight):
-        retargeter = build_retargeter(robot, fps=palm_press.fps)
-        keeper = retargeter.contact
-        keeper.targets = dataclasses.replace(keeper.targets, finger_clearance_weight=weight)
-        trajectory = retargeter.retarget_motion(palm_press)
-        names = list(trajectory.joint_names)
-        fingers, whole = [], []
-        columns = {n: names.index(retargeter.spec.controller_names.get(n, n))
-                   for arm, hand in zip(retargeter.arms, retargeter.hands, strict=True)
-                   for n in (*arm.chain.joint_names, *hand.joint_names)}
-        for row in trajectory.qpos[pressed]:
-            def joints(chain_names, row=row, columns=columns):
-                return np.array([row[columns[n]] for n in chain_names])
-
-            hands = []
-            for arm, hand, model in zip(retargeter.arms, retargeter.hands, keeper.models,
-                                        strict=True):
-                chain = arm.chain
-                pin.framesForwardKinematics(chain.model, chain.data,
-                                            chain.full_q(joints(chain.joint_names)))
-                base = chain.data.oMf[chain.model.getFrameId(hand.chain.reference_frame)]
-                hands.append(_Hand(model, joints(hand.joint_names), base.copy()))
-            pairs = np.array([[hands[0].model.pair_distance(
-                i, hands[0].pose(i, np.zeros(3)), hands[1].model, j,
-                hands[1].pose(j, np.zeros(3)))[0] for j in range(len(hands[1].radius))]
-                for i in range(len(hands[0].radius))])  # (g_left, g_right)
-            moving = keeper.models[0].moving[:, None] | keeper.models[1].moving[None]
-            fingers.append(pairs[moving].min())
-            whole.append(pairs.min())
-        out[weight] = np.array(fingers), np.array(whole)
-    off, on = out[0.0], out[ContactTargets().finger_clearance_weight]
-    # Without the clearance a finger link is what touches the other hand.
-    assert np.median(off[0]) < 0.0
-    # With it the fingers stand clear by most of the clearance in most pressed frames ...
-    assert np.median(on[0]) > np.median(off[0]) + 0.001
-    # ... and the hands still touch, lightly.
-    assert np.median(on[1]) < 0.001
-    assert on[1].min() > -0.005
