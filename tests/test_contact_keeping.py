@@ -6,16 +6,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pinocchio as pin
 import pytest
 
 from handx_gen.annotate.features import extract_features
-from handx_gen.annotate.surface import hand_surface, inter_hand_distance, part_distance_matrix
+from handx_gen.annotate.surface import (
+    hand_surface,
+    inter_hand_distance,
+    part_distance,
+    part_distance_matrix,
+)
 from handx_gen.data.synthetic import SynthConfig, load_primitives, synthesize_clip
 from handx_gen.errors import ConfigError, RetargetError
+from handx_gen.hand.parts import HandPart
 from handx_ros.retarget import build_retargeter
 from handx_ros.retarget.bimanual import _se3
-from handx_ros.retarget.contact import ContactTargets, human_hand_distance
+from handx_ros.retarget.contact import ContactTargets, human_hand_distance, human_palm_distance
 from handx_ros.retarget.frames import wrist_poses_from_motion
+from handx_ros.retarget.spec import load_robot_spec
 
 
 @pytest.fixture(scope='module')
@@ -152,3 +160,61 @@ def test_a_humanoid_clap_touches_from_where_the_arms_put_the_hands(clap, robot):
     assert distances[False][touching].min() < -0.01  # wrists on target: hands go through
     assert distances[True][touching].min() > -0.005  # kept: a light press at most
     assert np.median(distances[True][touching]) < 0.001  # and they do touch
+
+
+@pytest.fixture(scope='module')
+def palm_press():
+    load_primitives()
+    config = SynthConfig(clip_duration_s=(2.0, 2.5), primitives_per_clip=(1, 1))
+    return synthesize_clip(config, 0, 0, motion_types=['rub_palms']).motion
+
+
+def test_finger_clearance_fades_in_as_the_human_palms_approach():
+    targets = ContactTargets()
+    assert targets.palm_weight(0.0) == pytest.approx(targets.finger_clearance_weight)
+    assert targets.palm_weight(targets.human_apart_m) == 0.0
+    assert targets.palm_weight(math.inf) == 0.0
+    weights = [targets.palm_weight(d) for d in np.linspace(-0.01, 0.03, 41)]
+    assert all(a >= b for a, b in zip(weights[:-1], weights[1:], strict=True))
+    assert 0.0 < targets.palm_weight(0.01) < targets.finger_clearance_weight
+    assert ContactTargets(finger_clearance_weight=0.0).palm_weight(0.0) == 0.0
+    for bad in ({'finger_clearance_m': -0.001}, {'finger_clearance_weight': math.inf}):
+        with pytest.raises(ConfigError):
+            ContactTargets(**bad)
+
+
+def test_human_palm_distance_is_the_palm_parts_surface_distance(palm_press):
+    kp = np.asarray(palm_press.keypoints, dtype=np.float64)
+    surfaces = [hand_surface(kp[:, s], s) for s in (0, 1)]
+    exact = part_distance(surfaces[0], HandPart.PALM, surfaces[1], HandPart.PALM).distance
+    assert human_palm_distance(kp) == pytest.approx(exact, abs=1e-12)
+    within = human_palm_distance(kp, within=0.02)
+    known = np.isfinite(within)
+    assert within[known] == pytest.approx(exact[known], abs=1e-12)
+    assert np.all(exact[~known] > 0.02) and (~known).any()
+    # The palms of a palm press touch; never closer than the hands as a whole.
+    assert exact.min() <= ContactTargets().human_touch_m
+    assert np.all(exact >= human_hand_distance(kp) - 1e-12)
+    with pytest.raises(RetargetError, match='shape'):
+        human_palm_distance(kp[:, 0])
+
+
+def test_only_the_links_the_joints_move_are_kept_clear():
+    from handx_ros.retarget.collision import HandCollisionModel
+
+    spec = load_robot_spec('g1_hands')
+    left, right = (HandCollisionModel.from_spec(spec, side) for side in ('left', 'right'))
+    base = left.chain.reference_frame
+    fixed = [link == base for link in left.link_names]
+    assert any(fixed) and not np.all(fixed)
+    assert np.array_equal(left.moving, ~np.array(fixed))
+    # The right hand laid onto the left one: every left geometry overlaps the right hand, and
+    # only the moving ones give residuals when asked for those alone.
+    u_l, u_r = left.chain.neutral(), right.chain.neutral()
+    every = left.inter_hand_residuals(right, u_r, pin.SE3.Identity(), 0.003, 100.0)
+    moving = left.inter_hand_residuals(right, u_r, pin.SE3.Identity(), 0.003, 100.0,
+                                       moving_only=True)
+    (r_every, _), (r_moving, A_moving) = every(u_l), moving(u_l)
+    assert r_every.size > r_moving.size > 0
+    assert A_moving.shape == (r_moving.size, left.chain.nu)
+    assert np.all(np.abs(A_moving).sum(axis=1) > 0.0)  # each row moves with the joints

@@ -63,6 +63,7 @@ from handx_ros.retarget.frames import (
 )
 from handx_ros.retarget.retargeter import (
     FIRST_FRAME_ITERATIONS,
+    ExtraResiduals,
     FrameResult,
     HandRetargeter,
     RetargetConfig,
@@ -218,8 +219,28 @@ class _TwoHands:
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray, *, human_distance_m: float | None = None,
-             present: np.ndarray | None = None) -> BimanualFrame:
+             human_palm_m: float | None = None, present: np.ndarray | None = None
+             ) -> BimanualFrame:
         raise NotImplementedError
+
+    def _human_distances(self, keypoints: np.ndarray, human_distance_m: float | None,
+                         human_palm_m: float | None) -> tuple[float, float]:
+        """The human hands' and palms' distances of one frame (2, 21, 3), computed where the
+        caller did not give them (contacts are kept)."""
+        assert self.contact is not None
+        if human_distance_m is None:
+            human_distance_m = float(self.contact.human_distance(keypoints))
+        if human_palm_m is None:
+            human_palm_m = float(self.contact.palm_distance(keypoints))
+        return float(human_distance_m), float(human_palm_m)
+
+    def _finger_clearance(self, present: np.ndarray, human_palm_m: float
+                          ) -> list[ExtraResiduals | None]:
+        """Each hand's finger clearance this frame (:meth:`ContactKeeper.finger_clearance`),
+        ``None`` where contacts are not kept."""
+        if self.contact is None or not present.all():
+            return [None, None]
+        return [self.contact.finger_clearance(i, human_palm_m) for i in range(2)]
 
     def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any] | None:
         """``info['reach']`` of a clip with wrist errors (T, 2); ``None``: the wrists float
@@ -297,9 +318,12 @@ class _TwoHands:
         keeper = self.contact if present.all() else None  # one hand: no contact to keep
         human = keeper.human_distance(keypoints) if keeper is not None \
             else np.full(motion.num_frames, np.inf)  # (T,) in one batch: far cheaper
+        palms = keeper.palm_distance(keypoints) if keeper is not None \
+            else np.full(motion.num_frames, np.inf)
         for t in iterator:
             frames.append(self.step(keypoints[t], R[t], p[t],
-                                    human_distance_m=float(human[t]), present=present))
+                                    human_distance_m=float(human[t]),
+                                    human_palm_m=float(palms[t]), present=present))
         qpos = np.array([f.qpos for f in frames])
         poses = None if frames[0].base_poses is None else np.array([f.base_poses
                                                                     for f in frames])
@@ -487,13 +511,15 @@ class PairRetargeter(_TwoHands):
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray, *, human_distance_m: float | None = None,
-             present: np.ndarray | None = None) -> BimanualFrame:
+             human_palm_m: float | None = None, present: np.ndarray | None = None
+             ) -> BimanualFrame:
         """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3).
 
-        ``human_distance_m``: the human hands' surface distance, when the caller computed
-        it for many frames at once (:meth:`ContactKeeper.human_distance`); else it is
-        computed here when contacts are kept. ``present``: (2,) bool, which hands are there
-        (default both); an absent hand's robot hand holds its joints
+        ``human_distance_m`` and ``human_palm_m``: the human hands' and palms' surface
+        distances, when the caller computed them for many frames at once
+        (:meth:`ContactKeeper.human_distance`, :meth:`ContactKeeper.palm_distance`); else
+        they are computed here when contacts are kept. ``present``: (2,) bool, which hands
+        are there (default both); an absent hand's robot hand holds its joints
         (:meth:`HandRetargeter.hold`), its base on the given wrist pose, and contacts are
         not kept.
 
@@ -508,19 +534,21 @@ class PairRetargeter(_TwoHands):
         for i, hand in enumerate(self.hands):
             if present[i]:
                 hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
+        if self.contact is not None and present.all():
+            human_distance_m, human_palm_m = self._human_distances(kp, human_distance_m,
+                                                                   human_palm_m)
         results = []
         if self._dex is not None:
             results = [self._dex_step(i, kp_wrist[i]) if present[i] else self._dex_hold(i)
                        for i in range(2)]
         elif self._colliders is None:
-            results = [hand.step(kp_wrist[i]) if present[i] else hand.hold()
+            clearance = self._finger_clearance(present, human_palm_m)
+            results = [hand.step(kp_wrist[i], extra=clearance[i]) if present[i] else hand.hold()
                        for i, hand in enumerate(self.hands)]
         else:
             results = self._step_avoiding(kp_wrist, poses, present)
         correction = None
         if self.contact is not None and present.all():
-            if human_distance_m is None:
-                human_distance_m = float(self.contact.human_distance(kp))
             correction = self.contact.correct([r.qpos for r in results],
                                               [_se3(pose) for pose in poses],
                                               human_distance_m, p)
@@ -826,9 +854,11 @@ class HumanoidRetargeter(_TwoHands):
 
     def step(self, keypoints: np.ndarray, R_world_wrist: np.ndarray,
              p_world_wrist: np.ndarray, *, human_distance_m: float | None = None,
-             present: np.ndarray | None = None) -> BimanualFrame:
+             human_palm_m: float | None = None, present: np.ndarray | None = None
+             ) -> BimanualFrame:
         """One frame: world keypoints (2, 21, 3) and wrist frames (2, 3, 3), (2, 3).
 
+        ``human_distance_m``, ``human_palm_m``: as for :meth:`PairRetargeter.step`.
         ``present``: (2,) bool, which hands are there (default both); an absent hand's arm
         and hand hold their joints (the neutral pose before any frame was solved), its wrist
         error is 0, and contacts are not kept."""
@@ -839,10 +869,14 @@ class HumanoidRetargeter(_TwoHands):
         for i, hand in enumerate(self.hands):
             if present[i]:
                 hand._check(kp_wrist[i], f'{HandSide(i).name.lower()} hand')
+        if self.contact is not None and present.all():
+            human_distance_m, human_palm_m = self._human_distances(kp, human_distance_m,
+                                                                   human_palm_m)
         # Hands first: their solve does not depend on the arms, and the arm IK keeps the
         # fingers, where they now are, clear of the body.
-        hand_results = [hand.step(kp_wrist[i]) if present[i] else hand.hold()
-                        for i, hand in enumerate(self.hands)]
+        clearance = self._finger_clearance(present, human_palm_m)
+        hand_results = [hand.step(kp_wrist[i], extra=clearance[i]) if present[i]
+                        else hand.hold() for i, hand in enumerate(self.hands)]
         targets = self.wrist_targets(R, p)
         arm_results = [arm.solve(target, hand.qpos) if present[i] else arm.hold()
                        for i, (arm, target, hand) in
@@ -853,8 +887,6 @@ class HumanoidRetargeter(_TwoHands):
             # millimetres and degrees, which matters between two hands), then each arm again:
             # for where it put the wrist, moved by the shift; or, when it lags its target at
             # its velocity limits, for the target moved by the shift (it goes on towards it).
-            if human_distance_m is None:
-                human_distance_m = float(self.contact.human_distance(kp))
             reached = [arm.wrist_pose(result[0]) for arm, result in
                        zip(self.arms, arm_results, strict=True)]
             correction = self.contact.correct(

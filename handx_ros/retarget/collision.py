@@ -177,6 +177,7 @@ class HandCollisionModel:
         geometry_names: (g,) names of the hand's geometries.
         link_names: (g,) the link each geometry belongs to.
         self_pairs: (p, 2) indices of the checked self-collision pairs.
+        moving: (g,) bool, the geometries the hand's driven joints move.
         excluded_pairs: ``(name, name) -> PairExclusion`` for the pairs not checked.
 
     Raises:
@@ -235,6 +236,8 @@ class HandCollisionModel:
                 idx_v, nv = self.model.joints[k].idx_v, self.model.joints[k].nv
                 supports[joint, idx_v:idx_v + nv] = 1.0
         self._support = supports[self._joints]  # (g, nv)
+        # (g,) the geometries the hand's driven joints move (not those fixed to the base).
+        self.moving = np.any(self._support @ np.abs(self._nv_to_u) > 0.0, axis=1)
         self._T_ref_world = chain.T_world_reference().inverse()
         self._request = _configure(coal.DistanceRequest())
         self._result = coal.DistanceResult()
@@ -467,10 +470,12 @@ class HandCollisionModel:
 
     def inter_hand_residuals(self, other: HandCollisionModel, u_other: np.ndarray,
                              T_base_other: np.ndarray | pin.SE3, margin_m: float,
-                             weight: float) -> ExtraResiduals:
+                             weight: float, *, moving_only: bool = False) -> ExtraResiduals:
         """Avoidance of ``other`` (held fixed at ``u_other``, its base link at
         ``T_base_other`` in this hand's base-link frame) for :meth:`HandRetargeter.step`: one
-        residual ``sqrt(weight) * (margin_m - d)`` per pair closer than ``margin_m``."""
+        residual ``sqrt(weight) * (margin_m - d)`` per pair closer than ``margin_m``.
+        ``moving_only``: only this hand's geometries that its joints move (:attr:`moving`)
+        are kept clear; its palm may touch the other hand."""
         scale = _check_avoidance(margin_m, weight)
         u_other = other._check_u(u_other, 'u_other')
         T_world_other = self.chain.T_world_reference() * _se3(T_base_other, 'T_base_other')
@@ -478,6 +483,8 @@ class HandCollisionModel:
         centres_other = other._centres(theirs)  # (g_o, 3)
         reach_sq = (self._sphere_radius[:, None] + other._sphere_radius[None]
                     + margin_m) ** 2  # (g, g_o)
+        if moving_only:
+            reach_sq[~self.moving] = -1.0  # never within reach
 
         def residuals(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             oMg = self._update(u)

@@ -24,7 +24,16 @@ retargeted as well, after the fingers of each frame are solved:
   half the correction each, a few Gauss-Newton steps as the closest pair changes. For a
   convex pair under translation ``d(s) = d_r + n . (s_2 - s_1)``, so one step is exact while
   the closest pair stays the same. Orientations and fingers are left as solved; each wrist
-  moves at most ``max_shift_m``.
+  moves at most ``max_shift_m``;
+* **palms meeting**: where the human *palms* touch (their palm-to-palm surface distance,
+  :func:`human_palm_distance`), a robot hand's links that stand out of its palm face (the
+  Dex3 and Inspire thumbs do) would meet the other hand first, hold the palms apart, and be
+  dragged off their commands while the palms slide over each other. There every link the
+  hand's joints move is kept ``finger_clearance_m`` from the other hand while the joints are
+  solved (:meth:`ContactKeeper.finger_clearance`: a barrier on the distances between those
+  links and the other hand's, the other hand where the last frame left it), so that the
+  wrist shift brings the palms together palm to palm. Its weight fades in as the human palms
+  approach (the pull's ramp, on the palm distance): it never switches on at full strength.
 
 Cost: nothing when the hands' bounding spheres are further apart than the target (most frames
 of most clips); otherwise forward kinematics of both hands once and a few coal queries on the
@@ -45,16 +54,24 @@ from collections.abc import Sequence
 import numpy as np
 import pinocchio as pin
 
-from handx_gen.annotate.surface import ContactConfig, hand_surface, inter_hand_distance
+from handx_gen.annotate.surface import (
+    ContactConfig,
+    hand_surface,
+    inter_hand_distance,
+    part_distance,
+)
 from handx_gen.errors import ConfigError, RetargetError
+from handx_gen.hand.parts import HandPart
 from handx_gen.hand.topology import HandSide
 from handx_ros.retarget.collision import HandCollisionModel
+from handx_ros.retarget.retargeter import ExtraResiduals
 
 __all__ = [
     'ContactCorrection',
     'ContactKeeper',
     'ContactTargets',
     'human_hand_distance',
+    'human_palm_distance',
 ]
 
 
@@ -92,6 +109,13 @@ class ContactTargets:
             a wrist jump (crossed links moved apart at once made jumps of 2 cm), while robot
             hands that meet earlier than the human's can stop as fast as those were moving;
             a frame that needs more catches up over the next ones.
+        finger_clearance_m: 0.003 m: where the human palms touch, every link the hand's
+            joints move is kept this far from the other hand (module docstring): clear of
+            the other hand by more than the simulation's 1 mm touch threshold, so a thumb
+            beside two sliding palms is not dragged.
+        finger_clearance_weight: 100: that barrier's weight, squared metres of fingertip
+            residual per squared metre of intrusion (as ``RetargetConfig``'s
+            ``self_collision_weight``); 0 turns it off.
     """
 
     preload_m: float = 0.0005
@@ -106,6 +130,8 @@ class ContactTargets:
     crossed_slack_m: float = 0.001
     separation_steps: int = 4
     max_shift_speed_m_s: float = 0.6
+    finger_clearance_m: float = 0.003
+    finger_clearance_weight: float = 100.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -136,6 +162,12 @@ class ContactTargets:
         target = min(-self.preload_m + max(human_m - self.human_touch_m, 0.0), self.clearance_m)
         pull = (self.human_apart_m - human_m) / (self.human_apart_m - self.human_touch_m)
         return target, float(np.clip(pull, 0.0, 1.0))
+
+    def palm_weight(self, human_palm_m: float) -> float:
+        """Weight of the finger clearance for a human palm-to-palm distance: the pull's
+        ramp (1 at a touch, 0 from ``human_apart_m``) times ``finger_clearance_weight``."""
+        ramp = (self.human_apart_m - human_palm_m) / (self.human_apart_m - self.human_touch_m)
+        return float(np.clip(ramp, 0.0, 1.0)) * self.finger_clearance_weight
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +214,21 @@ def human_hand_distance(keypoints: np.ndarray, *, within: float = math.inf) -> n
     return out.reshape(shape)
 
 
+def human_palm_distance(keypoints: np.ndarray, *, within: float = math.inf) -> np.ndarray:
+    """Signed surface distance between the two human palms (the palmar halves of the palm
+    slabs, :attr:`HandPart.PALM`) of (..., 2, 21, 3) world keypoints; ``inf`` where the hands
+    cannot be within ``within`` metres (:func:`human_hand_distance`)."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    near = np.isfinite(human_hand_distance(kp, within=within))  # checks the shape
+    out = np.full(near.shape, np.inf)
+    if near.any():
+        hands = kp[near]  # (k, 2, 21, 3)
+        surfaces = [hand_surface(hands[:, side], side) for side in HandSide]
+        out[near] = part_distance(surfaces[0], HandPart.PALM, surfaces[1],
+                                  HandPart.PALM).distance
+    return out
+
+
 class ContactKeeper:
     """Retargets the distance between two robot hands (see the module docstring).
 
@@ -207,10 +254,39 @@ class ContactKeeper:
         """:func:`human_hand_distance` up to :attr:`ContactTargets.human_within_m`."""
         return human_hand_distance(keypoints, within=self.targets.human_within_m)
 
+    def palm_distance(self, keypoints: np.ndarray) -> np.ndarray:
+        """:func:`human_palm_distance` up to ``human_apart_m`` (beyond, the finger
+        clearance is off)."""
+        return human_palm_distance(keypoints, within=self.targets.human_apart_m)
+
     def reset(self) -> None:
         """Forget the last frame's shift (a new clip or stream)."""
         self._relative = np.zeros(3)
         self._between: np.ndarray | None = None
+        self._last: tuple[list[np.ndarray], list[pin.SE3]] | None = None
+        self._crossed = False
+
+    def finger_clearance(self, side: int, human_palm_m: float) -> ExtraResiduals | None:
+        """The finger clearance of hand ``side`` (0 left, 1 right) for this frame, as extra
+        residuals of its joint solve (:meth:`HandRetargeter.step`), or ``None``: the human
+        palms are not near (:meth:`ContactTargets.palm_weight` is 0), or no frame was
+        corrected yet.
+
+        The other hand is held where the last :meth:`correct` left it (its joints, and its
+        base link shifted): this frame's is not known before the hands are solved, and two
+        hands pressed together move little between frames. Nor where the last frame's hands
+        were left crossed (links deeper than ``crossed_slack_m`` past the target: a palm that
+        cannot turn to face the other, fingers through the other hand): no finger moved
+        aside lets such hands meet palm to palm, and pushing fingers only changes which
+        links cross, from frame to frame."""
+        weight = self.targets.palm_weight(float(human_palm_m))
+        if weight <= 0.0 or self._last is None or self._crossed:
+            return None
+        qpos, T_world_base = self._last
+        other = 1 - side
+        return self.models[side].inter_hand_residuals(
+            self.models[other], qpos[other], T_world_base[side].actInv(T_world_base[other]),
+            self.targets.finger_clearance_m, weight, moving_only=True)
 
     def correct(self, qpos: Sequence[np.ndarray], T_world_base: Sequence[pin.SE3],
                 human_m: float, human_wrists: np.ndarray | None = None) -> ContactCorrection:
@@ -254,6 +330,8 @@ class ContactKeeper:
                                                       strict=True)]
         if hands is None or float(_gaps(hands, free).min()) > beyond:  # no link near
             self._relative = free
+            self._remember(qpos, T_world_base, free)
+            self._crossed = False
             return ContactCorrection(np.stack([-0.5 * free, 0.5 * free]), float(human_m),
                                      target, math.inf, math.inf)
         relative = free  # the right wrist's shift from the left's
@@ -285,9 +363,19 @@ class ContactKeeper:
             d, _ = _pairs_within(hands, relative, target)
             closest = float(d.min()) if d.size else max(closest, target)
         self._relative = relative
+        self._remember(qpos, T_world_base, relative)
+        self._crossed = closest < target - targets.crossed_slack_m
         shift = np.stack([-0.5 * relative, 0.5 * relative])
         return ContactCorrection(shift_m=shift, human_m=float(human_m), target_m=target,
                                  before_m=before, after_m=closest)
+
+    def _remember(self, qpos: Sequence[np.ndarray], T_world_base: Sequence[pin.SE3],
+                  relative: np.ndarray) -> None:
+        """Keep a corrected frame's joints and shifted base links (for
+        :meth:`finger_clearance`)."""
+        self._last = ([np.array(u, dtype=np.float64) for u in qpos],
+                      [pin.SE3(T.rotation, T.translation + sign * 0.5 * relative)
+                       for T, sign in zip(T_world_base, (-1.0, 1.0), strict=True)])
 
     def _separate(self, hands: Sequence[_Hand], relative: np.ndarray, target: float
                   ) -> tuple[np.ndarray, float]:
