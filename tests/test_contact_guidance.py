@@ -19,8 +19,6 @@ from handx_gen.models.contact_guidance import ContactGuidanceConfig, complete_co
 from handx_gen.motion import BimanualMotion
 
 L, R = HandSide.LEFT, HandSide.RIGHT
-HELDOUT = Path(__file__).resolve().parents[1] / 'benchmarks' / 'prompts' / 'heldout' / \
-    'prompts.yaml'
 
 
 def pairs(text: str) -> list[str]:
@@ -75,15 +73,17 @@ def test_users_counting_requests():
         f'left.index_tip~right.{f}_tip' for f in ('index', 'middle', 'ring', 'little')]
 
 
-@pytest.mark.parametrize('prompt_id', ['tap-1', 'tap-2', 'tap-3', 'tap-4', 'tap-6', 'count-1',
-                                       'count-2', 'count-3', 'count-4', 'count-6'])
-def test_heldout_prompts_read_as_labelled(prompt_id):
-    data = yaml.safe_load(HELDOUT.read_text())
-    entries = data['prompts'] if isinstance(data, dict) else data
-    entry = next(e for e in entries if e['id'] == prompt_id)
-    labelled = {'~'.join(sorted(c.replace(' ', '').split('~'))) for c in entry['contacts']}
-    read = {'~'.join(sorted(c.to_json().split('~'))) for c in stated_contacts(entry['text'])}
-    assert read == labelled
+@pytest.mark.parametrize('text, expected', [
+    ('tap your left palm with your right index finger three times',
+     ['left.palm~right.index_tip'] * 3),
+    ('Use your left pointer to poke the right palm 2 times.', ['left.index_tip~right.palm'] * 2),
+    ('with the right index, touch each fingertip of your left hand',
+     [f'left.{f}_tip~right.index_tip' for f in ('thumb', 'index', 'middle', 'ring', 'little')]),
+])
+def test_requests_in_users_words(text, expected):
+    # Written for this test; the held-out prompts (benchmarks/prompts/heldout) measure the
+    # reader with the rest of generation and are not read here.
+    assert sorted(pairs(text)) == sorted(expected)
 
 
 # ------------------------------------------------------------------------------ completion

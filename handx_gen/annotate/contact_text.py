@@ -149,7 +149,10 @@ def _counting(clause: str, mentions: list[_Mention]) -> list[StatedContact]:
         side = HandSide.LEFT
     tool_side = tool.side if tool.side is not None and tool.side is not side else _other(side)
     m = _COUNT_TO.search(clause)
-    count = 4 if m is None else max(1, min(len(_COUNT_ORDER), _number(m.group(1))))
+    if m is not None:
+        count = max(1, min(len(_COUNT_ORDER), _number(m.group(1))))
+    else:  # "each finger" / "all the fingers": the thumb too; "count the fingers": four
+        count = len(_COUNT_ORDER) if re.search(r'\b(?:each|every|all)\b', clause) else 4
     tool_ref = PartRef(tool_side, tool.part)
     return [_pair(PartRef(side, FINGERTIP_PARTS[f]), tool_ref) for f in _COUNT_ORDER[:count]]
 
