@@ -13,6 +13,10 @@ Run (the corpus of ``make models``; built here when missing)::
 
     .venv/bin/python benchmarks/bench_contacts.py --corpus data/corpus-s0 --save contacts.json
 
+``--types tap_palm,clap`` keeps the clips of those motion types; ``--no-contact-guidance``
+scores the clips as sampled (without :mod:`handx_gen.models.contact_guidance`); each row also
+gives the interpenetration of the hands (share of frames deeper than 8 mm, mean depth there).
+
 Prints agreement per model with a 95% Wilson interval, per motion type, and the time per clip.
 The ``tokenizer`` row encodes and decodes each ground-truth clip with the AR model's tokenizer:
 the most the AR model can reach, as it only writes tokens.
@@ -35,14 +39,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'training'))
 
 
-def prompts(corpus: Path, granularity: str, limit: int | None, split: str = 'test'
-            ) -> list[dict]:
-    """Held-out clips whose plan names a contact: prompt, plan and the clip."""
+def prompts(corpus: Path, granularity: str, limit: int | None, split: str = 'test',
+            types: frozenset[str] | None = None) -> list[dict]:
+    """Held-out clips whose plan names a contact: prompt, plan and the clip (of a motion
+    type in ``types`` when given)."""
     from handx_gen.data.plan import ClipPlan
     from handx_gen.data.synthetic import iter_clips
 
     rows = []
     for row, motion in iter_clips(corpus, split):
+        if types is not None and not types & set(row.motion_types):
+            continue
         annotation = motion.annotation or {}
         plan = ClipPlan.from_dict(annotation['plan'])
         if not plan.contacts:
@@ -96,6 +103,7 @@ def main() -> int:
                         help='comma-separated: diffusion, ar, tokenizer (round trip of the '
                              "ground truth through the AR model's tokenizer)")
     parser.add_argument('--limit', type=int, help='at most this many prompts')
+    parser.add_argument('--types', help='comma-separated motion types: only clips of these')
     parser.add_argument('--split', default='test', choices=['test', 'val'],
                         help='held-out split (default test; tune settings on val)')
     parser.add_argument('--guidance', type=float, help="guidance scale (default: the model's)")
@@ -105,11 +113,15 @@ def main() -> int:
     parser.add_argument('--top-p', type=float, help='AR nucleus sampling')
     parser.add_argument('--diffusion', type=Path, help='diffusion checkpoint (default shipped)')
     parser.add_argument('--ar', type=Path, help='AR checkpoint (default shipped)')
+    parser.add_argument('--no-contact-guidance', action='store_true',
+                        help='clips as sampled, without completing the contacts the prompt '
+                             'names (default: completed, as Generator.generate does)')
     parser.add_argument('--save', help='write the report as JSON')
     args = parser.parse_args()
 
     import torch
 
+    from handx_gen.eval.metrics import interpenetration
     from handx_gen.generate import Generator
 
     if not (args.corpus / 'index.json').is_file():
@@ -117,14 +129,16 @@ def main() -> int:
               f'--out {args.corpus} --clips 4000 --seed 0 --config '
               f'training/configs/corpus.yaml)', file=sys.stderr)
         return 2
-    rows = prompts(args.corpus, args.granularity, args.limit, args.split)
+    types = None if not args.types else frozenset(
+        t.strip() for t in args.types.split(',') if t.strip())
+    rows = prompts(args.corpus, args.granularity, args.limit, args.split, types)
     print(f'{len(rows)} {args.split} prompts that name a contact '
           f'({args.granularity} descriptions)')
     generator = Generator(diffusion=args.diffusion, ar=args.ar)
     report = {'corpus': str(args.corpus), 'split': args.split,
               'granularity': args.granularity, 'guidance': args.guidance,
               'steps': args.steps, 'temperature': args.temperature, 'top_k': args.top_k,
-              'top_p': args.top_p,
+              'top_p': args.top_p, 'contact_guidance': not args.no_contact_guidance,
               'prompts': len(rows), 'threads': torch.get_num_threads(), 'results': {}}
     sources = ['ground_truth', *[m.strip() for m in args.models.split(',') if m.strip()]]
     for source in sources:
@@ -132,6 +146,7 @@ def main() -> int:
         hits = stated = 0
         per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         seconds = []
+        depths, shares = [], []
         for index, row in enumerate(rows):
             if source == 'ground_truth':
                 clip = row['motion']
@@ -139,7 +154,8 @@ def main() -> int:
                 clip = round_trip(generator, row['motion'])
             else:
                 start = time.perf_counter()
-                options = {'guidance': args.guidance}
+                options = {'guidance': args.guidance,
+                           'contacts': not args.no_contact_guidance}
                 if source == 'diffusion':
                     options['steps'] = args.steps
                 else:
@@ -149,6 +165,9 @@ def main() -> int:
                 clip = generator.generate(row['prompt'], model=source, seed=index, **options)
                 seconds.append(time.perf_counter() - start)
             ok, h, n = agreement(row['plan'], clip)
+            depth, share = interpenetration(clip.keypoints)
+            depths.append(depth)
+            shares.append(share)
             agree += ok
             hits += h
             stated += n
@@ -168,7 +187,8 @@ def main() -> int:
         share = 100 * agree / max(1, len(rows))
         print(f'{source:>13}: {agree}/{len(rows)} prompts agree = {share:.1f}% '
               f'(95% CI {100 * low:.1f}-{100 * high:.1f}%); contacts found {hits}/{stated}'
-              f'{timing}')
+              f'{timing}; interpenetration {100 * result["interpenetration_frames"]:.2f}% '
+              f'of frames, {1000 * result["interpenetration_depth_m"]:.2f} mm')
     print('per motion type (agree/prompts):')
     for key in sorted(report['results']['ground_truth']['per_type']):
         cells = [f"{report['results'][s]['per_type'][key]['agree']}/"

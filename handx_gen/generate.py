@@ -53,10 +53,11 @@ import torch
 
 from handx_gen.errors import ConfigError, ModelError, unknown_choice
 from handx_gen.hand.topology import HandSide
+from handx_gen.models.contact_guidance import ContactGuidanceConfig, complete_contacts
 from handx_gen.models.masking import ConditionMask, MaskMode
 from handx_gen.models.smoothing import Smoother, SmoothingConfig
 from handx_gen.motion.container import BimanualMotion
-from handx_gen.motion.features import FEATURE_LAYOUT, Normalizer
+from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup, Normalizer
 from handx_gen.rates import check_clip_size
 from handx_gen.windows import (
     MotionStream,
@@ -277,6 +278,7 @@ class Generator:
         window: WindowSettings | None = None,
         progress: Callable[[int, int], None] | None = None,
         smoothing: SmoothingConfig | bool | None = True,
+        contacts: ContactGuidanceConfig | bool | None = True,
     ) -> BimanualMotion:
         """One clip for one prompt, of any length.
 
@@ -312,9 +314,16 @@ class Generator:
                 kept within a step per frame): ``True`` (default) with the default
                 :class:`~handx_gen.models.smoothing.SmoothingConfig`, a config for other
                 settings, ``False`` or ``None`` for the models' raw output.
+            contacts: Contact completion (:mod:`~handx_gen.models.contact_guidance`): each
+                contact between the hands that the prompt names is made where the clip comes
+                within reach of it, by moving the generated wrists (given parts stay exact):
+                ``True`` (default) with the default
+                :class:`~handx_gen.models.contact_guidance.ContactGuidanceConfig`, a config
+                for other settings, ``False`` or ``None`` to leave the clip as sampled.
 
         Returns:
-            The clip, with the prompt as its text and the request in ``annotation``.
+            The clip, with the prompt as its text and the request in ``annotation`` (with
+            what contact completion did, under ``'contacts'``, when it moved a hand).
 
         Raises:
             ModelError: Bad prompt, given motion of the wrong shape or frame rate, a hand
@@ -327,6 +336,7 @@ class Generator:
         mode = MaskMode.parse(mode)
         _check_seed(seed)
         smoothing = _smoothing_config(smoothing)
+        contacts = _contacts_config(contacts)
         loaded = self.load(kind)
         text = _check_prompt(loaded, text)
         _check_model_mode(loaded, mode)
@@ -365,8 +375,18 @@ class Generator:
                                        last=part.index == len(plan) - 1))
             if progress is not None:
                 progress(part.index + 1, len(plan))
-        return BimanualMotion.concatenate(parts, texts=(text,),
+        clip = BimanualMotion.concatenate(parts, texts=(text,),
                                           annotation={'generated': request})
+        if contacts is None:
+            return clip
+        transl = FEATURE_LAYOUT.group_mask  # a hand is given at a frame when its wrist is
+        free = np.stack([~mask[:, transl([(side, FeatureGroup.TRANSL)])].any(axis=1)
+                         for side in HandSide], axis=1)  # (T, 2)
+        completion = complete_contacts(clip, text, free=free, config=contacts)
+        if completion.motion is clip:
+            return clip
+        request['contacts'] = completion.to_dict()
+        return completion.motion.with_annotation({'generated': request})
 
     def plan(
         self,
@@ -599,6 +619,18 @@ def _smoothing_config(value: SmoothingConfig | bool | None) -> SmoothingConfig |
                       f'{value!r}')
 
 
+def _contacts_config(value: ContactGuidanceConfig | bool | None
+                     ) -> ContactGuidanceConfig | None:
+    if value is True:
+        return ContactGuidanceConfig()
+    if value is False or value is None:
+        return None
+    if isinstance(value, ContactGuidanceConfig):
+        return value
+    raise ConfigError(f'contacts must be true, false, None or a ContactGuidanceConfig, got '
+                      f'{value!r}')
+
+
 def _hand_side(side: HandSide | int | str) -> HandSide:
     if isinstance(side, HandSide):
         return side
@@ -641,7 +673,6 @@ def _fill_hands(known: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``known`` (T, D) with each hand's frames that are not given whole replaced by the
     nearest frame that is (where the hand has one): what a convolutional encoder should see
     around a hand's given frames, rather than whatever ``known`` holds there."""
-    from handx_gen.motion.features import FeatureGroup
 
     out = known.copy()
     rows = np.arange(len(known))

@@ -85,6 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the models' raw output: no temporal smoothing of the generated "
                              'parts (default: smoothed, generated wrists within 1 cm per frame, '
                              'given parts exact)')
+    parser.add_argument('--no-contact-guidance', action='store_true',
+                        help='leave the clip as sampled: do not make the contacts between the '
+                             'hands that the prompt names where the clip comes within reach of '
+                             'them (default: made, by moving the generated wrists)')
     parser.add_argument('--checkpoint', type=Path,
                         help='checkpoint of --model (default: the shipped small one)')
     parser.add_argument('--text-encoder', type=Path, metavar='DIR',
@@ -240,7 +244,8 @@ def _generate(args: argparse.Namespace) -> int:
         model=args.model, mode=args.mode, given=given, seconds=args.seconds, side=args.side,
         k=args.k, frames=_frames(args.keyframes), include_orient=args.with_orient,
         guidance=args.guidance, steps=args.steps, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, smoothing=not args.no_smoothing)
+        top_k=args.top_k, top_p=args.top_p, smoothing=not args.no_smoothing,
+        contacts=not args.no_contact_guidance)
     windows = len(generator.plan(args.model, mode=args.mode, given=given,
                                  seconds=args.seconds))
     progress = None

@@ -540,3 +540,38 @@ def test_shipped_models_join_windows_and_keep_the_reacting_hand_moving(model: st
     assert steps[seams].max() <= max(1.5 * inside.max(), 0.01), (steps[seams], inside.max())
     tips = palm_frame_tips(out.keypoints[:, 1])
     assert np.linalg.norm(tips - tips.mean(axis=0), axis=-1).mean() > 0.01
+
+
+@pytest.mark.parametrize(('model', 'mode', 'options'), [
+    ('diffusion', 'text', {}), ('ar', 'reaction', {'side': 'right'}),
+    ('diffusion', 'inbetween', {'k': 10})])
+def test_contact_guidance_makes_the_named_contact_and_keeps_the_given_parts(
+        generator: Generator, given: BimanualMotion, model: str, mode: str,
+        options: dict) -> None:
+    from handx_gen.annotate.surface import hand_surface, part_distance
+    from handx_gen.hand.parts import HandPart
+    from handx_gen.models.contact_guidance import ContactGuidanceConfig
+
+    text = 'The right index fingertip touches the left palm.'
+    request = dict(model=model, mode=mode, given=None if mode == 'text' else given, seed=5,
+                   seconds=None if mode != 'text' else given.num_frames / given.fps, **options)
+    plain = generator.generate(text, contacts=False, **request)
+    reach = ContactGuidanceConfig(max_reach_m=2.0, max_penetration_m=1.0,  # always reached
+                                  max_step_m=1.0)  # eased in over min_ease_frames
+    guided = generator.generate(text, contacts=reach, **request)
+    made = guided.annotation['generated']['contacts']
+    assert made['stated'] == ['left.palm~right.index_tip'] and made['completed'] == [True]
+    frame = made['frames'][0]
+    surfaces = [hand_surface(guided.keypoints[:, s], s) for s in HandSide]
+    gap = part_distance(surfaces[0], HandPart.PALM, surfaces[1], HandPart.INDEX_TIP).distance
+    assert gap[frame] <= reach.target_gap_m + 1e-3
+    np.testing.assert_array_equal(guided.hand_pose, plain.hand_pose)  # only wrists move
+    mask = ConditionMask.make(mode, plain.num_frames, **options).array
+    for side in HandSide:
+        given_wrist = mask[:, FEATURE_LAYOUT.slice(side, FeatureGroup.TRANSL)].any(1)
+        np.testing.assert_array_equal(guided.transl[given_wrist, side],
+                                      plain.transl[given_wrist, side])
+    assert not np.allclose(guided.transl, plain.transl)
+    default = generator.generate(text, **request)  # on by default, default reach
+    assert ('contacts' in default.annotation['generated']) != \
+        np.array_equal(default.keypoints, plain.keypoints)
