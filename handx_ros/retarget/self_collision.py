@@ -481,10 +481,14 @@ class SelfCollision:
         self._item_second = np.concatenate([j, box])
         # The capsule pairs' sphere test (:meth:`_items` with ``near``): each capsule lies in
         # the sphere about its segment's midpoint of radius half its length plus its radius.
+        g = len(P.names)
         reach = 0.5 * np.linalg.norm(P.b - P.a, axis=1) + P.radius  # (g,)
-        self._cap_ends = np.stack([i, i + len(P.names), j, j + len(P.names)], axis=1)  # (p, 4)
-        self._cap_far_sq = (2.0 * (reach[i] + reach[j] + self.margin_m + _SPHERE_SLACK_M)
-                             ) ** 2  # (p,) twice the sphere distance, squared
+        self._mid = 0.5 * (P.a + P.b)  # (g, 3) segment midpoints, joint frames
+        self._cap_gap = np.zeros((len(i), g))  # (p, g): midpoint j minus midpoint i
+        self._cap_gap[np.arange(len(i)), j] += 1.0
+        self._cap_gap[np.arange(len(i)), i] -= 1.0
+        self._cap_ends = np.stack([i, i + g, j, j + g], axis=1)  # (p, 4) rows of [a; b]
+        self._cap_far_sq = (reach[i] + reach[j] + self.margin_m + _SPHERE_SLACK_M) ** 2
 
     def _check_poses(self) -> list[np.ndarray]:
         """The neutral pose, then the random poses the pruning checks."""
@@ -739,23 +743,23 @@ class SelfCollision:
         P = self.proxies
         a = np.einsum('gij,gj->gi', R, P.a) + t  # (g, 3)
         b = np.einsum('gij,gj->gi', R, P.b) + t
-        nc = len(self.capsule_pairs)
-        ends = np.concatenate([a, b]).take(self._cap_ends, axis=0)  # (p, 4, 3)
-        cap_items = np.arange(nc)
+        cap_items = np.arange(len(self.capsule_pairs))
         if near:
-            gap = (ends[:, 2] + ends[:, 3]) - (ends[:, 0] + ends[:, 1])  # twice the midpoints'
+            mid = np.einsum('gij,gj->gi', R, self._mid) + t
+            gap = self._cap_gap @ mid  # (p, 3)
             cap_items = np.flatnonzero(np.einsum('ij,ij->i', gap, gap) < self._cap_far_sq)
-            ends = ends[cap_items]
-        if len(ends):
+        if cap_items.size:  # with near, the rare solver evaluations with a capsule pair near
+            ends = np.concatenate([a, b])[self._cap_ends[cap_items]]  # (p, 4, 3)
             c1, c2 = segment_distances(ends[:, 0], ends[:, 1], ends[:, 2], ends[:, 3])
             diff = c2 - c1
             dist = np.sqrt(np.einsum('ij,ij->i', diff, diff))
             n_cap = np.where((dist > 1e-12)[:, None],
                              diff / np.maximum(dist, 1e-12)[:, None], _X_AXIS)
             d_cap = dist - self._cap_ri[cap_items] - self._cap_rj[cap_items]
-        else:  # no capsule pair near (most solver iterations)
-            c1 = c2 = n_cap = np.zeros((0, 3))
-            d_cap = np.zeros(0)
+            if near:
+                keep = d_cap < self.margin_m
+                cap_items, c1, c2, n_cap, d_cap = (x[keep] for x in (cap_items, c1, c2, n_cap,
+                                                                     d_cap))
         cap, k = self._box_cap, self._box_k
         p = self._box_1_t * a[cap] + self._box_t * b[cap]  # (e, 3) sample centres
         axes = R[k] @ self._box_axes_k  # (e, 3, 3)
@@ -763,20 +767,19 @@ class SelfCollision:
         d_box = d_box - self._box_r
         box_items = slice(None)
         if near:
-            keep = d_cap < self.margin_m
-            cap_items, c1, c2, n_cap, d_cap = (x[keep] for x in (cap_items, c1, c2, n_cap,
-                                                                 d_cap))
             box_items = np.flatnonzero(d_box < self.margin_m)
             p, axes, local, d_box = p[box_items], axes[box_items], local[box_items], \
                 d_box[box_items]
         # The SDF gradient points from the box (second) to the sample (first): negated, the
         # normal points from the first proxy to the second, as for the capsule pairs.
-        grad = _box_gradient_local(local, self._box_half_k[box_items])
-        n_box = np.einsum('eij,ej->ei', axes, grad)
-        first = np.concatenate([self._cap_i[cap_items], cap[box_items]])
-        second = np.concatenate([self._cap_j[cap_items], k[box_items]])
+        n_box = -np.einsum('eij,ej->ei', axes,
+                           _box_gradient_local(local, self._box_half_k[box_items]))
+        if not cap_items.size:
+            return d_box, p, p, n_box, cap[box_items], k[box_items]
         return (np.concatenate([d_cap, d_box]), np.concatenate([c1, p]),
-                np.concatenate([c2, p]), np.concatenate([n_cap, -n_box]), first, second)
+                np.concatenate([c2, p]), np.concatenate([n_cap, n_box]),
+                np.concatenate([self._cap_i[cap_items], cap[box_items]]),
+                np.concatenate([self._cap_j[cap_items], k[box_items]]))
 
     def _check_u(self, u: np.ndarray) -> np.ndarray:
         return self.chain.checked(u, 'self-collision')
