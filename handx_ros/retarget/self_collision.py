@@ -715,7 +715,7 @@ class SelfCollision:
             pin.computeJointJacobians(self.model, self._data, q)
         else:
             pin.forwardKinematics(self.model, self._data, q)
-        oMi = self._data.oMi
+        oMi = self._data.oMi.tolist()  # a list: indexing pinocchio's vector costs far more
         H = np.array([oMi[j].homogeneous for j in self._joint_ids])[self._slot]  # (g, 4, 4)
         R, t = H[:, :3, :3], H[:, :3, 3]
         self._posed_at = (q.tobytes(), R, t) if jacobians else None
@@ -834,6 +834,13 @@ class SelfCollision:
         g_v = w2 * moves2 - w1 * moves1
         return g_v if self._u_is_v else g_v @ self._nv_to_u
 
+    def _sample_gradient(self, p: np.ndarray, n: np.ndarray, moves: np.ndarray) -> np.ndarray:
+        """:meth:`_gradient` of items whose two points are one, ``c1 = c2 = p`` (a sample
+        against a box): ``n . J(p)`` (e, n) over the joints marked in ``moves`` (e, nv), the
+        second proxy's supporting joints less the first's."""
+        g_v = (np.concatenate([n, _cross(p, n)], axis=1) @ self._data.J) * moves
+        return g_v if self._u_is_v else g_v @ self._nv_to_u
+
     # ------------------------------------------------------------------------- barrier
 
     def residuals(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -881,7 +888,13 @@ class SelfCollision:
         R, t = self._poses(u, jacobians=True, q=q)
         d, c1, c2, n, first, second = self._items(R, t, near=True)
         if d.size:
-            grad = self._gradient(c1, c2, n, self._support[first], self._support[second])
+            # The capsule pairs' rows come first, then the samples against boxes (c1 = c2).
+            k = len(d) - int(np.count_nonzero(self.proxies.is_box[second]))
+            support = self._support
+            grad = self._sample_gradient(c1[k:], n[k:], support[second[k:]] - support[first[k:]])
+            if k:
+                grad = np.concatenate([self._gradient(c1[:k], c2[:k], n[:k], support[first[:k]],
+                                                      support[second[:k]]), grad])
             r, A = self._scale * (self.margin_m - d), -self._scale * grad
         else:
             r, A = np.zeros(0), np.zeros((0, self.chain.nu))
