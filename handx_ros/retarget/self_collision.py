@@ -933,7 +933,10 @@ class SelfCollision:
         if not len(self.finger_pairs) or linear.u0 is None:
             return False
         d, _, keys = self._linear_rows(u)
-        missed = keys[(d < 0.0) & ~np.isin(keys, linear.keys)]
+        inside = d < 0.0
+        if not inside.any():  # most solves
+            return False
+        missed = keys[inside & ~np.isin(keys, linear.keys)]
         if not missed.size:
             return False
         d0, G, keys0 = self._finger_rows(*self._posed(linear.u0), np.inf)
