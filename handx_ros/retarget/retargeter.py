@@ -453,7 +453,7 @@ class HandRetargeter:
             u_pred = self._u_prev
         u_pred = self.chain.clip(u_pred)
         lower, upper = self.step_bounds()
-        u_pred = np.clip(u_pred, lower, upper)
+        u_pred = np.minimum(np.maximum(u_pred, lower), upper)
         centre, prior = self._prior(u_pred)
         u, converged, residual, iterations = self._solve(u_pred, targets, weights, centre,
                                                          prior, extra, lower, upper)

@@ -426,7 +426,6 @@ class SelfCollision:
         self._ff_last = None  # the last linearisation's answer (_linear_rows)
         self._posed_at = None  # (q bytes, R, t) where self._data's joint Jacobians are
         self._rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # recent _pair_rows
-        self._u_is_v = bool(np.array_equal(self._nv_to_u, np.eye(*self._nv_to_u.shape)))
         self._select_finger_pairs(collision.self_pairs if fingers else
                                   np.zeros((0, 2), dtype=int), thumb)
 
@@ -440,7 +439,6 @@ class SelfCollision:
         self._data = self.model.createData()
         self._nv_to_u = chain.M_v_u
         self._scale = math.sqrt(weight)
-        self._u_is_v = bool(np.array_equal(self._nv_to_u, np.eye(*self._nv_to_u.shape)))
         self._ff_last = self._posed_at = None
         self._rows = {}
 
@@ -832,14 +830,14 @@ class SelfCollision:
         w2 = np.concatenate([n, _cross(c2, n)], axis=1) @ J  # (e, nv)
         w1 = np.concatenate([n, _cross(c1, n)], axis=1) @ J
         g_v = w2 * moves2 - w1 * moves1
-        return g_v if self._u_is_v else g_v @ self._nv_to_u
+        return g_v if self.chain.u_is_v else g_v @ self._nv_to_u
 
     def _sample_gradient(self, p: np.ndarray, n: np.ndarray, moves: np.ndarray) -> np.ndarray:
         """:meth:`_gradient` of items whose two points are one, ``c1 = c2 = p`` (a sample
         against a box): ``n . J(p)`` (e, n) over the joints marked in ``moves`` (e, nv), the
         second proxy's supporting joints less the first's."""
         g_v = (np.concatenate([n, _cross(p, n)], axis=1) @ self._data.J) * moves
-        return g_v if self._u_is_v else g_v @ self._nv_to_u
+        return g_v if self.chain.u_is_v else g_v @ self._nv_to_u
 
     # ------------------------------------------------------------------------- barrier
 
@@ -913,7 +911,7 @@ class SelfCollision:
         # c1 = c2 = p: n . (J_box(p) - J_sample(p)) over the spread joints each side moves.
         w = np.concatenate([n, _cross(p, n)], axis=1) @ self._data.J  # (e, nv)
         G = w * self._ff_spread_diff[k]
-        return d, G if self._u_is_v else G @ self._nv_to_u, k * _BOX_SAMPLES.shape[0] + s
+        return d, G if self.chain.u_is_v else G @ self._nv_to_u, k * _BOX_SAMPLES.shape[0] + s
 
     def _linear_rows(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`_finger_rows` within the margin plus :data:`_LINEAR_SLACK_M` at ``u``. The
