@@ -28,7 +28,7 @@ retargeted as well, after the fingers of each frame are solved:
 
 Cost: nothing when the hands' bounding spheres are further apart than the target (most frames
 of most clips); otherwise forward kinematics of both hands once and a few coal queries on the
-bounding-sphere-ordered pairs.
+bounding-sphere-ordered pairs, each asked once per frame and shift (the steps ask some again).
 
 With a hand absent from the clip there is no human contact to keep and no human distance to
 measure: the retargeters (:mod:`handx_ros.retarget.bimanual`) do not call the keeper for such

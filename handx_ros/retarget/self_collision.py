@@ -71,6 +71,15 @@ squared metre of intrusion) makes the margin nearly hard against targets that pu
 another. :class:`~handx_ros.retarget.retargeter.HandRetargeter` adds it to every frame unless
 ``RetargetConfig.self_collision`` is off.
 
+Cost. The barrier is evaluated at every solver iteration, on arrays of a few dozen items, where
+numpy's cost is per call rather than per item; so it does only what the items within the
+margin need. A capsule pair is computed only where the bounding spheres of its two capsules
+(about the segment midpoints, radius half the length plus the capsule's) come within the
+margin: on the Allegro benchmark clips four evaluations in five have none. The box SDF's
+gradient is taken for the samples within the margin alone, and a sample against a box
+(``c1 = c2``) takes one point Jacobian. The rows at a configuration are kept (the last
+few): a frame's solve starts where the last one ended, and its first evaluation is free.
+
 Finger pairs in the solver. A finger pair's distance also moves with the flexion joints, which
 its Jacobian leaves out, so where such a pair is active the solver's model of the cost
 disagrees with the cost: with the box samples taken at every iteration, the synthetic benchmark
