@@ -292,3 +292,32 @@ def test_neighbouring_fingers_stay_apart_in_simulation(allegro_scene, motion_typ
     assert not [p for p in own if all(x.split('/')[1].startswith(fingers) for x in p)]
     abduction = [k for k, name in enumerate(result.joint_names) if name.endswith('abduction')]
     assert result.joint_error_rad[:, abduction].max() < 0.1
+
+
+def test_barrier_rows_are_the_items_within_the_margin(hand):
+    """The barrier skips capsule pairs by their bounding spheres and keeps its rows by
+    configuration: its rows must be those of every item closer than the margin, in order, at
+    every pose, also when a pose comes back after others."""
+    sc = hand.self_collision
+    chain = hand.chain
+    rng = np.random.default_rng(7)
+    scale = np.sqrt(hand.config.self_collision_weight)
+    items = len(sc.capsule_pairs) + len(sc._box_items)  # capsule pairs, then box samples
+    poses = [rng.uniform(chain.lower, chain.upper) for _ in range(24)]
+    first = [sc.residuals(u) for u in poses]
+    near_capsules = 0
+    for u, (r, A) in zip(poses, first, strict=True):
+        d, J = sc.distances_and_jacobian(u)
+        within = d[:items] < sc.margin_m
+        near_capsules += int(within[:len(sc.capsule_pairs)].sum())
+        k = int(within.sum())
+        np.testing.assert_allclose(r[:k], scale * (sc.margin_m - d[:items][within]),
+                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(A[:k], -scale * J[:items][within], rtol=1e-9, atol=1e-12)
+        # The rest are finger-pair rows, from the finger pairs' own items.
+        assert r.size - k <= int((d[items:] < sc.margin_m).sum())
+    for u, (r, A) in zip(poses[::-1], first[::-1], strict=True):  # again, from the kept rows
+        r2, A2 = sc.residuals(u)
+        np.testing.assert_array_equal(r2, r)
+        np.testing.assert_array_equal(A2, A)
+    assert near_capsules > 0  # the sphere test was put to the test

@@ -236,7 +236,7 @@ class ArmBodyCollision:
         if data is None:
             data = self._data
             pin.forwardKinematics(self.model, data, self.chain.full_q(u))
-        oMi = data.oMi
+        oMi = data.oMi.tolist()  # a list: indexing pinocchio's vector costs far more
         H = np.array([oMi[j].homogeneous for j in self._joint_ids])[self._slot]  # (a, 4, 4)
         return H @ self._H_joint_geom
 

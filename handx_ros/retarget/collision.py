@@ -312,7 +312,7 @@ class HandCollisionModel:
         the next update)."""
         pin.forwardKinematics(self.model, self._data, self.chain.full_q(u))
         pin.updateGeometryPlacements(self.model, self._data, self._geom_model, self._geom_data)
-        return self._geom_data.oMg
+        return self._geom_data.oMg.tolist()  # a list: indexing pinocchio's vector costs more
 
     def _world_transforms(self, q: np.ndarray) -> list[pin.SE3]:
         """Geometry poses in the model's world for configuration ``q`` (copies)."""

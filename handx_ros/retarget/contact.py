@@ -37,7 +37,7 @@ retargeted as well, after the fingers of each frame are solved:
 
 Cost: nothing when the hands' bounding spheres are further apart than the target (most frames
 of most clips); otherwise forward kinematics of both hands once and a few coal queries on the
-bounding-sphere-ordered pairs.
+bounding-sphere-ordered pairs, each asked once per frame and shift (the steps ask some again).
 
 With a hand absent from the clip there is no human contact to keep and no human distance to
 measure: the retargeters (:mod:`handx_ros.retarget.bimanual`) do not call the keeper for such
@@ -325,10 +325,10 @@ class ContactKeeper:
         free = targets.decay * self._relative
         gap = float(np.linalg.norm(T_world_base[1].translation - T_world_base[0].translation)
                     ) - self._reach[0] - self._reach[1] - float(np.linalg.norm(free))
-        hands = None if gap > beyond else [
-            _Hand(model, u, T) for model, u, T in zip(self.models, qpos, T_world_base,
-                                                      strict=True)]
-        if hands is None or float(_gaps(hands, free).min()) > beyond:  # no link near
+        hands = None if gap > beyond else _Hands(
+            [_Hand(model, u, T) for model, u, T in zip(self.models, qpos, T_world_base,
+                                                       strict=True)])
+        if hands is None or float(hands.gaps(free).min()) > beyond:  # no link near
             self._relative = free
             self._remember(qpos, T_world_base, free)
             self._crossed = False
@@ -377,14 +377,15 @@ class ContactKeeper:
                       [pin.SE3(T.rotation, T.translation + sign * 0.5 * relative)
                        for T, sign in zip(T_world_base, (-1.0, 1.0), strict=True)])
 
-    def _separate(self, hands: Sequence[_Hand], relative: np.ndarray, target: float
+    def _separate(self, hands: _Hands, relative: np.ndarray, target: float
                   ) -> tuple[np.ndarray, float]:
         """Links still crossed (fingers between fingers: their normals oppose, and no small
         shift undoes them): move the hands apart along the line between their base links
         until no pair is short of the target, by conservative steps (each pair's shortfall
         over its normal's component along the line, that component taken as at least 0.5:
         a pair whose normal opposes the line is passed within a couple of steps)."""
-        line = (hands[1].t + 0.5 * relative) - (hands[0].t - 0.5 * relative)
+        left, right = hands.hands
+        line = (right.t + 0.5 * relative) - (left.t - 0.5 * relative)
         line /= max(float(np.linalg.norm(line)), 1e-9)
         limit = 2.0 * self.targets.max_shift_m
         closest = -math.inf
@@ -410,11 +411,12 @@ class _Hand:
         self.R = np.asarray(T_world_base.rotation)
         self.t = np.asarray(T_world_base.translation)
         self.centres = centres @ self.R.T + self.t  # (g, 3) world, unshifted
+        self._R_world = self.R @ self.H[:, :3, :3]  # (g, 3, 3) geometry rotations, world
+        self._p_world = (self.R @ self.H[:, :3, 3:])[:, :, 0] + self.t  # (g, 3) unshifted
 
     def pose(self, k: int, shift: np.ndarray) -> pin.SE3:
         """World pose of geometry ``k`` with the hand shifted by ``shift``."""
-        return pin.SE3(self.R @ self.H[k, :3, :3],
-                       self.R @ self.H[k, :3, 3] + self.t + shift)
+        return pin.SE3(self._R_world[k], self._p_world[k] + shift)
 
 
 def _clamped(vector: np.ndarray, most: float) -> np.ndarray:
@@ -423,45 +425,83 @@ def _clamped(vector: np.ndarray, most: float) -> np.ndarray:
     return vector * (most / norm) if norm > most else vector
 
 
-def _gaps(hands: Sequence[_Hand], relative: np.ndarray) -> np.ndarray:
-    """(g_left, g_right) lower bounds of the pair distances from the bounding spheres, the
-    hands shifted by ``-relative / 2`` and ``+relative / 2``."""
-    left, right = hands
-    diff = (right.centres + 0.5 * relative)[None] - (left.centres - 0.5 * relative)[:, None]
-    return np.linalg.norm(diff, axis=-1) - left.radius[:, None] - right.radius[None]
+class _Hands:
+    """Both hands of one frame and the distance queries made so far at each shift: the
+    correction asks some again (the first step's at the unshifted hands, the closest pair
+    after the pairs within the target, the crossed links' check), and coal's answer to the
+    same query is the same."""
+
+    def __init__(self, hands: Sequence[_Hand]) -> None:
+        self.hands = tuple(hands)
+        self._gaps: dict[bytes, np.ndarray] = {}
+        self._pairs: dict[tuple[bytes, int, int], tuple[float, np.ndarray]] = {}
+        self._poses: dict[tuple[bytes, int, int], pin.SE3] = {}
+
+    def gaps(self, relative: np.ndarray) -> np.ndarray:
+        """(g_left, g_right) lower bounds of the pair distances from the bounding spheres, the
+        hands shifted by ``-relative / 2`` and ``+relative / 2``."""
+        key = relative.tobytes()
+        lower = self._gaps.get(key)
+        if lower is None:
+            left, right = self.hands
+            diff = (right.centres + 0.5 * relative)[None] - (left.centres - 0.5 * relative)[
+                :, None]
+            # np.linalg.norm(diff, axis=-1), without its wrapper
+            lower = np.sqrt(np.add.reduce(diff * diff, axis=-1)) - left.radius[:, None] \
+                - right.radius[None]
+            self._gaps[key] = lower
+        return lower
+
+    def pair(self, relative: np.ndarray, i: int, j: int) -> tuple[float, np.ndarray]:
+        """Signed distance and normal (left to right) of the left hand's geometry ``i`` and
+        the right hand's ``j``, the hands shifted as in :meth:`gaps`."""
+        key = (relative.tobytes(), i, j)
+        found = self._pairs.get(key)
+        if found is None:
+            left, right = self.hands
+            found = self._pairs[key] = left.model.pair_distance(
+                i, self._pose(0, i, relative), right.model, j, self._pose(1, j, relative))
+        return found
+
+    def _pose(self, side: int, k: int, relative: np.ndarray) -> pin.SE3:
+        key = (relative.tobytes(), side, k)
+        pose = self._poses.get(key)
+        if pose is None:
+            shift = -0.5 * relative if side == 0 else 0.5 * relative
+            pose = self._poses[key] = self.hands[side].pose(k, shift)
+        return pose
 
 
-def _pair(hands: Sequence[_Hand], relative: np.ndarray, i: int, j: int
-          ) -> tuple[float, np.ndarray]:
-    left, right = hands
-    return left.model.pair_distance(i, left.pose(i, -0.5 * relative), right.model, j,
-                                    right.pose(j, 0.5 * relative))
+def _as_hands(hands: _Hands | Sequence[_Hand]) -> _Hands:
+    return hands if isinstance(hands, _Hands) else _Hands(hands)
 
 
-def _pairs_within(hands: Sequence[_Hand], relative: np.ndarray, within: float
+def _pairs_within(hands: _Hands | Sequence[_Hand], relative: np.ndarray, within: float
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Signed distances (k,) and normals (k, 3) (left to right) of every pair closer than
     ``within``; coal is called only where the bounding spheres are that close."""
-    found = [_pair(hands, relative, int(i), int(j))
-             for i, j in zip(*np.nonzero(_gaps(hands, relative) < within), strict=True)]
+    hands = _as_hands(hands)
+    found = [hands.pair(relative, int(i), int(j))
+             for i, j in zip(*np.nonzero(hands.gaps(relative) < within), strict=True)]
     found = [(d, n) for d, n in found if d < within]
     if not found:
         return np.zeros(0), np.zeros((0, 3))
     return np.array([d for d, _ in found]), np.array([n for _, n in found])
 
 
-def _closest(hands: Sequence[_Hand], relative: np.ndarray, beyond: float
+def _closest(hands: _Hands | Sequence[_Hand], relative: np.ndarray, beyond: float
              ) -> tuple[float, np.ndarray | None]:
     """The closest pair's distance and normal, checking pairs in the order of their sphere
     bounds; ``(inf, None)`` when no bound is below ``beyond``."""
-    lower = _gaps(hands, relative)
+    hands = _as_hands(hands)
+    lower = hands.gaps(relative)
     flat = lower.ravel()
     best, normal = math.inf, None
     for k in np.argsort(flat):
         if flat[k] >= min(best, beyond):
             break
         i, j = divmod(int(k), lower.shape[1])
-        distance, n = _pair(hands, relative, i, j)
+        distance, n = hands.pair(relative, i, j)
         if distance < best:
             best, normal = distance, n
     return best, normal

@@ -453,7 +453,7 @@ class HandRetargeter:
             u_pred = self._u_prev
         u_pred = self.chain.clip(u_pred)
         lower, upper = self.step_bounds()
-        u_pred = np.clip(u_pred, lower, upper)
+        u_pred = np.minimum(np.maximum(u_pred, lower), upper)
         centre, prior = self._prior(u_pred)
         u, converged, residual, iterations = self._solve(u_pred, targets, weights, centre,
                                                          prior, extra, lower, upper)
@@ -653,26 +653,28 @@ def levenberg_marquardt(evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.nd
         The solution (inside the box), its residuals, whether it converged and the number of
         iterations.
     """
-    u = np.clip(u0, lower, upper)
+    # np.clip(x, lower, upper) is np.minimum(np.maximum(x, lower), upper) at a higher cost
+    u = np.minimum(np.maximum(u0, lower), upper)
     u_pred = u if u_pred is None else u_pred
     r, A = evaluate(u)
     cost = 0.5 * (r @ r) + 0.5 * smooth * float((u - u_pred) @ (u - u_pred))
     lam = config.damping
     converged = False
     iterations = 0
-    eye = np.eye(u.shape[0])
     diagonal = np.diag_indices(u.shape[0])
     limit = config.max_iterations if max_iterations is None else max_iterations
     while iterations < limit:
         iterations += 1
         tolerance = config.cost_tolerance * max(cost, 1e-12)
         g = A.T @ r + smooth * (u - u_pred)  # (n,)
-        H = A.T @ A + smooth * eye  # (n, n)
-        H_damped = H.copy()
-        H_damped[diagonal] += lam * (H[diagonal] + config.damping_floor)
-        u_new = np.clip(u + _box_newton_step(H_damped, g, lower - u, upper - u), lower, upper)
-        step = u_new - u
-        if float(np.max(np.abs(step))) < config.step_tolerance_rad:
+        H = A.T @ A  # (n, n), then + smooth I, then damped in place
+        H[diagonal] += smooth
+        H_diagonal = H[diagonal]
+        H[diagonal] = H_diagonal + lam * (H_diagonal + config.damping_floor)
+        u_new = np.minimum(np.maximum(u + _box_newton_step(H, g, lower - u, upper - u),
+                                      lower), upper)
+        step_norm = float(np.max(np.abs(u_new - u)))
+        if step_norm < config.step_tolerance_rad:
             converged = True  # the next step would change next to nothing: stationary
             break
         r_new, A_new = evaluate(u_new)
@@ -680,7 +682,6 @@ def levenberg_marquardt(evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.nd
             (u_new - u_pred) @ (u_new - u_pred))
         if cost_new <= cost:
             decrease = cost - cost_new
-            step_norm = float(np.max(np.abs(u_new - u)))
             u, r, A, cost = u_new, r_new, A_new, cost_new
             lam = max(lam / 3.0, 1e-9)
             if step_norm < config.step_tolerance_rad or decrease <= tolerance:
@@ -752,6 +753,6 @@ def _box_newton_step(H: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarra
         outside = (d < lo) | (d > hi)
         if not outside.any():
             return d
-        np.clip(d, lo, hi, out=d)
+        np.minimum(np.maximum(d, lo, out=d), hi, out=d)
         fixed = fixed | outside
     return np.clip(d, lo, hi)

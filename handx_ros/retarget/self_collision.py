@@ -71,6 +71,15 @@ squared metre of intrusion) makes the margin nearly hard against targets that pu
 another. :class:`~handx_ros.retarget.retargeter.HandRetargeter` adds it to every frame unless
 ``RetargetConfig.self_collision`` is off.
 
+Cost. The barrier is evaluated at every solver iteration, on arrays of a few dozen items, where
+numpy's cost is per call rather than per item; so it does only what the items within the
+margin need. A capsule pair is computed only where the bounding spheres of its two capsules
+(about the segment midpoints, radius half the length plus the capsule's) come within the
+margin: on the Allegro benchmark clips four evaluations in five have none. The box SDF's
+gradient is taken for the samples within the margin alone, and a sample against a box
+(``c1 = c2``) takes one point Jacobian. The rows at a configuration are kept (the last
+few): a frame's solve starts where the last one ended, and its first evaluation is free.
+
 Finger pairs in the solver. A finger pair's distance also moves with the flexion joints, which
 its Jacobian leaves out, so where such a pair is active the solver's model of the cost
 disagrees with the cost: with the box samples taken at every iteration, the synthetic benchmark
@@ -107,6 +116,7 @@ __all__ = ['Proxies', 'SelfCollision', 'SolveResiduals', 'fit_proxies', 'segment
 
 _CAPSULE, _BOX = 0, 1
 _X_AXIS = np.array([1.0, 0.0, 0.0])  # the normal of two coincident closest points
+_EYE = np.eye(3)
 _RANDOM_POSES = 8  # poses checked for pairs that always touch
 _RANDOM_SEED = 0
 # Box surface samples of the finger-finger pairs, in half extents: corners, edge midpoints and
@@ -116,6 +126,8 @@ _BOX_SAMPLES = np.array([(x, y, z) for x in (-1, 0, 1) for y in (-1, 0, 1) for z
 _BOTH_WAYS = np.array([0, 1])  # a pair's two directions, 2p and 2p + 1
 _LINEAR_SLACK_M = 0.005  # a solve linearises the finger items within the margin plus this
 _SIDEWAYS = 0.5  # a spread joint moves a finger toward another: sin(axis, direction) above
+_ROWS_KEPT = 4  # barrier rows kept by configuration (a solve's last points)
+_SPHERE_SLACK_M = 1e-6  # the capsule pairs' sphere test errs on the near side by this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,11 +264,13 @@ def _link_box(shape: coal.CollisionGeometry, placement: pin.SE3, centre: np.ndar
 
 # ----------------------------------------------------------------------------- distances
 
+_NEXT, _AFTER = np.array([1, 2, 0]), np.array([2, 0, 1])  # the axes after each axis
+
+
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cross products (e, 3) (``np.cross`` costs more on small arrays)."""
-    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
-                     a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
-                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
+    return (a.take(_NEXT, axis=1) * b.take(_AFTER, axis=1)
+            - a.take(_AFTER, axis=1) * b.take(_NEXT, axis=1))
 
 
 def segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray
@@ -292,25 +306,30 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(x, 0.0), 1.0)
 
 
-def _box_sdf(p: np.ndarray, centre: np.ndarray, axes: np.ndarray, half: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Signed distances (e,) of points ``p`` (e, 3) to boxes (``centre`` (e, 3), ``axes``
-    (e, 3, 3) as columns, ``half`` (e, 3)) and the SDF gradients (e, 3), in world axes."""
+def _box_sdf_local(p: np.ndarray, centre: np.ndarray, axes: np.ndarray, half: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``p`` (e, 3) in the frames of boxes (``centre`` (e, 3), ``axes`` (e, 3, 3) as
+    columns, ``half`` (e, 3)), and their signed distances (e,) to the boxes; the gradients are
+    :func:`_box_gradient_local` of those points, in the boxes' axes."""
     local = np.einsum('eji,ej->ei', axes, p - centre)  # (e, 3)
     q = np.abs(local) - half
     outer = np.maximum(q, 0.0)
     out_norm = np.sqrt(np.einsum('ij,ij->i', outer, outer))
     inside = np.maximum(np.maximum(q[:, 0], q[:, 1]), q[:, 2])  # q.max(axis=1), faster
-    sign = np.where(local < 0.0, -1.0, 1.0)
-    grad = np.where((out_norm > 1e-12)[:, None], outer / np.maximum(out_norm, 1e-12)[:, None],
-                    np.eye(3)[np.argmax(q, axis=1)]) * sign
-    d = out_norm + np.minimum(inside, 0.0)
-    return d, np.einsum('eij,ej->ei', axes, grad)
+    return local, out_norm + np.minimum(inside, 0.0)
+
+
+def _box_sdf(p: np.ndarray, centre: np.ndarray, axes: np.ndarray, half: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distances (e,) of points ``p`` (e, 3) to boxes (``centre`` (e, 3), ``axes``
+    (e, 3, 3) as columns, ``half`` (e, 3)) and the SDF gradients (e, 3), in world axes."""
+    local, d = _box_sdf_local(p, centre, axes, half)
+    return d, np.einsum('eij,ej->ei', axes, _box_gradient_local(local, half))
 
 
 def _box_distance_local(local: np.ndarray, half: np.ndarray) -> np.ndarray:
     """Signed distances (...) of points given in their boxes' frames (..., 3) to boxes of half
-    extents ``half`` (..., 3): :func:`_box_sdf` without the frames and the gradient."""
+    extents ``half`` (..., 3): :func:`_box_sdf_local` without the frames."""
     q = np.abs(local) - half
     o = np.maximum(q, 0.0)
     o *= o
@@ -323,12 +342,14 @@ def _box_gradient_local(local: np.ndarray, half: np.ndarray) -> np.ndarray:
     """Gradients (e, 3) of :func:`_box_distance_local` at points (e, 3), in the boxes' frames
     (outside: towards the point from its nearest box point; inside: the nearest face's
     normal)."""
+    if not len(local):
+        return np.zeros((0, 3))
     q = np.abs(local) - half
     outer = np.maximum(q, 0.0)
     out_norm = np.sqrt(np.einsum('ij,ij->i', outer, outer))
     sign = np.where(local < 0.0, -1.0, 1.0)
     return np.where((out_norm > 1e-12)[:, None], outer / np.maximum(out_norm, 1e-12)[:, None],
-                    np.eye(3)[np.argmax(q, axis=1)]) * sign
+                    _EYE[np.argmax(q, axis=1)]) * sign
 
 
 def _box_samples(half: np.ndarray) -> np.ndarray:
@@ -412,7 +433,8 @@ class SelfCollision:
         self.excluded: dict[tuple[str, str], str] = {}
         self._prune()
         self._ff_last = None  # the last linearisation's answer (_linear_rows)
-        self._ff_posed = None  # the last barrier's point and poses (_refine)
+        self._posed_at = None  # (q bytes, R, t) where self._data's joint Jacobians are
+        self._rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # recent _pair_rows
         self._select_finger_pairs(collision.self_pairs if fingers else
                                   np.zeros((0, 2), dtype=int), thumb)
 
@@ -426,7 +448,8 @@ class SelfCollision:
         self._data = self.model.createData()
         self._nv_to_u = chain.M_v_u
         self._scale = math.sqrt(weight)
-        self._ff_last = self._ff_posed = None
+        self._ff_last = self._posed_at = None
+        self._rows = {}
 
     # ------------------------------------------------------------------------- set-up
 
@@ -463,6 +486,16 @@ class SelfCollision:
         self._box_r = P.radius[cap]
         self._item_first = np.concatenate([i, cap])
         self._item_second = np.concatenate([j, box])
+        # The capsule pairs' sphere test (:meth:`_items` with ``near``): each capsule lies in
+        # the sphere about its segment's midpoint of radius half its length plus its radius.
+        g = len(P.names)
+        reach = 0.5 * np.linalg.norm(P.b - P.a, axis=1) + P.radius  # (g,)
+        self._mid = 0.5 * (P.a + P.b)  # (g, 3) segment midpoints, joint frames
+        self._cap_gap = np.zeros((len(i), g))  # (p, g): midpoint j minus midpoint i
+        self._cap_gap[np.arange(len(i)), j] += 1.0
+        self._cap_gap[np.arange(len(i)), i] -= 1.0
+        self._cap_ends = np.stack([i, i + g, j, j + g], axis=1)  # (p, 4) rows of [a; b]
+        self._cap_far_sq = (reach[i] + reach[j] + self.margin_m + _SPHERE_SLACK_M) ** 2
 
     def _check_poses(self) -> list[np.ndarray]:
         """The neutral pose, then the random poses the pruning checks."""
@@ -680,40 +713,80 @@ class SelfCollision:
         points = (R[a] @ self._ff_samples[a, s][:, :, None])[:, :, 0] + t[a]
         return d[row, s], points, normal, k, s
 
-    def _poses(self, u: np.ndarray, jacobians: bool) -> tuple[np.ndarray, np.ndarray]:
-        q = self.chain.full_q(u)
+    def _poses(self, u: np.ndarray, jacobians: bool, q: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Rotations (g, 3, 3) and translations (g, 3) of the proxies' joints at ``u``
+        (model configuration ``q`` when given), with the joint Jacobians when asked."""
+        q = self.chain.full_q(u) if q is None else q
         if jacobians:
             pin.computeJointJacobians(self.model, self._data, q)
         else:
             pin.forwardKinematics(self.model, self._data, q)
-        oMi = self._data.oMi
+        oMi = self._data.oMi.tolist()  # a list: indexing pinocchio's vector costs far more
         H = np.array([oMi[j].homogeneous for j in self._joint_ids])[self._slot]  # (g, 4, 4)
-        return H[:, :3, :3], H[:, :3, 3]
+        R, t = H[:, :3, :3], H[:, :3, 3]
+        self._posed_at = (q.tobytes(), R, t) if jacobians else None
+        return R, t
 
-    def _items(self, R: np.ndarray, t: np.ndarray
+    def _posed(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_poses` at ``u`` with the joint Jacobians, computed again only when the
+        last ones were at another configuration."""
+        q = self.chain.full_q(u)
+        if self._posed_at is None or self._posed_at[0] != q.tobytes():
+            return self._poses(u, jacobians=True, q=q)
+        return self._posed_at[1], self._posed_at[2]
+
+    def _items(self, R: np.ndarray, t: np.ndarray, near: bool = False
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                           np.ndarray]:
         """Signed distances (e,), closest points on the first and second proxies (e, 3),
         normals (e, 3) and the proxies (e,), (e,) of every capsule and capsule-box pair item,
-        in the model's world, with the proxies posed by ``R`` (g, 3, 3) and ``t`` (g, 3)."""
+        in the model's world, with the proxies posed by ``R`` (g, 3, 3) and ``t`` (g, 3).
+
+        With ``near``, only the items closer than the margin (the barrier's), in the same
+        order; a capsule pair is computed only where the bounding spheres of its capsules
+        (about each segment's midpoint) come within the margin, which most do not.
+        """
         P = self.proxies
         a = np.einsum('gij,gj->gi', R, P.a) + t  # (g, 3)
         b = np.einsum('gij,gj->gi', R, P.b) + t
-        i, j = self._cap_i, self._cap_j
-        c1, c2 = segment_distances(a[i], b[i], a[j], b[j])
-        diff = c2 - c1
-        dist = np.sqrt(np.einsum('ij,ij->i', diff, diff))
-        n_cap = np.where((dist > 1e-12)[:, None], diff / np.maximum(dist, 1e-12)[:, None],
-                         _X_AXIS)
-        d_cap = dist - self._cap_ri - self._cap_rj
+        cap_items = np.arange(len(self.capsule_pairs))
+        if near:
+            mid = np.einsum('gij,gj->gi', R, self._mid) + t
+            gap = self._cap_gap @ mid  # (p, 3)
+            cap_items = np.flatnonzero(np.einsum('ij,ij->i', gap, gap) < self._cap_far_sq)
+        if cap_items.size:  # with near, the rare solver evaluations with a capsule pair near
+            ends = np.concatenate([a, b])[self._cap_ends[cap_items]]  # (p, 4, 3)
+            c1, c2 = segment_distances(ends[:, 0], ends[:, 1], ends[:, 2], ends[:, 3])
+            diff = c2 - c1
+            dist = np.sqrt(np.einsum('ij,ij->i', diff, diff))
+            n_cap = np.where((dist > 1e-12)[:, None],
+                             diff / np.maximum(dist, 1e-12)[:, None], _X_AXIS)
+            d_cap = dist - self._cap_ri[cap_items] - self._cap_rj[cap_items]
+            if near:
+                keep = d_cap < self.margin_m
+                cap_items, c1, c2, n_cap, d_cap = (x[keep] for x in (cap_items, c1, c2, n_cap,
+                                                                     d_cap))
         cap, k = self._box_cap, self._box_k
         p = self._box_1_t * a[cap] + self._box_t * b[cap]  # (e, 3) sample centres
-        d_box, n_box = _box_sdf(p, a[k], R[k] @ self._box_axes_k, self._box_half_k)
+        axes = R[k] @ self._box_axes_k  # (e, 3, 3)
+        local, d_box = _box_sdf_local(p, a[k], axes, self._box_half_k)
+        d_box = d_box - self._box_r
+        box_items = slice(None)
+        if near:
+            box_items = np.flatnonzero(d_box < self.margin_m)
+            p, axes, local, d_box = p[box_items], axes[box_items], local[box_items], \
+                d_box[box_items]
         # The SDF gradient points from the box (second) to the sample (first): negated, the
         # normal points from the first proxy to the second, as for the capsule pairs.
-        return (np.concatenate([d_cap, d_box - self._box_r]),
-                np.concatenate([c1, p]), np.concatenate([c2, p]),
-                np.concatenate([n_cap, -n_box]), self._item_first, self._item_second)
+        n_box = -np.einsum('eij,ej->ei', axes,
+                           _box_gradient_local(local, self._box_half_k[box_items]))
+        if not cap_items.size:
+            return d_box, p, p, n_box, cap[box_items], k[box_items]
+        return (np.concatenate([d_cap, d_box]), np.concatenate([c1, p]),
+                np.concatenate([c2, p]), np.concatenate([n_cap, n_box]),
+                np.concatenate([self._cap_i[cap_items], cap[box_items]]),
+                np.concatenate([self._cap_j[cap_items], k[box_items]]))
 
     def _check_u(self, u: np.ndarray) -> np.ndarray:
         return self.chain.checked(u, 'self-collision')
@@ -766,7 +839,14 @@ class SelfCollision:
         w2 = np.concatenate([n, _cross(c2, n)], axis=1) @ J  # (e, nv)
         w1 = np.concatenate([n, _cross(c1, n)], axis=1) @ J
         g_v = w2 * moves2 - w1 * moves1
-        return g_v @ self._nv_to_u
+        return g_v if self.chain.u_is_v else g_v @ self._nv_to_u
+
+    def _sample_gradient(self, p: np.ndarray, n: np.ndarray, moves: np.ndarray) -> np.ndarray:
+        """:meth:`_gradient` of items whose two points are one, ``c1 = c2 = p`` (a sample
+        against a box): ``n . J(p)`` (e, n) over the joints marked in ``moves`` (e, nv), the
+        second proxy's supporting joints less the first's."""
+        g_v = (np.concatenate([n, _cross(p, n)], axis=1) @ self._data.J) * moves
+        return g_v if self.chain.u_is_v else g_v @ self._nv_to_u
 
     # ------------------------------------------------------------------------- barrier
 
@@ -780,26 +860,22 @@ class SelfCollision:
                  ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`residuals`, with the finger pairs from ``linear`` when given (set at its
         first call)."""
-        # The barrier is active on most frames (a thumb resting near the palm): the joint
-        # Jacobians come with the forward kinematics.
-        R, t = self._poses(u, jacobians=True)
-        d, c1, c2, n, first, second = self._items(R, t)
-        active = d < self.margin_m
-        if active.any():
-            grad = self._gradient(c1[active], c2[active], n[active],
-                                  self._support[first[active]], self._support[second[active]])
-            r, A = self._scale * (self.margin_m - d[active]), -self._scale * grad
-        else:
-            r, A = np.zeros(0), np.zeros((0, self.chain.nu))
+        q = self.chain.full_q(u)
+        key = q.tobytes()
+        rows = self._rows.get(key)
+        if rows is None:
+            rows = self._rows[key] = self._pair_rows(u, q)
+            if len(self._rows) > _ROWS_KEPT:
+                del self._rows[next(iter(self._rows))]
+        r, A = rows
         if not len(self.finger_pairs):
             return r, A
-        self._ff_posed = (u.tobytes(), R, t)  # for _refine, often at the solve's last point
         if linear is None:
-            d_f, G_f, _ = self._finger_rows(R, t, self.margin_m)
+            d_f, G_f, _ = self._finger_rows(*self._posed(u), self.margin_m)
         else:
             if linear.u0 is None:
                 linear.u0 = u.copy()
-                linear.d0, linear.G, linear.keys = self._linear_rows(u, R, t)
+                linear.d0, linear.G, linear.keys = self._linear_rows(u)
             if not linear.d0.size:
                 return r, A
             d_f = linear.d0 + linear.G @ (u - linear.u0)
@@ -809,6 +885,29 @@ class SelfCollision:
             return r, A
         return (np.concatenate([r, self._scale * (self.margin_m - d_f)]),
                 np.concatenate([A, -self._scale * G_f]))
+
+    def _pair_rows(self, u: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The barrier's capsule and capsule-box rows at ``u`` (model configuration ``q``):
+        residuals (e,) and Jacobian (e, n), read-only (they are kept for the next frame,
+        which starts where this one ended)."""
+        # The barrier is active on most frames (a thumb resting near the palm): the joint
+        # Jacobians come with the forward kinematics.
+        R, t = self._poses(u, jacobians=True, q=q)
+        d, c1, c2, n, first, second = self._items(R, t, near=True)
+        if d.size:
+            # The capsule pairs' rows come first, then the samples against boxes (c1 = c2).
+            k = len(d) - int(np.count_nonzero(self.proxies.is_box[second]))
+            support = self._support
+            grad = self._sample_gradient(c1[k:], n[k:], support[second[k:]] - support[first[k:]])
+            if k:
+                grad = np.concatenate([self._gradient(c1[:k], c2[:k], n[:k], support[first[:k]],
+                                                      support[second[:k]]), grad])
+            r, A = self._scale * (self.margin_m - d), -self._scale * grad
+        else:
+            r, A = np.zeros(0), np.zeros((0, self.chain.nu))
+        r.setflags(write=False)
+        A.setflags(write=False)
+        return r, A
 
     def _finger_rows(self, R: np.ndarray, t: np.ndarray, within: float
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -820,17 +919,16 @@ class SelfCollision:
             return d, np.zeros((0, self.chain.nu)), k
         # c1 = c2 = p: n . (J_box(p) - J_sample(p)) over the spread joints each side moves.
         w = np.concatenate([n, _cross(p, n)], axis=1) @ self._data.J  # (e, nv)
-        return d, (w * self._ff_spread_diff[k]) @ self._nv_to_u, k * _BOX_SAMPLES.shape[0] + s
+        G = w * self._ff_spread_diff[k]
+        return d, G if self.chain.u_is_v else G @ self._nv_to_u, k * _BOX_SAMPLES.shape[0] + s
 
-    def _linear_rows(self, u: np.ndarray, R: np.ndarray, t: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`_finger_rows` within the margin plus :data:`_LINEAR_SLACK_M` at ``u`` (the
-        proxies posed by ``R, t``, the joint Jacobians current). The last answer is kept:
-        a frame's solve starts where the last one's check ended."""
+    def _linear_rows(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_finger_rows` within the margin plus :data:`_LINEAR_SLACK_M` at ``u``. The
+        last answer is kept: a frame's solve starts where the last one's check ended."""
         key = u.tobytes()
         if self._ff_last is not None and self._ff_last[0] == key:
             return self._ff_last[1]
-        rows = self._finger_rows(R, t, self.margin_m + _LINEAR_SLACK_M)
+        rows = self._finger_rows(*self._posed(u), self.margin_m + _LINEAR_SLACK_M)
         self._ff_last = (key, rows)
         return rows
 
@@ -841,15 +939,14 @@ class SelfCollision:
         one), and say whether there were any."""
         if not len(self.finger_pairs) or linear.u0 is None:
             return False
-        if self._ff_posed is not None and self._ff_posed[0] == u.tobytes():
-            R, t = self._ff_posed[1:]  # and the joint Jacobians are still those at u
-        else:
-            R, t = self._poses(u, jacobians=True)
-        d, _, keys = self._linear_rows(u, R, t)
-        missed = keys[(d < 0.0) & ~np.isin(keys, linear.keys)]
+        d, _, keys = self._linear_rows(u)
+        inside = d < 0.0
+        if not inside.any():  # most solves
+            return False
+        missed = keys[inside & ~np.isin(keys, linear.keys)]
         if not missed.size:
             return False
-        d0, G, keys0 = self._finger_rows(*self._poses(linear.u0, jacobians=True), np.inf)
+        d0, G, keys0 = self._finger_rows(*self._posed(linear.u0), np.inf)
         add = np.isin(keys0, missed)
         linear.d0 = np.concatenate([linear.d0, d0[add]])
         linear.G = np.concatenate([linear.G, G[add]])
