@@ -8,7 +8,10 @@
   poses by damped least-squares IK of the palm pose on each 7-joint arm chain (through the
   folder's ``operator`` mapping), the hand joints as for a pair; one trajectory carries both.
   The IK keeps each arm's links, fingers included, clear of the body
-  (:mod:`handx_ros.retarget.body_collision`; ``RetargetConfig.body_collision``).
+  (:mod:`handx_ros.retarget.body_collision`; ``RetargetConfig.body_collision``); a wrist out
+  of reach tilts for position within ``arm_tilt_rad`` (:class:`_ArmIK`); where the human palms
+  meet, both arms are solved together and the wrists' relative pose counts too
+  (``relative_within_m``: palm facing palm even where a wrist cannot turn to its target).
 
 Both run a clip in batch (:meth:`retarget_motion`) or frame by frame (:meth:`step`, with
 :meth:`reset`), and return trajectories whose every frame says whether it converged.
