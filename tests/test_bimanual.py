@@ -12,7 +12,7 @@ from handx_gen.data.synthetic import SynthConfig, synthesize_clip
 from handx_gen.errors import RetargetError
 from handx_gen.hand.rotations import axis_angle_to_matrix
 from handx_gen.hand.topology import HandSide
-from handx_ros.retarget.bimanual import build_retargeter, retarget_motion
+from handx_ros.retarget.bimanual import build_retargeter, retarget_motion, rotation_angle
 from handx_ros.retarget.frames import (
     keypoints_in_wrist_frame,
     wrist_frames_from_keypoints,
@@ -185,10 +185,24 @@ def test_humanoid_flags_a_wrist_that_cannot_reach(motion):
     reach = trajectory.info['reach']
     error = np.array(trajectory.info['wrist_error_m_per_hand'])  # (T, 2)
     assert reach['frames'] == 20 and reach['left']['frames'] == 0
-    assert reach['right'] == {'frames': 20, 'max_error_m': error[:, 1].max(),
-                              'max_error_s': int(np.argmax(error[:, 1])) / motion.fps,
-                              'first_s': 0.0}
+    rotation = np.array(trajectory.info['wrist_rotation_error_rad_per_hand'])  # (T, 2)
+    assert reach['right'] == {
+        'frames': 20, 'max_error_m': error[:, 1].max(),
+        'max_error_s': int(np.argmax(error[:, 1])) / motion.fps, 'first_s': 0.0,
+        'max_rotation_error_rad': rotation[:, 1].max(),
+        'max_rotation_error_s': int(np.argmax(rotation[:, 1])) / motion.fps,
+        'tilted_frames': int(np.count_nonzero(rotation[:, 1] > reach['tilted_rad']))}
+    assert reach['tilt_rad'] == retargeter.config.arm_tilt_rad
     assert error[:, 1].min() > 0.3
+    # The orientation errors are the wrists' own, frame by frame.
+    arm = retargeter.arms[1]
+    R, p = wrist_poses_from_motion(far)
+    targets = retargeter.wrist_targets(R[-1], p[-1])
+    column = [retargeter.joint_names.index(retargeter.spec.controller_names.get(name, name))
+              for name in arm.chain.joint_names]
+    wrist = arm.wrist_pose(trajectory.qpos[-1, column])
+    assert rotation[-1, 1] == pytest.approx(rotation_angle(wrist.rotation,
+                                                           targets[1].rotation), abs=1e-9)
     assert 'reach' not in retarget_motion(motion[:5], 'allegro').info  # floating wrists
 
 

@@ -114,8 +114,15 @@ def test_retarget_keeps_a_claps_contact_unless_told_not_to(tmp_path, capsys):
     assert -0.004 < low <= high < 0.002  # pressing lightly, never far in
     plain = reports['plain']
     assert plain[0]['contact'] is None and 'hands touch in' not in plain[1]
-    # Only the wrists differ: the fingers are solved the same.
-    np.testing.assert_allclose(trajectory.qpos, plain[2].qpos, atol=1e-9)
+    # Only the wrists differ until the human palms come near: the fingers are solved the
+    # same; from there each hand's fingers are also kept clear of the other hand.
+    from handx_ros.retarget.contact import ContactTargets, human_palm_distance
+
+    targets = ContactTargets()
+    near = np.flatnonzero(human_palm_distance(clap.keypoints) < targets.human_apart_m)
+    assert 0 < near[0] < clap.num_frames
+    np.testing.assert_allclose(trajectory.qpos[:near[0]], plain[2].qpos[:near[0]], atol=1e-9)
+    assert not np.allclose(trajectory.qpos[near[0]:], plain[2].qpos[near[0]:], atol=1e-6)
     assert not np.allclose(trajectory.base_poses[..., :3], plain[2].base_poses[..., :3])
 
 
@@ -160,7 +167,8 @@ def test_retarget_warns_when_a_humanoid_wrist_cannot_reach(motion_file, tmp_path
     out, report = tmp_path / 'traj.npz', tmp_path / 'report.json'
     assert main(['retarget', str(path), '--robot', 'g1_hands', '--out', str(out),
                  '--report', str(report)]) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert f'warning: the right wrist cannot reach its target on {far.num_frames} of ' \
         f'{far.num_frames} frames (up to ' in err
     assert 'tolerance 30.0 mm' in err and 'left wrist' not in err
@@ -168,3 +176,9 @@ def test_retarget_warns_when_a_humanoid_wrist_cannot_reach(motion_file, tmp_path
     assert reach['right']['frames'] == far.num_frames and reach['left']['frames'] == 0
     assert reach['right']['max_error_m'] > 0.3
     assert RobotTrajectory.load(out).info['reach'] == reach
+    # The stretched arm cannot turn its wrist as the human's either: said, with how far.
+    right = reach['right']
+    assert right['tilted_frames'] > 0 and reach['left']['tilted_frames'] == 0
+    assert f'the right wrist is turned up to {np.degrees(right["max_rotation_error_rad"]):.1f} ' \
+        f'deg from its target orientation' in captured.out
+    assert 'the left wrist is turned' not in captured.out

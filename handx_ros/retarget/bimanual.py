@@ -8,7 +8,10 @@
   poses by damped least-squares IK of the palm pose on each 7-joint arm chain (through the
   folder's ``operator`` mapping), the hand joints as for a pair; one trajectory carries both.
   The IK keeps each arm's links, fingers included, clear of the body
-  (:mod:`handx_ros.retarget.body_collision`; ``RetargetConfig.body_collision``).
+  (:mod:`handx_ros.retarget.body_collision`; ``RetargetConfig.body_collision``); a wrist out
+  of reach tilts for position within ``arm_tilt_rad`` (:class:`_ArmIK`); where the human palms
+  meet, both arms are solved together and the wrists' relative pose counts too
+  (``relative_within_m``: palm facing palm even where a wrist cannot turn to its target).
 
 Both run a clip in batch (:meth:`retarget_motion`) or frame by frame (:meth:`step`, with
 :meth:`reset`), and return trajectories whose every frame says whether it converged.
@@ -89,6 +92,9 @@ FIRST_FRAME_STARTS = 8
 FIRST_FRAME_COST_TIE = 1e-6
 # Humanoids: a contact shift larger than this moves the arm again.
 CONTACT_RESOLVE_M = 1e-4
+# A humanoid wrist further than this from its target orientation counts as tilted in
+# info['reach'] (about 6 degrees).
+TILTED_RAD = 0.1
 
 __all__ = [
     'Backend',
@@ -117,6 +123,8 @@ class BimanualFrame:
         velocity_limited: (2,) per hand (humanoid: hand or arm), a joint ended on its
             velocity bound: the frame lags its target.
         contact: What keeping the hands' contacts did to the wrists (``None``: off).
+        wrist_rotation_error_rad: (2,) humanoid wrist orientation error, the angle between
+            the wrist and its target (0 for floating hands).
     """
 
     qpos: np.ndarray
@@ -128,6 +136,8 @@ class BimanualFrame:
     velocity_limited: np.ndarray = dataclasses.field(
         default_factory=lambda: np.zeros(2, dtype=bool))
     contact: ContactCorrection | None = None
+    wrist_rotation_error_rad: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(2))
 
 
 def _controller_names(spec: RobotSpec, names: tuple[str, ...]) -> list[str]:
@@ -175,6 +185,8 @@ class _TwoHands:
     hands: tuple[HandRetargeter, HandRetargeter]
     joint_names: tuple[str, ...]
     contact: ContactKeeper | None
+    # How near the human palms are measured (None: as far as the finger clearance needs).
+    _palm_within_m: float | None = None
 
     def reset(self) -> None:
         for hand in self.hands:
@@ -235,7 +247,7 @@ class _TwoHands:
         if human_distance_m is None:
             human_distance_m = float(self.contact.human_distance(keypoints))
         if human_palm_m is None:
-            human_palm_m = float(self.contact.palm_distance(keypoints))
+            human_palm_m = float(self.contact.palm_distance(keypoints, self._palm_within_m))
         return float(human_distance_m), float(human_palm_m)
 
     def _finger_clearance(self, present: np.ndarray, human_palm_m: float
@@ -246,9 +258,10 @@ class _TwoHands:
             return [None, None]
         return [self.contact.finger_clearance(i, human_palm_m) for i in range(2)]
 
-    def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any] | None:
-        """``info['reach']`` of a clip with wrist errors (T, 2); ``None``: the wrists float
-        and always reach."""
+    def _reach(self, wrist_error_m: np.ndarray, fps: float,
+               wrist_rotation_error_rad: np.ndarray) -> dict[str, Any] | None:
+        """``info['reach']`` of a clip with wrist position and orientation errors (T, 2);
+        ``None``: the wrists float and always reach."""
         return None
 
     def _bounded(self) -> list[Any]:
@@ -322,7 +335,7 @@ class _TwoHands:
         keeper = self.contact if present.all() else None  # one hand: no contact to keep
         human = keeper.human_distance(keypoints) if keeper is not None \
             else np.full(motion.num_frames, np.inf)  # (T,) in one batch: far cheaper
-        palms = keeper.palm_distance(keypoints) if keeper is not None \
+        palms = keeper.palm_distance(keypoints, self._palm_within_m) if keeper is not None \
             else np.full(motion.num_frames, np.inf)
         for t in iterator:
             frames.append(self.step(keypoints[t], R[t], p[t],
@@ -334,6 +347,7 @@ class _TwoHands:
         converged = np.array([f.converged for f in frames])  # (T, 2)
         residual = np.array([f.residual_m for f in frames])  # (T, 2)
         wrist_error = np.array([f.wrist_error_m for f in frames])
+        wrist_rotation = np.array([f.wrist_rotation_error_rad for f in frames])  # (T, 2)
         times = np.array([f.time_s for f in frames])
         limited = np.array([f.velocity_limited for f in frames], dtype=bool)  # (T, 2)
         info = {
@@ -351,9 +365,10 @@ class _TwoHands:
             'texts': list(motion.texts),
             'absent': [side.name.lower() for side in motion.absent_sides],
         }
-        reach = self._reach(wrist_error, motion.fps)
+        reach = self._reach(wrist_error, motion.fps, wrist_rotation)
         if reach is not None:
             info['reach'] = reach
+            info['wrist_rotation_error_rad_per_hand'] = wrist_rotation.tolist()
         return RobotTrajectory(robot=self.spec.name, fps=motion.fps,
                                joint_names=self.joint_names, qpos=qpos, base_poses=poses,
                                converged=converged.all(axis=1),
@@ -414,35 +429,57 @@ def contact_summary(corrections: list[ContactCorrection], touch_m: float) -> dic
     }
 
 
-def reach_summary(wrist_error_m: np.ndarray, tolerance_m: float, fps: float
-                  ) -> dict[str, Any]:
-    """Where each humanoid wrist was further than ``tolerance_m`` from its target.
+def reach_summary(wrist_error_m: np.ndarray, tolerance_m: float, fps: float,
+                  wrist_rotation_error_rad: np.ndarray | None = None,
+                  tilt_rad: float | None = None) -> dict[str, Any]:
+    """Where each humanoid wrist was further than ``tolerance_m`` from its target, and how
+    far its orientation was from the target's.
 
     Args:
         wrist_error_m: (T, 2) wrist position error per frame, left hand first.
         tolerance_m: The error beyond which a frame is out of reach.
         fps: Frame rate (times are seconds of the clip as retargeted, before any retiming).
+        wrist_rotation_error_rad: (T, 2) the wrist's orientation error per frame (the tilt
+            the arm IK traded for position, or what it could not turn), if known.
+        tilt_rad: The tilt the arm IK may trade for position
+            (``RetargetConfig.arm_tilt_rad``), if known.
 
     Returns:
         ``tolerance_m``, ``frames`` (frames with either wrist out of reach) and per hand
         (``left``, ``right``): ``frames`` out of reach, ``max_error_m`` and ``max_error_s``
         (the largest error and when), ``first_s`` (the first frame out of reach, ``None`` if
-        none).
+        none); with the orientation errors, ``tilted_rad`` (:data:`TILTED_RAD`) and per
+        hand ``max_rotation_error_rad`` and ``max_rotation_error_s`` (the largest and when)
+        and ``tilted_frames`` (frames whose orientation error exceeds ``tilted_rad``); with
+        ``tilt_rad``, that too.
     """
     error = np.asarray(wrist_error_m, dtype=np.float64).reshape(-1, 2)
+    rotation = None if wrist_rotation_error_rad is None else np.asarray(
+        wrist_rotation_error_rad, dtype=np.float64).reshape(error.shape)
     beyond = error > tolerance_m  # (T, 2)
     hands = {}
     for side in HandSide:
         column, out = error[:, side], beyond[:, side]
         worst = int(np.argmax(column)) if column.size else 0
-        hands[side.name.lower()] = {
+        hands[side.name.lower()] = hand = {
             'frames': int(np.count_nonzero(out)),
             'max_error_m': float(column[worst]) if column.size else 0.0,
             'max_error_s': worst / fps,
             'first_s': float(np.argmax(out)) / fps if out.any() else None,
         }
-    return {'tolerance_m': float(tolerance_m),
-            'frames': int(np.count_nonzero(beyond.any(axis=1))), **hands}
+        if rotation is not None:
+            turned = rotation[:, side]
+            worst = int(np.argmax(turned)) if turned.size else 0
+            hand['max_rotation_error_rad'] = float(turned[worst]) if turned.size else 0.0
+            hand['max_rotation_error_s'] = worst / fps
+            hand['tilted_frames'] = int(np.count_nonzero(turned > TILTED_RAD))
+    summary = {'tolerance_m': float(tolerance_m),
+               'frames': int(np.count_nonzero(beyond.any(axis=1))), **hands}
+    if rotation is not None:
+        summary['tilted_rad'] = TILTED_RAD
+    if tilt_rad is not None:
+        summary['tilt_rad'] = float(tilt_rad)
+    return summary
 
 
 class Backend(enum.Enum):
@@ -653,10 +690,34 @@ def _contact_keeper(hands: Sequence[HandRetargeter], contact: bool | None,
     return ContactKeeper([HandCollisionModel(hand.chain) for hand in hands], targets, fps=fps)
 
 
+def rotation_angle(R_a: np.ndarray, R_b: np.ndarray) -> float:
+    """The angle (rad) of the rotation between two rotation matrices (3, 3)."""
+    cos = 0.5 * (float(np.trace(R_a.T @ R_b)) - 1.0)
+    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
 def _se3(pose: np.ndarray) -> pin.SE3:
     """``pin.SE3`` of a pose (7,) xyz + quaternion wxyz."""
     w, x, y, z = pose[3:]
     return pin.SE3(pin.Quaternion(w, x, y, z).normalized().toRotationMatrix(), pose[:3].copy())
+
+
+def hinged_residual(error: np.ndarray, J_error: np.ndarray, weight: float, knee: float,
+                    weight_beyond: float) -> tuple[np.ndarray, np.ndarray]:
+    """A residual (k,) along an error vector ``error`` (k,) and its Jacobian (k, n) from the
+    error's ``J_error`` (k, n): its length grows at ``weight`` per unit of error up to
+    ``knee``, then at ``weight_beyond``. Continuous, and linear in ``error`` up to the knee.
+
+    The arm IK weighs its wrist's position and orientation errors with it
+    (:class:`_ArmIK`)."""
+    size = float(np.linalg.norm(error))
+    if size <= knee:
+        return weight * error, weight * J_error
+    axis = error / size
+    scale = (weight * knee + weight_beyond * (size - knee)) / size
+    # d(scale(|e|) e)/de = scale I + (weight_beyond - scale) axis axis^T
+    D = scale * np.eye(error.size) + (weight_beyond - scale) * np.outer(axis, axis)
+    return scale * error, D @ J_error
 
 
 class _ArmIK:
@@ -665,10 +726,17 @@ class _ArmIK:
 
     The arm has a joint more than the pose needs; with ``config.body_collision`` a barrier
     keeps its links clear of the body (:mod:`handx_ros.retarget.body_collision`), and the
-    elbow goes out where the free IK would have driven it into the torso."""
+    elbow goes out where the free IK would have driven it into the torso.
 
-    def __init__(self, spec: RobotSpec, side: HandSide, config: RetargetConfig,
-                 rotation_weight_m: float = 0.1, *, fps: float = 30.0) -> None:
+    Position and orientation errors are traded at ``config.arm_rotation_weight_m`` (metres
+    per radian) while the wrist misses its position by less than ``config.arm_reach_knee_m``.
+    Beyond that the wrist cannot reach: the position error weighs ``config.arm_reach_gain``
+    times more, so the orientation yields (the palm tilts) to bring the wrist within reach,
+    up to ``config.arm_tilt_rad``; an orientation error beyond that weighs as much more too,
+    so further tilt costs what it did before (:func:`hinged_residual`)."""
+
+    def __init__(self, spec: RobotSpec, side: HandSide, config: RetargetConfig, *,
+                 fps: float = 30.0) -> None:
         urdf = load_urdf_model(spec)
         hand = spec.hand(side)
         self.chain = ChainKinematics(urdf, spec.arm_joints[int(side)])
@@ -680,7 +748,6 @@ class _ArmIK:
                 for j in (model.getJointId(name) for name in hand.joints)]
         self.chain.set_locked(dict(zip(hand.joints, rest, strict=True)))  # the hand's neutral
         self.config = config
-        self.sqrt_w = np.array([1.0, 1.0, 1.0] + [rotation_weight_m] * 3)
         self.max_step = self.chain.max_velocity / float(fps)  # (n,)
         self.body = None
         if config.body_collision:
@@ -710,6 +777,58 @@ class _ArmIK:
         pin.framesForwardKinematics(model, data, self.chain.full_q(u))
         return data.oMf[self.frame_id].copy()
 
+    def begin(self, q_hand: np.ndarray | None, again: bool) -> None:
+        """Start a frame's solve: remember the state before it, or (``again``) go back to
+        it; lock the hand's joints at ``q_hand`` (where they are this frame)."""
+        if again:
+            self.u, self.started = self._before
+        else:
+            self._before = (self.u, self.started)
+        if q_hand is not None:
+            self.chain.set_locked(dict(zip(self.hand_joints, q_hand, strict=True)))
+
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """This frame's joint box: the limits, within the velocity bound after the first
+        frame."""
+        lower, upper = self.chain.lower, self.chain.upper
+        if self.started:
+            lower, upper = velocity_box(self.u, self.max_step, lower, upper)
+        return lower, upper
+
+    def pose_residuals(self, u: np.ndarray, T_world_target: pin.SE3, barrier: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray, pin.SE3, np.ndarray]:
+        """Residuals (m,) of the wrist on ``T_world_target`` (position, then orientation,
+        then the body barrier's), their Jacobian (m, n), the wrist pose and its ``LOCAL``
+        Jacobian (6, n)."""
+        config = self.config
+        T_world_frame, J = self.chain.pose_and_jacobian(u, self.frame_id)  # J (6, n)
+        T_frame_target = T_world_frame.actInv(T_world_target)
+        error = -pin.log6(T_frame_target).vector  # (6,) frame-local, zero at target
+        J_error = pin.Jlog6(T_frame_target.inverse()) @ J
+        gain = config.arm_reach_gain
+        r_pos, A_pos = hinged_residual(error[:3], J_error[:3], 1.0, config.arm_reach_knee_m,
+                                       gain)
+        weight = config.arm_rotation_weight_m
+        r_rot, A_rot = hinged_residual(error[3:], J_error[3:], weight, config.arm_tilt_rad,
+                                       gain * weight)
+        r, A = np.concatenate([r_pos, r_rot]), np.concatenate([A_pos, A_rot])
+        if barrier and self.body is not None:  # the chain's kinematics are current for u
+            r_body, A_body = self.body.residuals(u, self.chain.data)
+            if r_body.size:
+                r, A = np.concatenate([r, r_body]), np.concatenate([A, A_body])
+        return r, A, T_world_frame, J
+
+    def finish(self, u: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+               T_world_target: pin.SE3) -> tuple[float, bool]:
+        """Keep a frame's solution ``u`` (solved in the box ``[lower, upper]``): its wrist
+        position error (m) and whether it lags on a velocity bound."""
+        limited = self.started and on_velocity_bound(u, lower, upper, self.chain.lower,
+                                                     self.chain.upper)
+        self.u = u
+        self.started = True
+        p_world = self.chain.positions(u, [self.frame_id])[0]  # the arm chain's frame is world
+        return float(np.linalg.norm(p_world - T_world_target.translation)), limited
+
     def solve(self, T_world_target: pin.SE3, q_hand: np.ndarray | None = None, *,
               again: bool = False) -> tuple[np.ndarray, bool, float, bool]:
         """Joints (n,), converged, wrist position error (m) and whether the frame lags on a
@@ -717,39 +836,18 @@ class _ArmIK:
         the body barrier; default: where they were last). ``again``: solve the same frame
         once more for another target (from the state before the frame's first solve, so the
         velocity bound still counts from the previous frame)."""
-        if again:
-            self.u, self.started = self._before
-        else:
-            self._before = (self.u, self.started)
-        body = self.body
-        if q_hand is not None:
-            self.chain.set_locked(dict(zip(self.hand_joints, q_hand, strict=True)))
+        self.begin(q_hand, again)
 
         def evaluate(u: np.ndarray, barrier: bool = True) -> tuple[np.ndarray, np.ndarray]:
-            T_world_frame, J = self.chain.pose_and_jacobian(u, self.frame_id)  # J (6, n)
-            T_frame_target = T_world_frame.actInv(T_world_target)
-            error = -pin.log6(T_frame_target).vector  # (6,) frame-local, zero at target
-            J_error = pin.Jlog6(T_frame_target.inverse()) @ J
-            r, A = self.sqrt_w * error, self.sqrt_w[:, None] * J_error
-            if barrier and body is not None:  # the chain's kinematics are current for u
-                r_body, A_body = body.residuals(u, self.chain.data)
-                if r_body.size:
-                    return np.concatenate([r, r_body]), np.concatenate([A, A_body])
-            return r, A
+            return self.pose_residuals(u, T_world_target, barrier)[:2]
 
-        lower, upper = self.chain.lower, self.chain.upper
+        lower, upper = self.box()
         if self.started:
-            lower, upper = velocity_box(self.u, self.max_step, lower, upper)
             u, _, converged, _ = levenberg_marquardt(evaluate, self.u, lower, upper,
                                                      self.config)
         else:
             u, converged = self._first(evaluate, lower, upper)
-        limited = self.started and on_velocity_bound(u, lower, upper, self.chain.lower,
-                                                     self.chain.upper)
-        self.u = u
-        self.started = True
-        p_world = self.chain.positions(u, [self.frame_id])[0]  # the arm chain's frame is world
-        error = float(np.linalg.norm(p_world - T_world_target.translation))
+        error, limited = self.finish(u, lower, upper, T_world_target)
         return u, converged, error, limited
 
     def _first(self, evaluate: Callable[..., tuple[np.ndarray, np.ndarray]],
@@ -790,6 +888,21 @@ class _ArmIK:
         return u, converged
 
 
+def relative_pose_residual(T_world_a: pin.SE3, J_a: np.ndarray, T_world_b: pin.SE3,
+                           J_b: np.ndarray, T_a_b_goal: pin.SE3
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """The error (6,) of frame b's pose in frame a against ``T_a_b_goal`` (``log6`` of the
+    goal's inverse times the pose: linear, then angular, in b's goal frame) and its Jacobian
+    (6, n_a + n_b) in the joints of both chains, from each frame's world pose and ``LOCAL``
+    Jacobian (6, n_a), (6, n_b)."""
+    T_a_b = T_world_a.actInv(T_world_b)
+    T_error = T_a_b_goal.actInv(T_a_b)
+    J_log = pin.Jlog6(T_error)
+    # b's pose in a, moved by the two frames' local twists: T_a_b exp(xi_b - Ad(T_b_a) xi_a).
+    A = np.hstack([-J_log @ T_a_b.inverse().action @ J_a, J_log @ J_b])
+    return pin.log6(T_error).vector, A
+
+
 class HumanoidRetargeter(_TwoHands):
     """Arms by IK from the human wrist poses, hands by retargeting, in one trajectory.
 
@@ -822,6 +935,7 @@ class HumanoidRetargeter(_TwoHands):
         pin.framesForwardKinematics(chain.model, chain.data, chain.full_q(chain.neutral()))
         self.T_world_torso = chain.data.oMf[torso].copy()
         self.contact = _contact_keeper(self.hands, contact, False, contact_targets, fps)
+        self._palm_within_m = config.relative_within_m  # the arms are solved together
         # Each hand's base link in its wrist frame (rigidly joined): where the contact keeper
         # sees the hand when the arm puts the wrist on its target.
         self._T_wrist_base = []
@@ -836,12 +950,71 @@ class HumanoidRetargeter(_TwoHands):
         for arm in self.arms:
             arm.reset()
 
-    def _reach(self, wrist_error_m: np.ndarray, fps: float) -> dict[str, Any]:
-        return reach_summary(wrist_error_m, self.config.reach_tolerance_m, fps)
+    def _reach(self, wrist_error_m: np.ndarray, fps: float,
+               wrist_rotation_error_rad: np.ndarray) -> dict[str, Any]:
+        return reach_summary(wrist_error_m, self.config.reach_tolerance_m, fps,
+                             wrist_rotation_error_rad, self.config.arm_tilt_rad)
 
     def _chains(self) -> list[tuple[RobotSpec, ChainKinematics]]:
         return [(self.spec, chain) for chain in
                 [arm.chain for arm in self.arms] + [hand.chain for hand in self.hands]]
+
+    def _together(self, present: np.ndarray, human_palm_m: float | None) -> float:
+        """The weight of the wrists' relative pose this frame (0: each arm alone): 1 where
+        the human palms touch, falling to 0 at ``relative_within_m`` (linear in their
+        distance, :func:`~handx_ros.retarget.contact.human_palm_distance`); 0 where contacts
+        are not kept, a hand is absent or an arm has not solved its first frame (that one
+        needs its own restarts).
+
+        Palms only: where a finger touches the other hand (counting on the other hand's
+        fingers, tapping its palm), a wrist that cannot turn all the way trades the tilt for
+        position (``arm_tilt_rad``), and the other wrist, held to the relative pose, would
+        swing round it, away from its own target."""
+        if self.contact is None or human_palm_m is None or not present.all() \
+                or not all(arm.started for arm in self.arms):
+            return 0.0
+        touch = self.contact.targets.human_touch_m
+        within = self.config.relative_within_m
+        if within <= touch:
+            return 1.0 if human_palm_m <= touch else 0.0
+        return float(np.clip((within - human_palm_m) / (within - touch), 0.0, 1.0))
+
+    def _solve_together(self, goals: Sequence[pin.SE3], q_hands: Sequence[np.ndarray],
+                        weight: float, *, again: bool = False
+                        ) -> list[tuple[np.ndarray, bool, float, bool]]:
+        """Both arms in one solve: each wrist onto its goal (as :meth:`_ArmIK.solve`), and
+        the right wrist's pose in the left wrist's frame onto the goals' (position weight
+        ``weight``, orientation ``weight * relative_rotation_weight_m``). Returns each arm's
+        joints, converged, wrist position error and lag, as :meth:`_ArmIK.solve` does."""
+        left, right = self.arms
+        for arm, q_hand in zip(self.arms, q_hands, strict=True):
+            arm.begin(q_hand, again)
+        boxes = [arm.box() for arm in self.arms]
+        lower = np.concatenate([b[0] for b in boxes])
+        upper = np.concatenate([b[1] for b in boxes])
+        n = left.chain.nu
+        T_goal = goals[0].actInv(goals[1])  # the right wrist in the left's frame
+        sqrt_w = weight * np.array([1.0, 1.0, 1.0] + [self.config.relative_rotation_weight_m]
+                                   * 3)
+
+        def evaluate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            r_l, A_l, T_l, J_l = left.pose_residuals(u[:n], goals[0])
+            r_r, A_r, T_r, J_r = right.pose_residuals(u[n:], goals[1])
+            r, A = relative_pose_residual(T_l, J_l, T_r, J_r, T_goal)
+            A = sqrt_w[:, None] * A
+            rows = np.zeros((r_l.size + r_r.size, 2 * n))  # (m_l + m_r, 2n)
+            rows[:r_l.size, :n] = A_l
+            rows[r_l.size:, n:] = A_r
+            return np.concatenate([r_l, r_r, sqrt_w * r]), np.concatenate([rows, A])
+
+        u, _, converged, _ = levenberg_marquardt(
+            evaluate, np.concatenate([left.u, right.u]), lower, upper, self.config)
+        results = []
+        for i, arm in enumerate(self.arms):
+            u_i = u[i * n:(i + 1) * n].copy()
+            error, limited = arm.finish(u_i, *boxes[i], goals[i])
+            results.append((u_i, converged, error, limited))
+        return results
 
     def wrist_targets(self, R_world_wrist: np.ndarray, p_world_wrist: np.ndarray
                       ) -> list[pin.SE3]:
@@ -882,9 +1055,14 @@ class HumanoidRetargeter(_TwoHands):
         hand_results = [hand.step(kp_wrist[i], extra=clearance[i]) if present[i]
                         else hand.hold() for i, hand in enumerate(self.hands)]
         targets = self.wrist_targets(R, p)
-        arm_results = [arm.solve(target, hand.qpos) if present[i] else arm.hold()
-                       for i, (arm, target, hand) in
-                       enumerate(zip(self.arms, targets, hand_results, strict=True))]
+        together = self._together(present, human_palm_m)
+        q_hands = [hand.qpos for hand in hand_results]
+        if together > 0.0:
+            arm_results = self._solve_together(targets, q_hands, together)
+        else:
+            arm_results = [arm.solve(target, q_hand) if present[i] else arm.hold()
+                           for i, (arm, target, q_hand) in
+                           enumerate(zip(self.arms, targets, q_hands, strict=True))]
         correction = None
         if self.contact is not None and present.all():
             # The shift from where the arms put the wrists (an arm may miss its target by
@@ -897,21 +1075,37 @@ class HumanoidRetargeter(_TwoHands):
                 [r.qpos for r in hand_results],
                 [wrist * T for wrist, T in zip(reached, self._T_wrist_base, strict=True)],
                 human_distance_m, p)
-            for i, (arm, shift) in enumerate(zip(self.arms, correction.shift_m, strict=True)):
-                if np.linalg.norm(shift) > CONTACT_RESOLVE_M:
-                    goal = targets[i] if arm_results[i][3] else reached[i]
-                    moved = pin.SE3(goal.rotation, goal.translation + shift)
-                    u, converged, _, limited = arm.solve(moved, hand_results[i].qpos,
-                                                         again=True)
+            # Solved together, both arms move again (the relative pose is the shifted
+            # goals').
+            shift_m = correction.shift_m
+            shifted = [float(np.linalg.norm(shift)) > CONTACT_RESOLVE_M for shift in shift_m]
+            goals = [pin.SE3(goal.rotation, goal.translation + shift) for goal, shift in
+                     zip([targets[i] if arm_results[i][3] else reached[i] for i in range(2)],
+                         shift_m, strict=True)]
+            moved: list[tuple[np.ndarray, bool, float, bool] | None]
+            if together > 0.0 and any(shifted):
+                moved = list(self._solve_together(goals, q_hands, together, again=True))
+            else:
+                moved = [arm.solve(goal, q_hand, again=True) if shift else None
+                         for arm, goal, q_hand, shift in
+                         zip(self.arms, goals, q_hands, shifted, strict=True)]
+            for i, (arm, result) in enumerate(zip(self.arms, moved, strict=True)):
+                if result is not None:
+                    u, converged, _, limited = result
                     error = float(np.linalg.norm(arm.wrist_pose(u).translation
-                                                 - targets[i].translation - shift))
+                                                 - targets[i].translation - shift_m[i]))
                     arm_results[i] = (u, converged, error, limited)
         qpos = np.concatenate([r[0] for r in arm_results] + [r.qpos for r in hand_results])
         converged = np.array([a[1] and h.converged for a, h in
                               zip(arm_results, hand_results, strict=True)])
+        rotation = np.array([rotation_angle(arm.wrist_pose(result[0]).rotation,
+                                            target.rotation) if present[i] else 0.0
+                             for i, (arm, result, target) in
+                             enumerate(zip(self.arms, arm_results, targets, strict=True))])
         return BimanualFrame(qpos=qpos, base_poses=None, converged=converged,
                              residual_m=np.array([r.residual_m for r in hand_results]),
                              wrist_error_m=np.array([a[2] for a in arm_results]),
+                             wrist_rotation_error_rad=rotation,
                              time_s=time.perf_counter() - start,
                              velocity_limited=np.array([a[3] or h.velocity_limited for a, h in
                                                         zip(arm_results, hand_results,

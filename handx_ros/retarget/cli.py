@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +180,8 @@ def _run_retarget(args: argparse.Namespace) -> int:
     if report.get('wrist_error_median_mm') is not None:
         print(f'wrist position error median {report["wrist_error_median_mm"]:.2f} mm, max '
               f'{report["wrist_error_max_mm"]:.2f} mm')
+    for note in tilt_notes(report.get('reach')):
+        print(note)
     for side in trajectory.info.get('absent', []):
         what = 'arm and hand hold' if spec.kind is RobotKind.HUMANOID else 'hand holds'
         print(f'the {side} hand is absent from the clip: its robot {what} a rest pose (joints '
@@ -222,6 +225,24 @@ def _collisions(report: dict[str, Any]) -> str:
             shown = '<0.1%' if 0.0 < rate < 0.0005 else f'{rate:.1%}'
             parts.append(f'{label} {shown}' + ('' if parts else ' of frames'))
     return ', '.join(parts) + '; ' if parts else ''
+
+
+def tilt_notes(reach: dict[str, Any] | None) -> list[str]:
+    """One line per humanoid wrist turned away from its target orientation (``info['reach']``
+    with orientation errors): how far at most, when, and on how many frames."""
+    lines = []
+    for side in ('left', 'right'):
+        hand = (reach or {}).get(side)
+        if not hand or not hand.get('tilted_frames'):
+            continue
+        lines.append(f'the {side} wrist is turned up to '
+                     f'{math.degrees(hand["max_rotation_error_rad"]):.1f} deg from its target '
+                     f'orientation (at {hand["max_rotation_error_s"]:.2f} s; '
+                     f'{hand["tilted_frames"]} frames beyond '
+                     f'{math.degrees(reach["tilted_rad"]):.1f} deg): out of the arm\'s range, '
+                     f'or traded for position (up to {math.degrees(reach["tilt_rad"]):.0f} '
+                     'deg)')
+    return lines
 
 
 def reach_warnings(reach: dict[str, Any] | None, frames: int) -> list[str]:

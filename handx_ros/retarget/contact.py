@@ -254,10 +254,13 @@ class ContactKeeper:
         """:func:`human_hand_distance` up to :attr:`ContactTargets.human_within_m`."""
         return human_hand_distance(keypoints, within=self.targets.human_within_m)
 
-    def palm_distance(self, keypoints: np.ndarray) -> np.ndarray:
-        """:func:`human_palm_distance` up to ``human_apart_m`` (beyond, the finger
-        clearance is off)."""
-        return human_palm_distance(keypoints, within=self.targets.human_apart_m)
+    def palm_distance(self, keypoints: np.ndarray, within: float | None = None
+                      ) -> np.ndarray:
+        """:func:`human_palm_distance` up to ``within`` (default ``human_apart_m``: beyond,
+        the finger clearance is off)."""
+        return human_palm_distance(keypoints, within=self.targets.human_apart_m
+                                   if within is None else max(within,
+                                                              self.targets.human_apart_m))
 
     def reset(self) -> None:
         """Forget the last frame's shift (a new clip or stream)."""

@@ -113,8 +113,10 @@ def trajectory_report(retargeter: PairRetargeter | HumanoidRetargeter,
         report['wrist_error_median_mm'] = float(np.median(tracked) * 1e3)
         report['wrist_error_p95_mm'] = float(np.percentile(tracked, 95) * 1e3)
         report['wrist_error_max_mm'] = float(tracked.max() * 1e3)
+        rotation = trajectory.info.get('wrist_rotation_error_rad_per_hand')
         report['reach'] = reach_summary(wrist, retargeter.config.reach_tolerance_m,
-                                        trajectory.fps)
+                                        trajectory.fps, rotation,
+                                        retargeter.config.arm_tilt_rad)
         if collisions:
             report['arm_body_min_distance_mm'] = _arm_body_clearance(retargeter, trajectory)
     return report

@@ -157,6 +157,29 @@ class RetargetConfig:
             cannot reach it, or the body is in the way) is flagged per frame, in the
             trajectory's ``info['reach']``; 0.03 m is ten times what the IK leaves on a
             reachable target.
+        arm_rotation_weight_m: Humanoids: weight of the wrist orientation error in the arm
+            IK against its position error, metres of position per radian: 0.1 (a 10 degree
+            miss weighs as much as 17 mm).
+        arm_reach_knee_m: Humanoids: a wrist further than this from its target position
+            cannot reach it as turned: beyond it the position error weighs
+            ``arm_reach_gain`` times more, and the wrist's orientation yields (the palm
+            tilts) to bring it nearer. 0.01 m.
+        arm_reach_gain: 5: that factor. Up to ``arm_tilt_rad`` of orientation error, a wrist
+            out of reach trades orientation for position at ``arm_rotation_weight_m /
+            arm_reach_gain`` (0.02 m per radian).
+        arm_tilt_rad: The most orientation traded so: an orientation error beyond it weighs
+            ``arm_reach_gain`` times more too. 0.8 rad (46 degrees): the G1's left wrist,
+            palm up at full reach ("count 5 fingers"), comes within 13 mm of its target with
+            about 45 degrees of tilt. The tilt used is reported (``info['reach']``), and a
+            wrist still beyond ``reach_tolerance_m`` stays flagged.
+        relative_within_m: Humanoids keeping contacts: where the human palms are closer than
+            this (their surface distance), the two arms are solved together, and the pose of
+            one wrist in the other's frame (palm facing palm) counts beside each wrist's own
+            pose, fading in from this distance to a human touch. 0.05 m. An arm that cannot
+            turn its wrist to the target (the GR1's wrist pitch, palms pressed fingers up)
+            then turns both hands alike, so that they still face each other.
+        relative_rotation_weight_m: Weight of that relative orientation at a touch, metres
+            per radian (its position weighs 1): 0.3, three times a wrist's own orientation.
     """
 
     objective: Objective = Objective.FINGERTIP
@@ -186,6 +209,12 @@ class RetargetConfig:
     body_collision_margin_m: float = 0.005
     body_collision_weight: float = 100.0
     reach_tolerance_m: float = 0.03
+    arm_rotation_weight_m: float = 0.1
+    arm_reach_knee_m: float = 0.01
+    arm_reach_gain: float = 5.0
+    arm_tilt_rad: float = 0.8
+    relative_within_m: float = 0.05
+    relative_rotation_weight_m: float = 0.3
 
     def __post_init__(self) -> None:
         if not isinstance(self.objective, Objective):
@@ -200,7 +229,9 @@ class RetargetConfig:
                      'thumb_weight', 'pinch_on_m', 'pinch_off_m', 'pinch_gap_m',
                      'pinch_weight', 'one_euro_beta', 'self_collision_margin_m',
                      'self_collision_weight', 'body_collision_margin_m',
-                     'body_collision_weight', 'reach_tolerance_m'):
+                     'body_collision_weight', 'reach_tolerance_m', 'arm_rotation_weight_m',
+                     'arm_reach_knee_m', 'arm_reach_gain', 'arm_tilt_rad', 'relative_within_m',
+                     'relative_rotation_weight_m'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f'{name} must be a finite number >= 0, got {value!r}')
