@@ -76,16 +76,18 @@ class _Pair:
         from handx_ros.retarget import PairRetargeter
 
         self.pair = PairRetargeter(pair)
-        self.human = np.zeros(0)
+        self.human = self.palms = np.zeros(0)
         self.split = len(self.pair.hands[0].joint_names)
 
     def reset(self) -> None:
         self.pair.reset()
 
     def start_clip(self, world: tuple) -> float:
-        """The clip's human hand distances in one batch; returns its time."""
+        """The clip's human hand and palm distances in one batch, as ``handx retarget`` takes
+        them; returns its time."""
         start = time.perf_counter()
         self.human = self.pair.contact.human_distance(world[0])
+        self.palms = self.pair.contact.palm_distance(world[0], self.pair._palm_within_m)
         return time.perf_counter() - start
 
 
@@ -129,7 +131,8 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 if pair is not None:
                     both = pair.pair.step(scene[0][t], scene[1][t], scene[2][t],
-                                          human_distance_m=float(pair.human[t]))
+                                          human_distance_m=float(pair.human[t]),
+                                          human_palm_m=float(pair.palms[t]))
                     frame = [both.qpos[:pair.split], both.qpos[pair.split:]]
                     failed = [not c for c in both.converged]
                 else:
