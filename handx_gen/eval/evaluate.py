@@ -693,8 +693,9 @@ def markdown_table(report: dict[str, Any]) -> str:
         lines.append(f"Held-out phrasing: {prompts} prompts of a labelled set in users' "
                      'words, one clip each, scored against their labels (contacts, finger '
                      'actions as articulation, pattern as coordination; contact precision, '
-                     'order and timing: -) and ranked against the prompts; FID from '
-                     f'{prompts} clips against the {report["clips"]} of the other rows.')
+                     'order and timing: -) and ranked against the prompts; FID of '
+                     f'{prompts} clips (the other rows: {report["clips"]}) against the same '
+                     'reference.')
     controls = report.get('controls') or {}
     if controls:
         lines.append('')
