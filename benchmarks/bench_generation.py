@@ -1,16 +1,21 @@
 """The evaluation table: ground truth, retrieval, diffusion and AR, by task, on a corpus' test
-split, with the evaluator's controls.
+split, with the evaluator's controls; with ``--heldout``, the held-out phrasing rows.
 
 Run (the corpus of ``make models``)::
 
     .venv/bin/python benchmarks/bench_generation.py --out generation_table
+    .venv/bin/python benchmarks/bench_generation.py --heldout --tasks '' --out heldout_rows
 
 Equivalent to ``handx eval data/corpus-s0 --out ...`` (same arguments, see ``--help``), plus
 the machine's description in the JSON. Rows: every source for the ``text`` task, and the
-generators and retrieval for ``reaction`` and ``inbetween``; columns: FID (against the train
-split), R-precision top-1/3, MM-Dist, Diversity, MultiModality (mean ± 95% interval over the
-repeated runs), contact precision/recall, all stated contacts found, their order and timing,
-interpenetration, articulation, coordination, plausibility and seconds per clip.
+generators and retrieval for ``reaction`` and ``inbetween``; with ``--heldout``, retrieval and
+the generators on the held-out prompts in users' words (``benchmarks/prompts/heldout``, see
+``bench_heldout.py``), scored against their labels. Columns, the contact metrics first: all
+stated contacts found, contact precision/recall, interpenetrating frames, articulation,
+coordination, then FID (against the train split), R-precision top-1/3, MM-Dist, Diversity,
+MultiModality (mean ± 95% interval over the repeated runs), jitter and seconds per clip; a
+second table holds contact order and timing, interpenetration depth, joint-limit violations
+and bone-length variation.
 """
 
 from __future__ import annotations

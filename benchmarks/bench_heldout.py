@@ -53,8 +53,9 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from common import machine, save_report, wilson  # noqa: E402
 
+from handx_gen.eval.names import HELDOUT_SET as HELDOUT_PROMPTS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-HELDOUT_PROMPTS = ROOT / 'benchmarks' / 'prompts' / 'heldout' / 'prompts.yaml'
 CORPUS_CONFIG = ROOT / 'training' / 'configs' / 'corpus.yaml'
 MODELS = ('diffusion', 'ar')
 GROUND_TRUTH = 'corpus clip'

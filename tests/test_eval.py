@@ -15,14 +15,18 @@ from corpus_helpers import build_corpus, train
 
 from handx_gen.errors import ModelError
 from handx_gen.eval.evaluate import (
+    HELDOUT,
     EvalSettings,
     Retrieval,
     evaluate,
     load_clips,
     markdown_table,
+    prompt_set_metrics,
 )
 from handx_gen.eval.evaluator import EVALUATOR_FORMAT, Evaluator, EvaluatorConfig
 from handx_gen.eval.metrics import EvalError
+from handx_gen.eval.names import HELDOUT_SET
+from handx_gen.eval.prompt_set import load_prompt_set
 from handx_gen.generate import Generator, default_checkpoint
 from handx_gen.models.checkpoints import load_checkpoint
 from handx_gen.motion import BimanualMotion
@@ -174,7 +178,122 @@ def test_the_table_of_every_source_and_task(corpus: Path, evaluator_run: Path) -
     controls = report['controls']  # judged with the shipped evaluator below
     assert np.isfinite([controls['fid_random_motion'], controls['fid_reference_clips']]).all()
     table = markdown_table(report)
-    assert table.count('\n| ') == 7 and 'Controls:' in table  # a line per row
+    head, *body = _table_lines(table)
+    # the contact metrics first, then the embedding metrics, smoothness and speed
+    assert head == ['source', 'task', 'all contacts ↑', 'contact P / R ↑',
+                    'penetrating frames ↓', 'articulation ↑', 'coordination ↑', 'FID ↓',
+                    'R-prec top-1 ↑', 'top-3 ↑', 'MM-Dist ↓', 'Diversity', 'MModality',
+                    'jitter m/s³', 's/clip']
+    # rows by task, then by source; the ground truth once, for every task
+    assert [tuple(r[:2]) for r in body] == [
+        ('ground truth', '-'), ('retrieval', 'text'), ('diffusion', 'text'), ('AR', 'text'),
+        ('retrieval', 'reaction'), ('diffusion', 'reaction'), ('AR', 'reaction')]
+    ar = dict(zip(head, body[3], strict=True))
+    row = rows[('ar', 'text')]
+    assert ar['all contacts ↑'] == _cell(row['contact_all_found'], 2)
+    assert ar['contact P / R ↑'] == (f"{_cell(row['contact_precision'], 2)} / "
+                                     f"{_cell(row['contact_recall'], 2)}")
+    assert ar['penetrating frames ↓'] == f"{row['penetration_frequency']:.3f}"
+    assert ar['FID ↓'] == f"{row['fid'][0]:.3f}±{row['fid'][1]:.3f}"
+    assert ar['MModality'] == f"{row['multimodality'][0]:.3f}±{row['multimodality'][1]:.3f}"
+    assert ar['s/clip'] == f"{row['seconds_per_clip']:.2f}"
+    # the second table: the metrics the first leaves out, for the same rows
+    more_head, *more = _table_lines(table.split('More metrics:')[1])
+    assert 'contact order ↑' in more_head and 'bone CV ↓' in more_head
+    assert [r[:2] for r in more] == [r[:2] for r in body]
+    assert 'Controls:' in table and 'Held-out phrasing' not in table
+
+
+def _table_lines(text: str) -> list[list[str]]:
+    """The cells of the first Markdown table in ``text`` (header, then rows)."""
+    lines = text.strip().split('\n\n')[0].splitlines()
+    assert lines[1].startswith('|---|')
+    return [[c.strip() for c in line.strip('|').split('|')] for line in [lines[0], *lines[2:]]]
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+class _PerPrompt:
+    """Stands in for the Generator: a fixed clip per prompt text; records the seeds."""
+
+    def __init__(self, clips: dict[str, BimanualMotion]) -> None:
+        self.clips, self.calls = clips, []
+
+    def generate(self, text: str, *, model: str, seed: int, **_: object) -> BimanualMotion:
+        self.calls.append((text, model, seed))
+        return self.clips[text]
+
+
+def _synthetic(motion_type: str) -> BimanualMotion:
+    from handx_gen.data.synthetic import SynthConfig, synthesize_clip
+
+    config = SynthConfig.from_yaml(Path(__file__).resolve().parents[1] / 'training' / 'configs'
+                                   / 'corpus.yaml')
+    return synthesize_clip(config, 0, 0, motion_types=[motion_type]).motion
+
+
+@pytest.fixture(scope='module')
+def clap_prompts() -> tuple:
+    """Two held-out prompts that name the palms touching, a clap clip and a wave clip."""
+    prompts = [p for p in load_prompt_set(HELDOUT_SET) if p.motion_type == 'clap'][:2]
+    return prompts, _synthetic('clap'), _synthetic('wave')
+
+
+def test_prompt_set_metrics_score_clips_against_the_prompts_labels(clap_prompts) -> None:
+    prompts, clap, wave = clap_prompts
+    assert all(p.names_contacts for p in prompts)
+    both = prompt_set_metrics(prompts, [clap, clap])
+    assert both['contact_all_found'] == 1.0 and both['contact_recall'] == 1.0
+    half = prompt_set_metrics(prompts, [clap, wave])  # a wave: the palms never meet
+    assert half['contact_all_found'] == 0.5 and half['prompts_with_contacts'] == 2
+    none = prompt_set_metrics(prompts, [wave, wave])
+    assert none['contact_all_found'] == 0.0 and none['contact_recall'] == 0.0
+    # the labels do not say every touch nor when: no precision, order or timing
+    assert half['contact_precision'] is None and half['contact_order'] is None
+    assert half['contact_timing_error_s'] is None
+    # the same keys, in the same order, as the reference clips' rows
+    from handx_gen.eval.evaluate import EvalClip, feature_metrics
+
+    assert list(half) == list(feature_metrics([EvalClip('clap', clap, prompts[0].text)],
+                                              [clap]))
+    # the physical metrics are the clips' own, averaged
+    assert half['jitter_m_s3'] == pytest.approx((both['jitter_m_s3'] + none['jitter_m_s3']) / 2)
+
+
+def test_the_held_out_phrasing_rows(corpus: Path, evaluator_run: Path, clap_prompts) -> None:
+    prompts, clap, wave = clap_prompts
+    evaluator = Evaluator(evaluator_run / 'model.pt')
+    clips = load_clips(corpus, split='train', limit=3)
+    reference = [c.motion for c in load_clips(corpus, split='val', granularity=None)]
+    generator = _PerPrompt({prompts[0].text: clap, prompts[1].text: wave})
+    settings = EvalSettings(repeats=2, seed=5)
+    report = evaluate(clips, evaluator, sources=('ground_truth', 'retrieval', 'ar'),
+                      tasks=(), reference=reference, generator=generator, settings=settings,
+                      prompt_set=prompts)
+    rows = {(r['source'], r['task']): r for r in report['rows']}
+    # no task: only the held-out rows, and none for the ground truth (a prompt has no clip)
+    assert set(rows) == {('retrieval', HELDOUT), ('ar', HELDOUT)}
+    assert report['heldout_prompts'] == 2 and report['clips'] == 3
+    # the generator gets the prompts' texts, one seed per prompt as in the text task
+    assert generator.calls == [(prompts[0].text, 'ar', 5), (prompts[1].text, 'ar', 6)]
+    ar = rows[('ar', HELDOUT)]
+    assert ar['clips'] == 2 and ar['contact_all_found'] == 0.5
+    assert ar['fid'][0] >= 0 and ar['top3'] is None and ar['multimodality'] is None
+    assert ar['seconds_per_clip'] is not None
+    expected = prompt_set_metrics(prompts, [clap, wave])
+    assert {k: ar[k] for k in expected} == expected
+    table = markdown_table(report)
+    head, *body = _table_lines(table)
+    assert [r[:2] for r in body] == [['retrieval', 'held-out phrasing'],
+                                     ['AR', 'held-out phrasing']]
+    cells = dict(zip(head, body[1], strict=True))
+    assert cells['all contacts ↑'] == '0.50' and cells['contact P / R ↑'] == '- / 0.50'
+    assert 'Held-out phrasing: 2 prompts' in table
+    with pytest.raises(EvalError, match='held-out phrasing rows need a source'):
+        evaluate(clips, evaluator, sources=('ground_truth',), tasks=(), reference=reference,
+                 prompt_set=prompts)
 
 
 def test_the_shipped_evaluator_tells_motion_from_noise_and_matches_texts(corpus: Path) -> None:
@@ -227,7 +346,28 @@ def test_handx_eval_on_a_folder_of_generated_clips(corpus: Path, tmp_path: Path,
     (row,) = report['rows']
     assert row['source'] == 'ground_truth' and row['fid'][0] > 0
     assert out.with_suffix('.md').read_text().startswith('| source | task |')
-    assert '| ground_truth | text |' in capsys.readouterr().out
+    assert '| ground truth | - |' in capsys.readouterr().out
+    # --heldout with no task: the held-out rows only, from the prompt set given
+    prompts = tmp_path / 'prompts.yaml'
+    prompts.write_text(yaml.safe_dump({'format': 'handx-prompt-set/1', 'prompts': [
+        {'id': 'c1', 'text': 'clap twice', 'type': 'clap',
+         'contacts': ['left.palm~right.palm']},
+        {'id': 'f1', 'text': 'make a fist with your right hand', 'type': 'fist',
+         'bend': ['right.all']}]}))
+    assert main(['eval', str(folder), '--reference', str(corpus), '--sources', 'retrieval',
+                 '--tasks', '', '--heldout', str(prompts), '--repeats', '2', '--no-progress',
+                 '--out', str(out)]) == 0
+    report = json.loads(out.with_suffix('.json').read_text())
+    assert [(r['source'], r['task'], r['clips']) for r in report['rows']] == [
+        ('retrieval', 'heldout', 2)]
+    assert report['data']['heldout'] == str(prompts) and report['heldout_prompts'] == 2
+    assert '| retrieval | held-out phrasing |' in out.with_suffix('.md').read_text()
+    capsys.readouterr()
+    assert main(['eval', str(folder), '--tasks', '', '--no-progress']) == 2
+    assert 'give --heldout' in capsys.readouterr().err
+    assert main(['eval', str(folder), '--heldout', str(tmp_path / 'none.yaml'),
+                 '--no-progress']) == 2
+    assert 'no such prompt set' in capsys.readouterr().err
     # bad input: a clear error and exit status 2
     assert main(['eval', str(tmp_path / 'nothing')]) == 2
     assert 'not a folder of clips' in capsys.readouterr().err

@@ -4,11 +4,15 @@ generators.
     handx eval data/corpus-s0 --out eval/table          # corpus test split, every row
     handx eval my_clips/ --reference data/corpus-s0 --sources ground_truth
     handx eval captures/ --sources ground_truth,diffusion --tasks text --limit 64
+    handx eval data/corpus-s0 --heldout --tasks '' --out eval/heldout   # held-out rows only
 
 DATA is a corpus (its ``--split``) or any folder of ``handx-motion/1`` files with texts. FID is
 measured against ``--reference`` (a corpus: its train split; or a folder of clips), which is
 also the retrieval baseline's database; a corpus DATA is its own reference by default.
-Writes ``OUT.md`` and ``OUT.json`` with ``--out``.
+``--heldout`` adds the rows of the held-out phrasing: retrieval and the generators on a
+labelled prompt set in users' words (default the held-out set,
+``benchmarks/prompts/heldout/prompts.yaml``), scored against its labels. Writes ``OUT.md`` and
+``OUT.json`` with ``--out``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_data: Path | None = None) -> None:
-    from handx_gen.eval.names import GRANULARITIES, SOURCES, TASKS
+    from handx_gen.eval.names import GRANULARITIES, HELDOUT_SET, SOURCES, TASKS
 
     parser.add_argument('data', type=Path, nargs='?' if default_data else None,
                         default=default_data,
@@ -49,11 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser, default_data: Path | None = N
     parser.add_argument('--sources', default=','.join(SOURCES),
                         help=f'rows, comma-separated (default {",".join(SOURCES)})')
     parser.add_argument('--tasks', default=','.join(TASKS),
-                        help=f'tasks, comma-separated (default {",".join(TASKS)})')
+                        help=f'tasks, comma-separated (default {",".join(TASKS)}; empty with '
+                             '--heldout: only the held-out rows)')
+    parser.add_argument('--heldout', type=Path, nargs='?', const=HELDOUT_SET,
+                        metavar='PROMPTS',
+                        help='add the held-out phrasing rows: the sources other than '
+                             'ground_truth on a labelled prompt set (default the held-out '
+                             'set, benchmarks/prompts/heldout/prompts.yaml)')
     parser.add_argument('--evaluator', type=Path, help='evaluator checkpoint (default shipped)')
     parser.add_argument('--diffusion', type=Path, help='diffusion checkpoint (default shipped)')
     parser.add_argument('--ar', type=Path, help='AR checkpoint (default shipped)')
-    parser.add_argument('--limit', type=int, help='at most this many reference clips')
+    parser.add_argument('--limit', type=int,
+                        help='at most this many reference clips and held-out prompts (the '
+                             'first ones)')
     parser.add_argument('--repeats', type=int, default=20,
                         help='runs per embedding metric for the 95%% intervals (default 20)')
     parser.add_argument('--mm-texts', type=int, default=32,
@@ -92,10 +104,20 @@ def run(args: argparse.Namespace) -> int:
                        ('--out', args.out.with_suffix('.json'))],
                       [('DATA', args.data), ('--reference', args.reference),
                        ('--evaluator', args.evaluator), ('--diffusion', args.diffusion),
-                       ('--ar', args.ar)])
+                       ('--ar', args.ar), ('--heldout', args.heldout)])
     sources, tasks = _names(args.sources), _names(args.tasks)
     if args.limit is not None and args.limit < 1:
         raise EvalError(f'--limit must be positive, got {args.limit}')
+    if not tasks and args.heldout is None:
+        raise EvalError('--tasks is empty: name a task, or give --heldout for the held-out '
+                        'rows only')
+    prompt_set: tuple[Any, ...] = ()
+    if args.heldout is not None:
+        from handx_gen.eval.prompt_set import load_prompt_set
+
+        if not args.heldout.is_file():
+            raise EvalError(f'--heldout {args.heldout}: no such prompt set')
+        prompt_set = load_prompt_set(args.heldout)[:args.limit]
     settings = EvalSettings(repeats=args.repeats, mm_texts=args.mm_texts,
                             mm_samples=args.mm_samples, seed=args.seed)
     granularity = None if args.granularity == 'first' else args.granularity
@@ -118,11 +140,14 @@ def run(args: argparse.Namespace) -> int:
                                                     f'{reference_path}' if reference else ''),
           file=sys.stderr)
     report = evaluate(clips, evaluator, sources=sources, tasks=tasks, reference=reference,
-                      generator=generator, settings=settings, progress=not args.no_progress,
+                      generator=generator, settings=settings, prompt_set=prompt_set,
+                      progress=not args.no_progress,
                       log=lambda line: print(line, file=sys.stderr))
     report['data'] = {'path': str(args.data), 'split': args.split,
                       'granularity': args.granularity,
                       'reference': str(reference_path) if reference_path else None}
+    if args.heldout is not None:
+        report['data']['heldout'] = str(args.heldout)
     table = markdown_table(report)
     print(table)
     if args.out is not None:

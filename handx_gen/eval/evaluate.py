@@ -22,6 +22,15 @@ metrics: contact precision/recall, the share of prompts with all stated contacts
 order and timing, interpenetration, articulation, coordination, plausibility; plus seconds
 per clip. What is stated comes from a clip's synthesis plan when it has one, otherwise from
 the features of the reference clip.
+
+Rows of the *held-out phrasing* (task ``heldout``, given a labelled prompt set such as the
+held-out set of :mod:`handx_gen.eval.prompt_set`): the text task with prompts in users' own
+words instead of the reference clips' texts, for retrieval and the generators (a prompt has
+no clip of its own, so no ``ground_truth`` row). The embedding metrics rank the clips against
+those prompts (FID still against the reference distribution); the feature metrics score each
+clip against its prompt's labels (:func:`~handx_gen.eval.prompt_set.score_prompt`), which name
+contacts, finger actions and a pattern but not every touch nor when, so contact precision,
+order and timing are left out.
 """
 
 from __future__ import annotations
@@ -51,11 +60,11 @@ from handx_gen.eval.metrics import (
     plausibility,
     r_precision,
 )
-from handx_gen.eval.names import GRANULARITIES, SOURCES, TASKS
+from handx_gen.eval.names import GRANULARITIES, HELDOUT, SOURCES, TASKS
 
-__all__ = ['SOURCES', 'TASKS', 'EvalClip', 'EvalSettings', 'Retrieval', 'evaluate',
+__all__ = ['HELDOUT', 'SOURCES', 'TASKS', 'EvalClip', 'EvalSettings', 'Retrieval', 'evaluate',
            'feature_metrics', 'embedding_metrics', 'load_clips', 'markdown_table',
-           'random_motion']
+           'prompt_set_metrics', 'random_motion']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,10 +343,9 @@ def feature_metrics(clips: Sequence[EvalClip], motions: Sequence[Any],
     stated = detected = found = correct = pairs = ordered = 0
     with_contacts = all_found = 0
     timing: list[float] = []
-    depth, frequency = [], []
     art_done = art_stated = 0
     coord = []
-    plaus = []
+    physical = []
     iterator: Any = zip(clips, motions, strict=True)
     if progress:
         from tqdm import tqdm
@@ -358,31 +366,100 @@ def feature_metrics(clips: Sequence[EvalClip], motions: Sequence[Any],
             ordered += score.order_correct
         detected += score.detected
         correct += score.correct
-        d, f = interpenetration(motion.keypoints)
-        depth.append(d)
-        frequency.append(f)
         done, total = articulation_score(statement, features)
         art_done += done
         art_stated += total
         c = coordination_realised(statement, features)
         if c is not None:
             coord.append(c)
-        plaus.append(plausibility(motion))
+        physical.append(_physical(motion))
 
-    def ratio(a: int, b: int) -> float | None:
-        return a / b if b else None
+    return _feature_row(
+        contact_precision=_ratio(correct, detected),
+        contact_recall=_ratio(found, stated),
+        contact_all_found=_ratio(all_found, with_contacts),
+        prompts_with_contacts=with_contacts,
+        contact_order=_ratio(ordered, pairs),
+        contact_timing_error_s=float(np.mean(timing)) if timing else None,
+        articulation=_ratio(art_done, art_stated),
+        coordination=float(np.mean(coord)) if coord else None,
+        **_physical_summary(physical))
 
+
+def prompt_set_metrics(prompts: Sequence[Any], motions: Sequence[Any],
+                       progress: bool = False, label: str = 'held-out features'
+                       ) -> dict[str, Any]:
+    """The keys of :func:`feature_metrics` for ``motions`` (clip ``i`` made from
+    ``prompts[i]``, a :class:`~handx_gen.eval.prompt_set.LabelledPrompt`) scored against the
+    prompts' labels: contact recall, the share of prompts naming a contact whose named
+    contacts all occur, finger actions realised (articulation), the named pattern
+    (coordination), and the clips' interpenetration and plausibility. Contact precision,
+    order and timing are ``None``: the labels do not name every touch, nor when."""
+    from handx_gen.annotate.features import extract_features
+    from handx_gen.eval.prompt_set import score_prompt
+
+    stated = found = with_contacts = all_found = art_done = art_stated = 0
+    coord = []
+    physical = []
+    iterator: Any = zip(prompts, motions, strict=True)
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(iterator, total=len(prompts), desc=label, unit='clip', leave=False)
+    for prompt, motion in iterator:
+        score = score_prompt(prompt, extract_features(motion))
+        if score.contacts_stated:
+            with_contacts += 1
+            all_found += bool(score.all_contacts)
+            stated += score.contacts_stated
+            found += score.contacts_found
+        art_done += score.actions_realised
+        art_stated += score.actions_stated
+        if score.coordination is not None:
+            coord.append(score.coordination)
+        physical.append(_physical(motion))
+    return _feature_row(
+        contact_precision=None,
+        contact_recall=_ratio(found, stated),
+        contact_all_found=_ratio(all_found, with_contacts),
+        prompts_with_contacts=with_contacts,
+        contact_order=None,
+        contact_timing_error_s=None,
+        articulation=_ratio(art_done, art_stated),
+        coordination=float(np.mean(coord)) if coord else None,
+        **_physical_summary(physical))
+
+
+# the feature metrics of a row, in the order of the JSON report
+_FEATURE_KEYS = ('contact_precision', 'contact_recall', 'contact_all_found',
+                 'prompts_with_contacts', 'contact_order', 'contact_timing_error_s',
+                 'penetration_depth_mm', 'penetration_frequency', 'articulation', 'coordination',
+                 'limit_violation_rate', 'jitter_m_s3', 'bone_length_cv')
+
+
+def _feature_row(**values: Any) -> dict[str, Any]:
+    """``values`` in the order of :data:`_FEATURE_KEYS` (every key, no other)."""
+    if set(values) != set(_FEATURE_KEYS):
+        raise EvalError(f'feature metrics {sorted(values)} are not {sorted(_FEATURE_KEYS)}')
+    return {key: values[key] for key in _FEATURE_KEYS}
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def _physical(motion: Any) -> tuple[float, float, Any]:
+    """(interpenetration depth in metres, share of interpenetrating frames, plausibility) of
+    one clip."""
+    depth, frequency = interpenetration(motion.keypoints)
+    return depth, frequency, plausibility(motion)
+
+
+def _physical_summary(physical: Sequence[tuple[float, float, Any]]) -> dict[str, float]:
+    """Means over clips of what :func:`_physical` gives."""
+    depth, frequency, plaus = zip(*physical, strict=True)
     return {
-        'contact_precision': ratio(correct, detected),
-        'contact_recall': ratio(found, stated),
-        'contact_all_found': ratio(all_found, with_contacts),
-        'prompts_with_contacts': with_contacts,
-        'contact_order': ratio(ordered, pairs),
-        'contact_timing_error_s': float(np.mean(timing)) if timing else None,
         'penetration_depth_mm': 1000 * float(np.mean(depth)),
         'penetration_frequency': float(np.mean(frequency)),
-        'articulation': ratio(art_done, art_stated),
-        'coordination': float(np.mean(coord)) if coord else None,
         'limit_violation_rate': float(np.mean([p.limit_violation_rate for p in plaus])),
         'jitter_m_s3': float(np.mean([p.jitter_m_s3 for p in plaus])),
         'bone_length_cv': float(np.mean([p.bone_length_cv for p in plaus])),
@@ -405,9 +482,9 @@ def _statement(clip: EvalClip, cache: dict[str, Any]) -> Statement:
 def evaluate(clips: Sequence[EvalClip], evaluator: Any, *, sources: Sequence[str] = SOURCES,
              tasks: Sequence[str] = TASKS, reference: Sequence[Any] | None = None,
              generator: Any = None, settings: EvalSettings | None = None,
-             progress: bool = False, log: Callable[[str], None] | None = None
-             ) -> dict[str, Any]:
-    """Every (source, task) row.
+             prompt_set: Sequence[Any] = (), progress: bool = False,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every (source, task) row, then the held-out phrasing rows.
 
     Args:
         clips: The reference clips and their prompts.
@@ -418,11 +495,15 @@ def evaluate(clips: Sequence[EvalClip], evaluator: Any, *, sources: Sequence[str
             ``None`` leaves FID and the retrieval row out.
         generator: A :class:`~handx_gen.generate.Generator` for the model rows.
         settings: How metrics are computed.
+        prompt_set: Labelled prompts (:class:`~handx_gen.eval.prompt_set.LabelledPrompt`):
+            one row of task :data:`HELDOUT` per source other than ``ground_truth``, one clip
+            per prompt (seed ``settings.seed`` plus its position, as in the text task).
         progress: Progress bars.
         log: Called with one line per finished row.
 
     Returns:
-        ``{'rows': [...], 'controls': {...}, 'settings': {...}, 'clips': N}``.
+        ``{'rows': [...], 'controls': {...}, 'settings': {...}, 'clips': N}``, and
+        ``'heldout_prompts'`` (their number) with a ``prompt_set``.
     """
     settings = settings or EvalSettings()
     unknown = [s for s in sources if s not in SOURCES] + [t for t in tasks if t not in TASKS]
@@ -431,6 +512,9 @@ def evaluate(clips: Sequence[EvalClip], evaluator: Any, *, sources: Sequence[str
                         f'tasks: {", ".join(TASKS)}')
     if any(s in ('diffusion', 'ar') for s in sources) and generator is None:
         raise EvalError('the model rows need a generator')
+    if prompt_set and all(s == 'ground_truth' for s in sources):
+        raise EvalError('the held-out phrasing rows need a source other than ground_truth '
+                        f'(retrieval, diffusion, ar), got {list(sources)}')
     texts = [c.text for c in clips]
     text_emb = evaluator.embed_texts(texts)
     reference_emb = evaluator.embed_motions(reference) if reference else None
@@ -459,9 +543,30 @@ def evaluate(clips: Sequence[EvalClip], evaluator: Any, *, sources: Sequence[str
             rows.append(row)
             if log is not None:
                 log(_summary(row))
+    if prompt_set:
+        prompt_clips = [EvalClip(p.prompt_id, None, p.text) for p in prompt_set]
+        prompt_emb = evaluator.embed_texts([p.text for p in prompt_set])
+        for source in sources:
+            if source == 'ground_truth':
+                continue  # a prompt of the set has no clip of its own
+            motions, seconds = produce(source, prompt_clips, 'text', settings,
+                                       generator=generator, retrieval=retrieval,
+                                       progress=progress)
+            row = {'source': source, 'task': HELDOUT, 'clips': len(motions),
+                   **embedding_metrics(evaluator.embed_motions(motions), prompt_emb,
+                                       reference_emb, settings),
+                   **prompt_set_metrics(prompt_set, motions, progress,
+                                        f'{source} {HELDOUT} features'),
+                   'seconds_per_clip': float(np.median(seconds))}
+            rows.append(row)
+            if log is not None:
+                log(_summary(row))
     controls = _controls(clips, evaluator, text_emb, reference_emb, settings)
-    return {'clips': len(clips), 'rows': rows, 'controls': controls,
-            'settings': dataclasses.asdict(settings), 'evaluator': evaluator.describe()}
+    report = {'clips': len(clips), 'rows': rows, 'controls': controls,
+              'settings': dataclasses.asdict(settings), 'evaluator': evaluator.describe()}
+    if prompt_set:
+        report['heldout_prompts'] = len(prompt_set)
+    return report
 
 
 def _multimodality_groups(source: str, clips: Sequence[EvalClip], evaluator: Any,
@@ -519,33 +624,78 @@ def _summary(row: dict[str, Any]) -> str:
             f"{_fmt(row['contact_all_found'])}, {_fmt(row['seconds_per_clip'], 2)} s/clip")
 
 
-_COLUMNS = (
+def _contact_pr(row: dict[str, Any]) -> str:
+    return f"{_fmt(row['contact_precision'], 2)} / {_fmt(row['contact_recall'], 2)}"
+
+
+# (header, JSON key or a function of the row, digits): the contact metrics first, then the
+# embedding metrics, smoothness and speed
+_COLUMNS: tuple[tuple[str, Any, int], ...] = (
+    ('all contacts ↑', 'contact_all_found', 2), ('contact P / R ↑', _contact_pr, 2),
+    ('penetrating frames ↓', 'penetration_frequency', 3),
+    ('articulation ↑', 'articulation', 2), ('coordination ↑', 'coordination', 2),
     ('FID ↓', 'fid', 3), ('R-prec top-1 ↑', 'top1', 3), ('top-3 ↑', 'top3', 3),
     ('MM-Dist ↓', 'mm_dist', 3), ('Diversity', 'diversity', 3),
-    ('MultiModality', 'multimodality', 3),
-    ('contact P ↑', 'contact_precision', 2), ('contact R ↑', 'contact_recall', 2),
-    ('all contacts ↑', 'contact_all_found', 2), ('order ↑', 'contact_order', 2),
-    ('timing err s ↓', 'contact_timing_error_s', 2),
-    ('penetration mm / freq ↓', None, 1), ('articulation ↑', 'articulation', 2),
-    ('coordination ↑', 'coordination', 2), ('limit viol. ↓', 'limit_violation_rate', 3),
-    ('jitter m/s³ ↓', 'jitter_m_s3', 0), ('bone CV ↓', 'bone_length_cv', 4),
+    ('MModality', 'multimodality', 3), ('jitter m/s³', 'jitter_m_s3', 0),
     ('s/clip', 'seconds_per_clip', 2),
 )
+# the second table: what the first leaves out
+_MORE_COLUMNS: tuple[tuple[str, Any, int], ...] = (
+    ('contact order ↑', 'contact_order', 2), ('timing err s ↓', 'contact_timing_error_s', 2),
+    ('penetration depth mm ↓', 'penetration_depth_mm', 1),
+    ('limit viol. ↓', 'limit_violation_rate', 3), ('bone CV ↓', 'bone_length_cv', 4),
+    ('R-prec top-2 ↑', 'top2', 3),
+)
+_SOURCE_LABELS = {'ground_truth': 'ground truth', 'retrieval': 'retrieval',
+                  'diffusion': 'diffusion', 'ar': 'AR'}
+_TASK_LABELS = {**{t: t for t in TASKS}, HELDOUT: 'held-out phrasing'}
+
+
+def _ordered(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows by task (text, reaction, inbetween, then the held-out phrasing), each task's by
+    source (ground truth, retrieval, diffusion, AR)."""
+    tasks, sources = (*TASKS, HELDOUT), SOURCES
+
+    def key(row: dict[str, Any]) -> tuple[int, int]:
+        task, source = row['task'], row['source']
+        return (tasks.index(task) if task in tasks else len(tasks),
+                sources.index(source) if source in sources else len(sources))
+
+    return sorted(rows, key=key)
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, Any, int]]
+           ) -> list[str]:
+    lines = ['| source | task | ' + ' | '.join(c[0] for c in columns) + ' |',
+             '|' + '---|' * (len(columns) + 2)]
+    for row in rows:
+        source = _SOURCE_LABELS.get(row['source'], row['source'])
+        task = '-' if row['source'] == 'ground_truth' else _TASK_LABELS.get(row['task'],
+                                                                              row['task'])
+        cells = [key(row) if callable(key) else _fmt(row.get(key), digits)
+                 for _, key, digits in columns]
+        lines.append(f'| {source} | {task} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """The rows as a Markdown table (mean±95% CI for the embedding metrics)."""
-    head = '| source | task | ' + ' | '.join(c[0] for c in _COLUMNS) + ' |'
-    lines = [head, '|' + '---|' * (len(_COLUMNS) + 2)]
-    for row in report['rows']:
-        cells = []
-        for _, key, digits in _COLUMNS:
-            if key is None:
-                cells.append(f"{row['penetration_depth_mm']:.1f} / "
-                             f"{row['penetration_frequency']:.3f}")
-            else:
-                cells.append(_fmt(row.get(key), digits))
-        lines.append(f"| {row['source']} | {row['task']} | " + ' | '.join(cells) + ' |')
+    """The rows as Markdown: the headline table (contact metrics first, then FID,
+    R-precision, MM-Dist, Diversity, MultiModality as mean±95% CI, jitter and seconds per
+    clip), a second table of the other metrics, a note on the held-out phrasing rows and the
+    evaluator's controls. The ground truth is the same clip in every task (task ``-``)."""
+    rows = _ordered(report['rows'])
+    lines = _table(rows, _COLUMNS)
+    lines += ['', 'More metrics:', '']
+    lines += _table(rows, _MORE_COLUMNS)
+    prompts = report.get('heldout_prompts')
+    if prompts:
+        lines.append('')
+        lines.append(f"Held-out phrasing: {prompts} prompts of a labelled set in users' "
+                     'words, one clip each, scored against their labels (contacts, finger '
+                     'actions as articulation, pattern as coordination; contact precision, '
+                     'order and timing: -) and ranked against the prompts; FID of '
+                     f'{prompts} clips (the other rows: {report["clips"]}) against the same '
+                     'reference.')
     controls = report.get('controls') or {}
     if controls:
         lines.append('')

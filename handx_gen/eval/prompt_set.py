@@ -5,7 +5,9 @@ still miss what people type ("clap twice", "can you interlock your fingers?"). A
 prompt set is a list of such prompts, written by hand, each with machine-readable labels of
 what it asks for, so that generated clips can be scored against the prompt itself rather than
 against a synthesis plan. The shipped set (``benchmarks/prompts/heldout/``) is never used for
-training or validation; ``benchmarks/bench_heldout.py`` scores both models on it.
+training or validation (its path: :data:`HELDOUT_SET`); ``benchmarks/bench_heldout.py``
+scores both models on it, and ``handx eval --heldout`` adds its rows to the evaluation
+table.
 
 **File** (YAML, read with ``yaml.safe_load``)::
 
@@ -77,10 +79,12 @@ from handx_gen.eval.metrics import (
     contact_score,
     coordination_realised,
 )
+from handx_gen.eval.names import HELDOUT_SET
 from handx_gen.hand.parts import HandPart, PartRef
 from handx_gen.hand.topology import Finger, HandSide
 
 __all__ = [
+    'HELDOUT_SET',
     'PROMPT_SET_FORMAT',
     'LabelledPrompt',
     'Phrasing',
