@@ -139,3 +139,19 @@ def test_config_is_checked():
         SeparationConfig(rounds=0)
     with pytest.raises(ConfigError, match='max_step_m'):
         SeparationConfig(max_step_m=float('nan'))
+
+
+def test_a_moved_wrist_keeps_within_the_wrist_step_bound():
+    clip = facing_hands(0.006, num_frames=80)  # wrists slow to a stop at the overlap
+    own = np.linalg.norm(np.diff(clip.transl, axis=0), axis=-1)  # (T - 1, 2)
+
+    def too_fast(motion: BimanualMotion, bound: float) -> bool:
+        steps = np.linalg.norm(np.diff(motion.transl, axis=0), axis=-1)
+        return bool(np.any(steps > np.maximum(own, bound) + 1e-9))
+
+    assert too_fast(separate_hands(clip).motion, 0.002)  # the default bound is 1 cm
+    done = separate_hands(clip, config=SeparationConfig(max_wrist_step_m=0.002))
+    assert not too_fast(done.motion, 0.002)
+    assert done.frames_left == 0 < done.frames_before
+    with pytest.raises(ConfigError, match='max_wrist_step_m'):
+        SeparationConfig(max_wrist_step_m=0.0)

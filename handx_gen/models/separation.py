@@ -9,12 +9,15 @@ hands' surface proxies (:mod:`~handx_gen.annotate.surface`) overlap deeper than
 so a touch stays a touch and the annotation still sees it):
 
 1. Every pair of primitives (a finger segment, the palm, the back) of the two hands that
-   overlaps deeper than the allowed depth at a frame asks for a displacement of one hand
-   against the other along the line between their cores
+   overlaps deeper than the allowed depth at a frame asks for a move of one hand against the
+   other along the line between their cores
    (:func:`~handx_gen.annotate.surface.inter_hand_overlaps`), by the excess and
-   :attr:`SeparationConfig.margin_m` more: ``u . (o_b(t) - o_a(t)) >= excess``.
+   :attr:`SeparationConfig.margin_m` more: ``u . (o_b(t) - o_a(t)) >= excess``. Per frame,
+   the smallest relative move that meets all of its pairs' requests (Hildreth's method) is
+   the frame's request. A frame whose pairs ask for opposite moves, or for more than
+   :attr:`SeparationConfig.max_shift_m`, is left as it is.
 2. The wrists' added displacements ``o_a``, ``o_b`` (T, 3) are the smallest and smoothest that
-   satisfy those requests, by jerk-penalised least squares as in
+   meet the frames' requests, by jerk-penalised least squares as in
    :mod:`~handx_gen.models.smoothing`::
 
        minimise   sum_h sum_t |o_h(t)|^2 + w |Delta^3 o_h|^2
@@ -23,20 +26,23 @@ so a touch stays a touch and the annotation still sees it):
    solved with the requests as an active set (a request met without being imposed is left
    out). Both hands share the move where both are free (the smallest displacement does that),
    a hand given at a frame is not moved there, and frames where both are given are not
-   touched. ``w`` is :attr:`SeparationConfig.spread_s` frames to the sixth power, so a move
+   touched. ``w`` is :attr:`SeparationConfig.spread_s` in frames to the sixth power, so a move
    eases in and out over about that long; where a hand's added displacement would still change
-   by more than :attr:`SeparationConfig.max_step_m` between two frames, ``w`` is raised until
-   it does not (or :attr:`SeparationConfig.max_spread_rounds` are spent).
+   by more than :attr:`SeparationConfig.max_step_m` between two frames, or a moved wrist step
+   further than :attr:`SeparationConfig.max_wrist_step_m` (1 cm, the smoothing's bound; or
+   than the clip's own step where that was further), ``w`` is raised (four times, up to
+   :attr:`SeparationConfig.max_spread_rounds` times) until it does not.
 3. The overlaps are measured again on the moved clip and steps 1-2 repeated
-   (:attr:`SeparationConfig.rounds` in all), as a move is linear only while the primitives'
-   cores do not cross.
+   (:attr:`SeparationConfig.rounds` in all; a frame asking again replaces its request), as a
+   move is linear only while the primitives' cores do not cross. A round whose move would
+   break the step bound or exceed :attr:`SeparationConfig.max_shift_m` is not taken.
 
 Only the wrists move (translation of the whole hand), as in contact completion
 (:mod:`~handx_gen.models.contact_guidance`): the finger joints are the model's. What a wrist
-shift cannot undo it leaves: fingers interlaced through the other hand's fingers ask to be
-moved one way by one finger and the opposite way by its neighbour; the least-squares move is
-then a compromise that does not separate them, and the frames stay as they were
-(:attr:`Separation.frames_left`).
+shift cannot undo it leaves (:attr:`Separation.frames_left`): fingers interlaced through the
+other hand's fingers, where one finger asks for a move one way and its neighbour the opposite
+way, and a fingertip sunk right through the other hand (the cores cross, the depth saturates
+and the direction out is not known from the proxies).
 """
 
 from __future__ import annotations
@@ -64,11 +70,13 @@ class SeparationConfig:
     max_shift_m: float = 0.015  # a frame asking the hands to move further apart is left
     spread_s: float = 0.1  # a move eases in and out over about this long (and no shorter)
     max_step_m: float = 0.005  # most a hand's added displacement changes per frame
+    max_wrist_step_m: float = 0.01  # no moved wrist steps further per frame (unless it did)
     max_spread_rounds: int = 6  # times the easing may be lengthened to keep max_step_m
     rounds: int = 3  # passes: measure the overlaps, move the hands
 
     def __post_init__(self) -> None:
-        for name in ('max_depth_m', 'max_shift_m', 'spread_s', 'max_step_m'):
+        for name in ('max_depth_m', 'max_shift_m', 'spread_s', 'max_step_m',
+                     'max_wrist_step_m'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value <= 0:
@@ -253,6 +261,19 @@ def _largest_step(offsets: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(offsets, axis=0), axis=-1).max())
 
 
+def _too_fast(offsets: np.ndarray, transl: np.ndarray, config: SeparationConfig) -> bool:
+    """Whether an added displacement changes by more than ``max_step_m`` between two frames,
+    or a moved wrist (``transl`` (T, 2, 3) plus it) steps further than ``max_wrist_step_m``
+    where the clip's own step was within it (and further than the clip's own elsewhere)."""
+    if len(offsets) < 2:
+        return False
+    if _largest_step(offsets) > config.max_step_m:
+        return True
+    own = np.linalg.norm(np.diff(transl, axis=0), axis=-1)  # (T - 1, 2)
+    moved = np.linalg.norm(np.diff(transl + offsets, axis=0), axis=-1)
+    return bool(np.any(moved > np.maximum(own, config.max_wrist_step_m) + 1e-9))
+
+
 def separate_hands(motion: BimanualMotion, *, free: np.ndarray | None = None,
                    config: SeparationConfig | None = None) -> Separation:
     """Move the hands of a clip apart where they overlap deeper than a touch.
@@ -283,6 +304,7 @@ def separate_hands(motion: BimanualMotion, *, free: np.ndarray | None = None,
     depth_before = float(depth.max())
     nothing = Separation(motion, before, before, depth_before, depth_before, 0.0, 0.0)
     offsets = np.zeros((num_frames, 2, 3))
+    transl = np.asarray(motion.transl, dtype=np.float64)  # (T, 2, 3)
     requests = _Requests(np.zeros(0, dtype=int), np.zeros((0, 3)), np.zeros(0))
     weight = (config.spread_s * motion.fps) ** 6
     for _ in range(config.rounds):
@@ -301,10 +323,10 @@ def separate_hands(motion: BimanualMotion, *, free: np.ndarray | None = None,
             np.concatenate([requests.excess[earlier], length]))
         for _ in range(config.max_spread_rounds + 1):
             trial = _solve(trial_requests, free, weight)
-            if _largest_step(trial) <= config.max_step_m:
+            if not _too_fast(trial, transl, config):
                 break
             weight *= 4.0
-        if _largest_step(trial) > config.max_step_m \
+        if _too_fast(trial, transl, config) \
                 or np.linalg.norm(trial, axis=-1).max() > config.max_shift_m:
             break  # the requests conflict: keep the last round's move
         offsets, requests = trial, trial_requests
