@@ -14,8 +14,10 @@ Run (the corpus of ``make models``; built here when missing)::
     .venv/bin/python benchmarks/bench_contacts.py --corpus data/corpus-s0 --save contacts.json
 
 ``--types tap_palm,clap`` keeps the clips of those motion types; ``--no-contact-guidance``
-scores the clips as sampled (without :mod:`handx_gen.models.contact_guidance`); each row also
-gives the interpenetration of the hands (share of frames deeper than 8 mm, mean depth there).
+scores the clips without contact completion (:mod:`handx_gen.models.contact_guidance`),
+``--no-separation`` without hand separation (:mod:`handx_gen.models.separation`); each row
+also gives the interpenetration of the hands (share of frames deeper than 8 mm, mean depth
+there, over all frames of the clips).
 
 Prints agreement per model with a 95% Wilson interval, per motion type, and the time per clip.
 The ``tokenizer`` row encodes and decodes each ground-truth clip with the AR model's tokenizer:
@@ -116,6 +118,9 @@ def main() -> int:
     parser.add_argument('--no-contact-guidance', action='store_true',
                         help='clips as sampled, without completing the contacts the prompt '
                              'names (default: completed, as Generator.generate does)')
+    parser.add_argument('--no-separation', action='store_true',
+                        help='clips without moving the hands apart where they overlap deeper '
+                             'than a touch (default: separated, as Generator.generate does)')
     parser.add_argument('--save', help='write the report as JSON')
     args = parser.parse_args()
 
@@ -139,6 +144,7 @@ def main() -> int:
               'granularity': args.granularity, 'guidance': args.guidance,
               'steps': args.steps, 'temperature': args.temperature, 'top_k': args.top_k,
               'top_p': args.top_p, 'contact_guidance': not args.no_contact_guidance,
+              'separation': not args.no_separation,
               'prompts': len(rows), 'threads': torch.get_num_threads(), 'results': {}}
     sources = ['ground_truth', *[m.strip() for m in args.models.split(',') if m.strip()]]
     for source in sources:
@@ -146,7 +152,8 @@ def main() -> int:
         hits = stated = 0
         per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         seconds = []
-        depths, shares = [], []
+        deep_frames = frames = 0
+        deep_depth = 0.0
         for index, row in enumerate(rows):
             if source == 'ground_truth':
                 clip = row['motion']
@@ -155,7 +162,8 @@ def main() -> int:
             else:
                 start = time.perf_counter()
                 options = {'guidance': args.guidance,
-                           'contacts': not args.no_contact_guidance}
+                           'contacts': not args.no_contact_guidance,
+                           'separation': not args.no_separation}
                 if source == 'diffusion':
                     options['steps'] = args.steps
                 else:
@@ -166,8 +174,10 @@ def main() -> int:
                 seconds.append(time.perf_counter() - start)
             ok, h, n = agreement(row['plan'], clip)
             depth, share = interpenetration(clip.keypoints)
-            depths.append(depth)
-            shares.append(share)
+            deep = int(round(share * clip.num_frames))
+            deep_frames += deep
+            deep_depth += depth * deep
+            frames += clip.num_frames
             agree += ok
             hits += h
             stated += n
@@ -178,7 +188,9 @@ def main() -> int:
         result = {'agreement': agree / max(1, len(rows)), 'agree': agree, 'prompts': len(rows),
                   'ci95': [low, high], 'contacts_found': hits, 'contacts_stated': stated,
                   'per_type': {k: {'agree': a, 'prompts': n}
-                               for k, (a, n) in sorted(per_type.items())}}
+                               for k, (a, n) in sorted(per_type.items())},
+                  'interpenetration_frames': deep_frames / max(1, frames),
+                  'interpenetration_depth_m': deep_depth / max(1, deep_frames)}
         if seconds:
             seconds.sort()
             result['seconds_per_clip_p50'] = seconds[len(seconds) // 2]

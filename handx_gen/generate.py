@@ -55,6 +55,7 @@ from handx_gen.errors import ConfigError, ModelError, unknown_choice
 from handx_gen.hand.topology import HandSide
 from handx_gen.models.contact_guidance import ContactGuidanceConfig, complete_contacts
 from handx_gen.models.masking import ConditionMask, MaskMode
+from handx_gen.models.separation import SeparationConfig, separate_hands
 from handx_gen.models.smoothing import Smoother, SmoothingConfig
 from handx_gen.motion.container import BimanualMotion
 from handx_gen.motion.features import FEATURE_LAYOUT, FeatureGroup, Normalizer
@@ -279,6 +280,7 @@ class Generator:
         progress: Callable[[int, int], None] | None = None,
         smoothing: SmoothingConfig | bool | None = True,
         contacts: ContactGuidanceConfig | bool | None = True,
+        separation: SeparationConfig | bool | None = True,
     ) -> BimanualMotion:
         """One clip for one prompt, of any length.
 
@@ -320,10 +322,17 @@ class Generator:
                 ``True`` (default) with the default
                 :class:`~handx_gen.models.contact_guidance.ContactGuidanceConfig`, a config
                 for other settings, ``False`` or ``None`` to leave the clip as sampled.
+            separation: Hand separation (:mod:`~handx_gen.models.separation`), before contact
+                completion: where the hands overlap deeper than a touch (3 mm), the generated
+                wrists are moved apart, eased in and out (given parts stay exact): ``True``
+                (default) with the default
+                :class:`~handx_gen.models.separation.SeparationConfig`, a config for other
+                settings, ``False`` or ``None`` to leave the overlaps as sampled.
 
         Returns:
             The clip, with the prompt as its text and the request in ``annotation`` (with
-            what contact completion did, under ``'contacts'``, when it moved a hand).
+            what separation and contact completion did, under ``'separation'`` and
+            ``'contacts'``, when they moved a hand).
 
         Raises:
             ModelError: Bad prompt, given motion of the wrong shape or frame rate, a hand
@@ -337,6 +346,7 @@ class Generator:
         _check_seed(seed)
         smoothing = _smoothing_config(smoothing)
         contacts = _contacts_config(contacts)
+        separation = _separation_config(separation)
         loaded = self.load(kind)
         text = _check_prompt(loaded, text)
         _check_model_mode(loaded, mode)
@@ -377,16 +387,27 @@ class Generator:
                 progress(part.index + 1, len(plan))
         clip = BimanualMotion.concatenate(parts, texts=(text,),
                                           annotation={'generated': request})
-        if contacts is None:
+        if contacts is None and separation is None:
             return clip
         transl = FEATURE_LAYOUT.group_mask  # a hand is given at a frame when its wrist is
         free = np.stack([~mask[:, transl([(side, FeatureGroup.TRANSL)])].any(axis=1)
                          for side in HandSide], axis=1)  # (T, 2)
-        completion = complete_contacts(clip, text, free=free, config=contacts)
-        if completion.motion is clip:
+        moved = clip
+        if separation is not None:
+            # First, so that completion makes its contacts on hands that no longer overlap
+            # (it never takes them deeper than 8 mm, or than they already were).
+            separated = separate_hands(moved, free=free, config=separation)
+            if separated.motion is not moved:
+                request['separation'] = separated.to_dict()
+                moved = separated.motion
+        if contacts is not None:
+            completion = complete_contacts(moved, text, free=free, config=contacts)
+            if completion.motion is not moved:
+                request['contacts'] = completion.to_dict()
+                moved = completion.motion
+        if moved is clip:
             return clip
-        request['contacts'] = completion.to_dict()
-        return completion.motion.with_annotation({'generated': request})
+        return moved.with_annotation({'generated': request})
 
     def plan(
         self,
@@ -628,6 +649,17 @@ def _contacts_config(value: ContactGuidanceConfig | bool | None
     if isinstance(value, ContactGuidanceConfig):
         return value
     raise ConfigError(f'contacts must be true, false, None or a ContactGuidanceConfig, got '
+                      f'{value!r}')
+
+
+def _separation_config(value: SeparationConfig | bool | None) -> SeparationConfig | None:
+    if value is True:
+        return SeparationConfig()
+    if value is False or value is None:
+        return None
+    if isinstance(value, SeparationConfig):
+        return value
+    raise ConfigError(f'separation must be true, false, None or a SeparationConfig, got '
                       f'{value!r}')
 
 

@@ -89,6 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='leave the clip as sampled: do not make the contacts between the '
                              'hands that the prompt names where the clip comes within reach of '
                              'them (default: made, by moving the generated wrists)')
+    parser.add_argument('--no-separation', action='store_true',
+                        help='leave the hands overlapping where the model put one into the other '
+                             '(default: moved apart to a touch, by moving the generated wrists)')
     parser.add_argument('--checkpoint', type=Path,
                         help='checkpoint of --model (default: the shipped small one)')
     parser.add_argument('--text-encoder', type=Path, metavar='DIR',
@@ -245,7 +248,7 @@ def _generate(args: argparse.Namespace) -> int:
         k=args.k, frames=_frames(args.keyframes), include_orient=args.with_orient,
         guidance=args.guidance, steps=args.steps, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, smoothing=not args.no_smoothing,
-        contacts=not args.no_contact_guidance)
+        contacts=not args.no_contact_guidance, separation=not args.no_separation)
     windows = len(generator.plan(args.model, mode=args.mode, given=given,
                                  seconds=args.seconds))
     progress = None

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from handx_gen.annotate.contact_text import MAX_REPEATS, StatedContact, stated_contacts
 from handx_gen.annotate.features import extract_features

@@ -575,3 +575,33 @@ def test_contact_guidance_makes_the_named_contact_and_keeps_the_given_parts(
     default = generator.generate(text, **request)  # on by default, default reach
     assert ('contacts' in default.annotation['generated']) != \
         np.array_equal(default.keypoints, plain.keypoints)
+
+
+@pytest.mark.parametrize(('model', 'mode', 'options'), [
+    ('diffusion', 'text', {}), ('ar', 'reaction', {'side': 'right'})])
+def test_separation_is_the_library_step_and_keeps_the_given_parts(
+        generator: Generator, given: BimanualMotion, model: str, mode: str,
+        options: dict) -> None:
+    from handx_gen.models.separation import SeparationConfig, separate_hands
+
+    text = 'The hands press their palms together.'
+    request = dict(model=model, mode=mode, given=None if mode == 'text' else given, seed=3,
+                   seconds=None if mode != 'text' else given.num_frames / given.fps,
+                   contacts=False, **options)
+    plain = generator.generate(text, separation=False, **request)
+    config = SeparationConfig(max_depth_m=1e-4)  # any overlap at all is moved apart
+    separated = generator.generate(text, separation=config, **request)
+    mask = ConditionMask.make(mode, plain.num_frames, **options).array
+    free = np.stack([~mask[:, FEATURE_LAYOUT.slice(side, FeatureGroup.TRANSL)].any(1)
+                     for side in HandSide], axis=1)
+    expected = separate_hands(plain, free=free, config=config)
+    np.testing.assert_allclose(separated.keypoints, expected.motion.keypoints, atol=1e-6)
+    recorded = separated.annotation['generated'].get('separation')
+    assert (recorded is not None) == (expected.motion is not plain)
+    if recorded is not None:
+        assert recorded == expected.to_dict()
+    for side in HandSide:
+        np.testing.assert_array_equal(separated.transl[~free[:, side], side],
+                                      plain.transl[~free[:, side], side])
+    with pytest.raises(ConfigError, match='separation must be'):
+        generator.generate(text, separation='yes', **request)

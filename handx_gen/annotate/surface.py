@@ -66,6 +66,7 @@ __all__ = [
     'frames_of',
     'hand_surface',
     'inter_hand_distance',
+    'inter_hand_overlaps',
     'inter_hand_penetration',
     'intra_hand_penetration',
     'near_frames',
@@ -527,22 +528,64 @@ def part_distance_matrix(surface_a: HandSurface, surface_b: HandSurface) -> np.n
 
 def _primitive_distances(sa: HandSurface, sb: HandSurface) -> np.ndarray:
     """(..., 17, 17) signed distances between primitives: 15 capsules, then palm and back."""
+    return _primitive_cores(sa, sb)[0]
+
+
+def _primitive_cores(sa: HandSurface, sb: HandSurface
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(..., 17, 17) signed distances between primitives (15 capsules, then palm and back),
+    and the closest points of their cores, on ``a``'s and on ``b``'s (..., 17, 17, 3)."""
     a0, a1 = sa.capsule_start[..., :, None, :], sa.capsule_end[..., :, None, :]
     b0, b1 = sb.capsule_start[..., None, :, :], sb.capsule_end[..., None, :, :]
     ra, rb = sa.capsule_radius, sb.capsule_radius
-    cc = _segment_segment(a0, a1, b0, b1)[0] - ra[..., :, None] - rb[..., None, :]
+    cc, cc_a, cc_b = _segment_segment(a0, a1, b0, b1)
+    cc = cc - ra[..., :, None] - rb[..., None, :]
     qa = sa.lozenge[..., None, :, :, :]  # (..., 1, 2, 4, 3)
     qb = sb.lozenge[..., None, :, :, :]
     la, lb = sa.lozenge_radius[..., None, None], sb.lozenge_radius[..., None, None]
-    cq = _segment_quad(sa.capsule_start[..., :, None, :], sa.capsule_end[..., :, None, :],
-                       qb)[0] - ra[..., :, None] - lb  # (..., 15, 2)
-    qc = _segment_quad(sb.capsule_start[..., :, None, :], sb.capsule_end[..., :, None, :],
-                       qa)[0] - rb[..., :, None] - la  # (..., 15, 2) b-capsule x a-lozenge
-    qq = _quad_quad(sa.lozenge[..., :, None, :, :], sb.lozenge[..., None, :, :, :])[0] \
-        - la - lb  # (..., 2, 2)
-    top = np.concatenate([cc, cq], axis=-1)  # (..., 15, 17)
-    bottom = np.concatenate([np.swapaxes(qc, -1, -2), qq], axis=-1)  # (..., 2, 17)
-    return np.concatenate([top, bottom], axis=-2)
+    cq, cq_a, cq_b = _segment_quad(a0, a1, qb)
+    cq = cq - ra[..., :, None] - lb  # (..., 15, 2)
+    qc, qc_b, qc_a = _segment_quad(sb.capsule_start[..., :, None, :],
+                                   sb.capsule_end[..., :, None, :], qa)
+    qc = qc - rb[..., :, None] - la  # (..., 15, 2) b-capsule x a-lozenge
+    qq, qq_a, qq_b = _quad_quad(sa.lozenge[..., :, None, :, :], sb.lozenge[..., None, :, :, :])
+    qq = qq - la - lb  # (..., 2, 2)
+
+    def assemble(c_c: np.ndarray, c_q: np.ndarray, q_c: np.ndarray, q_q: np.ndarray,
+                 tail: tuple[int, ...]) -> np.ndarray:
+        lead = np.broadcast_shapes(c_c.shape[:c_c.ndim - 2 - len(tail)],
+                                   q_q.shape[:q_q.ndim - 2 - len(tail)])
+        top = np.concatenate([np.broadcast_to(c_c, lead + (15, 15) + tail),
+                              np.broadcast_to(c_q, lead + (15, 2) + tail)], axis=len(lead) + 1)
+        bottom = np.concatenate([np.broadcast_to(np.swapaxes(q_c, len(lead), len(lead) + 1),
+                                                 lead + (2, 15) + tail),
+                                 np.broadcast_to(q_q, lead + (2, 2) + tail)],
+                                axis=len(lead) + 1)
+        return np.concatenate([top, bottom], axis=len(lead))
+
+    return (assemble(cc, cq, qc, qq, ()), assemble(cc_a, cq_a, qc_a, qq_a, (3,)),
+            assemble(cc_b, cq_b, qc_b, qq_b, (3,)))
+
+
+def inter_hand_overlaps(surface_a: HandSurface, surface_b: HandSurface
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distances between every primitive of one hand and every primitive of the
+    other, and the directions that would separate each pair.
+
+    Returns:
+        (..., 17, 17) signed surface distances, metres (rows ``a``'s 15 capsules then palm and
+        back, columns ``b``'s), and (..., 17, 17, 3) unit vectors from the closest point of
+        ``a``'s primitive core to that of ``b``'s: moving ``b`` along one (or ``a`` against
+        it) opens that pair's gap by as much, while the cores do not cross. Where they cross
+        (the direction is undefined) it is the direction from ``a``'s palm centre to ``b``'s.
+    """
+    signed, core_a, core_b = _primitive_cores(surface_a, surface_b)
+    direction = core_b - core_a
+    norm = np.linalg.norm(direction, axis=-1, keepdims=True)
+    centres = surface_b.palm_centre - surface_a.palm_centre  # (..., 3)
+    fallback = centres / np.maximum(np.linalg.norm(centres, axis=-1, keepdims=True), _EPS)
+    fallback = np.broadcast_to(fallback[..., None, None, :], direction.shape)
+    return signed, np.where(norm > 1e-6, direction / np.maximum(norm, _EPS), fallback)
 
 
 # Primitive index -> part index, for the reduction.
