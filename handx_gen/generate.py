@@ -46,7 +46,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -344,9 +344,9 @@ class Generator:
         kind = ModelKind.parse(model)
         mode = MaskMode.parse(mode)
         _check_seed(seed)
-        smoothing = _smoothing_config(smoothing)
-        contacts = _contacts_config(contacts)
-        separation = _separation_config(separation)
+        smoothing = _step_config('smoothing', smoothing, SmoothingConfig)
+        contacts = _step_config('contacts', contacts, ContactGuidanceConfig)
+        separation = _step_config('separation', separation, SeparationConfig)
         loaded = self.load(kind)
         text = _check_prompt(loaded, text)
         _check_model_mode(loaded, mode)
@@ -492,7 +492,7 @@ class Generator:
         return self._stream(
             loaded, text, seed=seed, guidance=guidance, steps=steps, temperature=temperature,
             top_k=top_k, top_p=top_p, window_frames=window_frames, settings=settings,
-            smoothing=_smoothing_config(smoothing),
+            smoothing=_step_config('smoothing', smoothing, SmoothingConfig),
             skeletons=skeletons if skeletons is not None or mode is MaskMode.TEXT else (
                 lambda given: _skeletons(given, condition.mode, condition.side)),
             frame_mask=lambda n: ConditionMask.make(
@@ -629,38 +629,19 @@ class Generator:
         return x[0, :frames]
 
 
-def _smoothing_config(value: SmoothingConfig | bool | None) -> SmoothingConfig | None:
+_Step = TypeVar('_Step', SmoothingConfig, ContactGuidanceConfig, SeparationConfig)
+
+
+def _step_config(name: str, value: _Step | bool | None, kind: type[_Step]) -> _Step | None:
+    """A post-processing step's argument: ``True`` its defaults, ``False``/``None`` off, or
+    a config of its own type."""
     if value is True:
-        return SmoothingConfig()
+        return kind()
     if value is False or value is None:
         return None
-    if isinstance(value, SmoothingConfig):
+    if isinstance(value, kind):
         return value
-    raise ConfigError(f'smoothing must be true, false, None or a SmoothingConfig, got '
-                      f'{value!r}')
-
-
-def _contacts_config(value: ContactGuidanceConfig | bool | None
-                     ) -> ContactGuidanceConfig | None:
-    if value is True:
-        return ContactGuidanceConfig()
-    if value is False or value is None:
-        return None
-    if isinstance(value, ContactGuidanceConfig):
-        return value
-    raise ConfigError(f'contacts must be true, false, None or a ContactGuidanceConfig, got '
-                      f'{value!r}')
-
-
-def _separation_config(value: SeparationConfig | bool | None) -> SeparationConfig | None:
-    if value is True:
-        return SeparationConfig()
-    if value is False or value is None:
-        return None
-    if isinstance(value, SeparationConfig):
-        return value
-    raise ConfigError(f'separation must be true, false, None or a SeparationConfig, got '
-                      f'{value!r}')
+    raise ConfigError(f'{name} must be true, false, None or a {kind.__name__}, got {value!r}')
 
 
 def _hand_side(side: HandSide | int | str) -> HandSide:
