@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Any, Protocol, TypeVar
 
 from handx_gen.errors import ConfigError, unknown_choice
 
-__all__ = ['MAX_YAML_BYTES', 'config_from_yaml', 'config_kwargs', 'preset_values', 'read_yaml']
+__all__ = ['MAX_YAML_BYTES', 'check_integers', 'check_positive', 'config_from_yaml',
+           'config_kwargs', 'preset_values', 'read_yaml']
 
 MAX_YAML_BYTES = 1 << 20  # 1 MiB: a config is a few hundred bytes
 
@@ -32,6 +34,25 @@ class _FromDict(Protocol):
 
 
 C = TypeVar('C', bound=_FromDict)
+
+
+def check_positive(config: Any, what: str, names: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` unless each field ``names`` of ``config`` is a finite
+    number > 0 (not a bool); ``what`` names the config in the message."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f'{what} {name} must be a positive number, got {value!r}')
+
+
+def check_integers(config: Any, what: str, lows: tuple[tuple[str, int], ...]) -> None:
+    """Raise :class:`ConfigError` unless each field of ``config`` named in ``lows`` (name,
+    least value) is an int (not a bool) of at least that value."""
+    for name, low in lows:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f'{what} {name} must be an integer >= {low}, got {value!r}')
 
 
 def config_kwargs(cls: type, values: Mapping[str, Any] | None, what: str) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from handx_gen.annotate.surface import (
     inter_hand_penetration,
     part_distance,
 )
+from handx_gen.config import check_integers, check_positive
 from handx_gen.errors import ConfigError
 from handx_gen.hand.parts import FINGER_PARTS, FINGERTIP_PARTS, HandPart
 from handx_gen.hand.topology import HandSide
@@ -72,22 +73,15 @@ class ContactGuidanceConfig:
     rounds: int = 3  # passes over the stated contacts
 
     def __post_init__(self) -> None:
-        for name in ('max_reach_m', 'max_step_m', 'min_separation_s', 'max_penetration_m'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f'contact guidance {name} must be a positive number, got '
-                                  f'{value!r}')
+        check_positive(self, 'contact guidance',
+                       ('max_reach_m', 'max_step_m', 'min_separation_s', 'max_penetration_m'))
         gap = self.target_gap_m
         if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not math.isfinite(gap) \
                 or not -0.005 <= gap <= 0.004:
             raise ConfigError(f'contact guidance target_gap_m must be in [-0.005, 0.004] m (a '
                               f'touch is a gap of 5 mm or less), got {gap!r}')
-        for name, low in (('hold_frames', 0), ('min_ease_frames', 1), ('rounds', 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f'contact guidance {name} must be an integer >= {low}, got '
-                                  f'{value!r}')
+        check_integers(self, 'contact guidance',
+                       (('hold_frames', 0), ('min_ease_frames', 1), ('rounds', 1)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

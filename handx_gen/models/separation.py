@@ -54,6 +54,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from handx_gen.annotate.surface import hand_surface, inter_hand_overlaps
+from handx_gen.config import check_integers, check_positive
 from handx_gen.errors import ConfigError
 from handx_gen.hand.topology import HandSide
 from handx_gen.motion.container import BimanualMotion
@@ -75,22 +76,13 @@ class SeparationConfig:
     rounds: int = 3  # passes: measure the overlaps, move the hands
 
     def __post_init__(self) -> None:
-        for name in ('max_depth_m', 'max_shift_m', 'spread_s', 'max_step_m',
-                     'max_wrist_step_m'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f'separation {name} must be a positive number, got '
-                                  f'{value!r}')
+        check_positive(self, 'separation', ('max_depth_m', 'max_shift_m', 'spread_s',
+                                            'max_step_m', 'max_wrist_step_m'))
         margin = self.margin_m
         if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
                 or not math.isfinite(margin) or margin < 0:
             raise ConfigError(f'separation margin_m must be a number >= 0, got {margin!r}')
-        for name, low in (('rounds', 1), ('max_spread_rounds', 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f'separation {name} must be an integer >= {low}, got '
-                                  f'{value!r}')
+        check_integers(self, 'separation', (('rounds', 1), ('max_spread_rounds', 0)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
