@@ -645,10 +645,10 @@ def _video(out: Path, plot: dict[str, Any], config: DemoGraphConfig) -> dict[str
     from handx_ros.sim.render import render_video
 
     motion = cv.motion_from_msg(plot['motion'])
-    names = _controller_joint_names(config.robot)
+    retargeter = build_retargeter(config.robot)  # the joint names and the sim node's limits
     trajectory = cv.trajectory_from_msg(plot['trajectory'], robot=config.robot,
-                                        joint_names=names)
-    trajectory, _ = retime(trajectory, build_retargeter(config.robot).motion_limits())
+                                        joint_names=list(retargeter.joint_names))
+    trajectory, _ = retime(trajectory, retargeter.motion_limits())
     scene = build_scene(config.robot)
     result = simulate(scene, trajectory, motion)
     try:
